@@ -1,0 +1,1 @@
+"""How outputs are judged: tolerance policy and error statistics."""

@@ -1,0 +1,159 @@
+"""Build one artifact folder: export, validate, write ONNX test data, check export fidelity."""
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import numpy as np
+import onnx
+
+from conformance.compare.judge import Expected, Judgement, judge
+from conformance.compare.tolerance import tolerance_for
+from conformance.export import EXPORTERS, ExportError
+from conformance.export.tf2onnx_export import ERFC_OPTION
+from conformance.pack import layout
+from conformance.targets.interface import TargetError
+from conformance.targets.reference import ReferenceTarget
+from reference_models.interface import Params, TensorSpec, keras_layout, layout_permutation
+
+NUMPY_DTYPES = {onnx.TensorProto.FLOAT: "float32", onnx.TensorProto.INT64: "int64",
+                onnx.TensorProto.DOUBLE: "float64", onnx.TensorProto.FLOAT16: "float16"}
+
+
+def finding(kind: str, message: str, **evidence: Any) -> dict[str, Any]:
+    """kind: export-failed, invalid-onnx, exporter-workaround, io-mismatch, fidelity."""
+    return {"kind": kind, "attributed_to": "exporter", "message": message, "evidence": evidence}
+
+
+def checker_error(path: Path) -> str | None:
+    try:
+        onnx.checker.check_model(onnx.load(str(path)), full_check=True)
+    except Exception as error:  # the checker raises several types; all mean "invalid"
+        return f"{type(error).__name__}: {error}".strip()[:2000]
+    return None
+
+
+def has_erfc(path: Path) -> bool:
+    return any(node.op_type == "Erfc" for node in onnx.load(str(path)).graph.node)
+
+
+def export_once(family: ModuleType, params: Params, exporter: str, path: Path, options: dict[str, Any]):
+    return EXPORTERS[exporter](family, params, path, options)
+
+
+def same_bytes_on_reexport(family, params, exporter, path: Path, options) -> bool:
+    with tempfile.TemporaryDirectory() as scratch:
+        again = Path(scratch) / layout.MODEL_ONNX
+        export_once(family, params, exporter, again, options)
+        return again.read_bytes() == path.read_bytes()
+
+
+def io_record(tensor: TensorSpec, value_info: onnx.ValueInfoProto, channels_last: bool) -> dict[str, Any]:
+    artifact_layout = keras_layout(tensor.layout) if channels_last else tensor.layout
+    tensor_type = value_info.type.tensor_type
+    return {
+        "name": value_info.name,
+        "spec_name": tensor.name,
+        "dtype": NUMPY_DTYPES.get(tensor_type.elem_type, str(tensor_type.elem_type)),
+        "shape": [d.dim_param or d.dim_value for d in tensor_type.shape.dim],
+        "layout": artifact_layout,
+        "transpose": list(layout_permutation(tensor.layout, artifact_layout)),
+    }
+
+
+def write_test_data(directory: Path, plan: list[dict], golden: dict[str, np.ndarray], inputs: list[dict], outputs: list[dict]) -> None:
+    for entry in plan:
+        data_dir = layout.data_set_dir(directory, entry["index"])
+        data_dir.mkdir(parents=True, exist_ok=True)
+        for kind, records in (("input", inputs), ("output", outputs)):
+            for i, record in enumerate(records):
+                array = golden[layout.golden_key(entry["index"], kind, record["spec_name"])]
+                array = np.transpose(array, record["transpose"]).astype(record["dtype"])
+                layout.write_tensor(data_dir / f"{kind}_{i}.pb", array, record["name"])
+
+
+def fidelity_record(judgement: Judgement, index: int) -> dict[str, Any]:
+    return {
+        "test_data_set": index,
+        "passed": judgement.passed,
+        "margin": judgement.margin,
+        "problems": judgement.all_problems,
+        "outputs": {o.name: o.stats.as_dict() if o.stats else None for o in judgement.outputs},
+    }
+
+
+def check_fidelity(path: Path, plan: list[dict], golden: dict, inputs: list[dict], outputs: list[dict], tolerance_class: str):
+    """Run every data set on the ONNX reference evaluator in float32 against the float64 golden."""
+    tolerance = tolerance_for("fp32", tolerance_class)
+    records, findings = [], []
+    try:
+        session = ReferenceTarget("reference", {}).load(path)
+    except TargetError as error:
+        return [], [finding("fidelity", f"the reference evaluator refused the artifact: {error}")]
+    for entry in plan:
+        index = entry["index"]
+        feeds = {
+            r["name"]: np.transpose(golden[layout.golden_key(index, "input", r["spec_name"])], r["transpose"]).astype(r["dtype"])
+            for r in inputs
+        }
+        expected = [
+            Expected(r["name"], r["dtype"], np.transpose(golden[layout.golden_key(index, "output", r["spec_name"])], r["transpose"]))
+            for r in outputs
+        ]
+        try:
+            judgement = judge(session.run(feeds), expected, tolerance)
+        except TargetError as error:
+            records.append({"test_data_set": index, "passed": False, "error": str(error)[:2000]})
+            findings.append(finding("fidelity", f"set {index} (batch {entry['batch']}, seq {entry['seq_len']}) "
+                                    f"fails on the reference evaluator: {str(error)[:500]}"))
+            continue
+        records.append(fidelity_record(judgement, index))
+        if not judgement.passed:
+            findings.append(finding("fidelity", f"set {index} (batch {entry['batch']}, seq {entry['seq_len']}) "
+                                    f"differs from the golden on the reference evaluator: {'; '.join(judgement.all_problems)}",
+                                    margin=judgement.margin))
+    return records, findings
+
+
+def build_artifact(family: ModuleType, params: Params, exporter: str, directory: Path, plan: list[dict], golden: dict) -> dict[str, Any]:
+    spec = family.SPEC
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / layout.MODEL_ONNX
+    options: dict[str, Any] = {}
+    findings: list[dict[str, Any]] = []
+    try:
+        result = export_once(family, params, exporter, path, options)
+        invalid = checker_error(path)
+        if invalid and exporter == "tf2onnx" and has_erfc(path):
+            findings.append(finding(
+                "exporter-workaround",
+                f"tf2onnx emitted the undefined op Erfc (invalid ONNX); re-exported with the named option {ERFC_OPTION}",
+                checker=invalid))
+            options = {ERFC_OPTION: True}
+            result = export_once(family, params, exporter, path, options)
+            invalid = checker_error(path)
+        reproducible = same_bytes_on_reexport(family, params, exporter, path, options)
+    except ExportError as error:
+        return {"exporter": exporter, "findings": [finding("export-failed", str(error)[:2000])]}
+    model = onnx.load(str(path), load_external_data=False)
+    record: dict[str, Any] = {
+        "exporter": exporter, "exporter_version": result.exporter_version, "options": result.options,
+        "opset": next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), None),
+        "valid_onnx": invalid is None, "reproducible_bytes": reproducible,
+    }
+    if invalid:
+        findings.append(finding("invalid-onnx", f"onnx.checker (full_check) rejects the artifact: {invalid[:500]}"))
+    graph_inputs = [i for i in model.graph.input if i.name not in {t.name for t in model.graph.initializer}]
+    if len(graph_inputs) != len(spec.inputs) or len(model.graph.output) != len(spec.outputs):
+        findings.append(finding("io-mismatch", f"artifact has {len(graph_inputs)} inputs / {len(model.graph.output)} outputs, "
+                                f"the model has {len(spec.inputs)} / {len(spec.outputs)}",
+                                inputs=[i.name for i in graph_inputs], outputs=[o.name for o in model.graph.output]))
+        return {**record, "findings": findings}
+    channels_last = result.layout == "keras"
+    record["inputs"] = [io_record(t, v, channels_last) for t, v in zip(spec.inputs, graph_inputs)]
+    record["outputs"] = [io_record(t, v, channels_last) for t, v in zip(spec.outputs, model.graph.output)]
+    write_test_data(directory, plan, golden, record["inputs"], record["outputs"])
+    record["fidelity"], fidelity_findings = check_fidelity(path, plan, golden, record["inputs"], record["outputs"], spec.tolerance_class)
+    return {**record, "findings": findings + fidelity_findings}

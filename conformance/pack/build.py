@@ -1,0 +1,190 @@
+"""Build the conformance pack: twin check -> goldens -> ONNX exports -> test data -> pack.json.
+
+Build stage: needs torch, TensorFlow and tf2onnx. A failing artifact stays in the pack with
+its finding recorded in model.json; the build never drops or quietly patches one.
+"""
+from __future__ import annotations
+
+import json
+import platform
+import shutil
+import tempfile
+import time
+import zlib
+from collections.abc import Callable
+from importlib import metadata
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import numpy as np
+
+from conformance.pack import layout
+from conformance.pack.artifact import build_artifact
+from conformance.pack.hashing import MANIFEST, file_hashes, pack_digest
+from conformance.spec import load_json
+from reference_models import FAMILIES, load_family
+from reference_models.interface import ModelSpec, Params
+from reference_models.twin import TWIN_MAX_REL_L2, rel_l2, run_keras, run_torch
+
+Progress = Callable[[str], None]
+TOOLCHAIN = ("torch", "tensorflow", "keras", "tf2onnx", "onnx", "onnxscript", "onnxruntime", "numpy", "protobuf")
+
+
+class TwinMismatchError(RuntimeError):
+    """The torch and Keras twins disagree: the two definitions are not the same function."""
+
+
+def model_seed(base_seed: int, name: str) -> int:
+    """A stable per-model seed (crc32 of the name), so adding a model changes no other."""
+    return base_seed + zlib.crc32(name.encode())
+
+
+def data_set_plan(spec: ModelSpec, batches: list[int]) -> list[dict[str, Any]]:
+    """Set 0: batch 1; set 1: the largest batch; then the largest batch at each further length."""
+    seq_lens = list(spec.seq_lens) or [None]
+    big = max(batches)
+    plan = [{"batch": 1, "seq_len": seq_lens[0]}, {"batch": big, "seq_len": seq_lens[0]}]
+    plan += [{"batch": big, "seq_len": s} for s in seq_lens[1:]]
+    return [{"index": i, **entry} for i, entry in enumerate(plan)]
+
+
+def float32_exact(array: np.ndarray) -> np.ndarray:
+    """Round float inputs to float32 so the float64 golden is computed on exactly what runtimes see."""
+    if np.issubdtype(array.dtype, np.floating):
+        return array.astype(np.float32).astype(np.float64)
+    return array.astype(np.int64)
+
+
+def draw_inputs(family: ModuleType, plan: list[dict[str, Any]], seed: int) -> list[dict[str, np.ndarray]]:
+    """Per data set inputs; the batch-1 input is sample 0 of the batch-N input at the same length."""
+    by_len = {
+        entry["seq_len"]: family.make_inputs(max(e["batch"] for e in plan), entry["seq_len"], seed + i)
+        for i, entry in enumerate(plan)
+        if entry["batch"] > 1
+    }
+    return [
+        {name: float32_exact(array[: entry["batch"]]) for name, array in by_len[entry["seq_len"]].items()}
+        for entry in plan
+    ]
+
+
+def golden_and_twin(family: ModuleType, params: Params, inputs: list[dict[str, np.ndarray]]):
+    """The torch float64 golden of every data set, and the twin check's figures."""
+    spec = family.SPEC
+    torch_model, keras_model = family.build_torch(params), family.build_keras(params, "float64")
+    golden: dict[str, np.ndarray] = {}
+    twin: list[dict[str, Any]] = []
+    for index, data in enumerate(inputs):
+        expected = run_torch(torch_model, data, spec)
+        mirrored = run_keras(keras_model, data, spec)
+        for name, array in data.items():
+            golden[layout.golden_key(index, "input", name)] = array
+        for name, array in expected.items():
+            golden[layout.golden_key(index, "output", name)] = array
+            error = rel_l2(mirrored[name], array)
+            twin.append({"test_data_set": index, "output": name, "rel_l2": error})
+            if not error <= TWIN_MAX_REL_L2:
+                raise TwinMismatchError(
+                    f"{spec.name}: twin check failed on set {index} output {name}: "
+                    f"relative L2 {error:.3g} > {TWIN_MAX_REL_L2:g}"
+                )
+    return golden, twin
+
+
+def parameter_count(params: Params) -> int:
+    return int(sum(np.asarray(v).size for k, v in params.items() if not k.endswith(("running_mean", "running_var", "num_batches_tracked"))))
+
+
+def build_model(name: str, out_dir: Path, exporters: list[str], seed: int, batches: list[int], progress: Progress) -> None:
+    family = load_family(name)
+    spec: ModelSpec = family.SPEC
+    params = family.make_params(model_seed(seed, name))
+    plan = data_set_plan(spec, batches)
+    inputs = draw_inputs(family, plan, model_seed(seed, name) + 1000)
+    golden, twin = golden_and_twin(family, params, inputs)
+    model_dir = out_dir / name
+    model_dir.mkdir(parents=True, exist_ok=True)
+    with open(model_dir / layout.GOLDEN_NPZ, "wb") as handle:
+        np.savez_compressed(handle, **golden)
+    artifacts = {}
+    for exporter in exporters:
+        started = time.perf_counter()
+        artifacts[exporter] = build_artifact(family, params, exporter, model_dir / exporter, plan, golden)
+        verdict = "ok" if not artifacts[exporter]["findings"] else f"{len(artifacts[exporter]['findings'])} finding(s)"
+        progress(f"  {name:20s} {exporter:13s} {time.perf_counter() - started:5.1f}s  {verdict}")
+    record = {
+        "name": name,
+        "description": spec.description,
+        "tags": list(spec.tags),
+        "tolerance_class": spec.tolerance_class,
+        "parameter_count": parameter_count(params),
+        "seed": model_seed(seed, name),
+        "inputs": [{"name": t.name, "dtype": t.dtype, "shape": list(t.shape), "layout": t.layout} for t in spec.inputs],
+        "outputs": [{"name": t.name, "dtype": t.dtype, "shape": list(t.shape), "layout": t.layout} for t in spec.outputs],
+        "golden": {"source": "torch twin, float64", "file": layout.GOLDEN_NPZ, "layout": "torch"},
+        "twin_check": {"max_rel_l2_allowed": TWIN_MAX_REL_L2, "results": twin},
+        "test_data_sets": plan,
+        "artifacts": artifacts,
+    }
+    (model_dir / layout.MODEL_JSON).write_text(json.dumps(record, indent=1) + "\n", encoding="utf-8")
+
+
+def toolchain_versions() -> dict[str, str]:
+    versions = {"python": platform.python_version()}
+    for package in TOOLCHAIN:
+        try:
+            versions[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            versions[package] = "not installed"
+    return versions
+
+
+def write_manifest(out_dir: Path, models: list[str], exporters: list[str], notes: list[str]) -> dict[str, Any]:
+    spec = load_json("spec.json")
+    hashes = file_hashes(out_dir)
+    manifest = {
+        "pack_version": spec["pack_version"],
+        "spec_version": spec["spec_version"],
+        "models": models,
+        "exporters": exporters,
+        "toolchain": toolchain_versions(),
+        "notes": notes,
+        "files": hashes,
+        "digest": pack_digest(hashes),
+    }
+    (out_dir / MANIFEST).write_text(json.dumps(manifest, indent=1) + "\n", encoding="utf-8")
+    return manifest
+
+
+def reproducibility_notes(out_dir: Path, models: list[str]) -> list[str]:
+    """Which artifacts re-export to different bytes (measured during this build)."""
+    notes = []
+    for name in models:
+        record = json.loads((out_dir / name / layout.MODEL_JSON).read_text())
+        for exporter, artifact in record["artifacts"].items():
+            if artifact.get("reproducible_bytes") is False:
+                notes.append(f"{name}/{exporter}: exporting twice in one process gave different bytes "
+                             "(generated names and metadata come from process-wide counters); "
+                             "compare this artifact by its outputs, not by its hash")
+    return notes
+
+
+def build_pack(out_dir: Path, models: list[str] | None = None, exporters: list[str] | None = None,
+               progress: Progress = print) -> dict[str, Any]:
+    """Build into a fresh temporary folder, then move it into place: a failed build leaves the old pack."""
+    spec = load_json("spec.json")
+    models = models or list(FAMILIES)
+    exporters = exporters or list(spec["exporters"])
+    out_dir = Path(out_dir)
+    staging = Path(tempfile.mkdtemp(prefix=".pack-", dir=out_dir.parent if out_dir.parent.exists() else None))
+    try:
+        for name in models:
+            build_model(name, staging, exporters, spec["seed"], spec["test_data_sets"]["batches"], progress)
+        manifest = write_manifest(staging, models, exporters, reproducibility_notes(staging, models))
+        if out_dir.exists():
+            shutil.rmtree(out_dir)
+        staging.rename(out_dir)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return manifest

@@ -1,0 +1,93 @@
+"""Content hashes of the pack: one sha256 per file and one digest for the whole pack."""
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+MANIFEST = "pack.json"
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def file_hashes(pack_dir: Path) -> dict[str, str]:
+    """sha256 of every file under the pack except the manifest, keyed by POSIX relative path."""
+    return {
+        path.relative_to(pack_dir).as_posix(): sha256_file(path)
+        for path in sorted(pack_dir.rglob("*"))
+        if path.is_file() and path.name != MANIFEST
+    }
+
+
+def pack_digest(hashes: dict[str, str]) -> str:
+    lines = "".join(f"{name}\0{sha}\n" for name, sha in sorted(hashes.items()))
+    return hashlib.sha256(lines.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class Mismatch:
+    path: str
+    problem: str  # "modified", "missing", "unexpected"
+    expected: str | None
+    actual: str | None
+
+    def describe(self) -> str:
+        if self.problem == "modified":
+            return f"{self.path}: sha256 {self.actual} does not match the manifest's {self.expected}"
+        if self.problem == "missing":
+            return f"{self.path}: listed in the manifest but missing"
+        return f"{self.path}: present but not listed in the manifest"
+
+
+@dataclass(frozen=True)
+class Verification:
+    pack_dir: Path
+    digest: str
+    files_checked: int
+    mismatches: tuple[Mismatch, ...]
+    digest_ok: bool
+
+    @property
+    def ok(self) -> bool:
+        return self.digest_ok and not self.mismatches
+
+
+class PackManifestError(RuntimeError):
+    """The pack folder or its manifest cannot be read."""
+
+
+def read_manifest(pack_dir: Path) -> dict:
+    path = pack_dir / MANIFEST
+    if not path.is_file():
+        raise PackManifestError(f"no pack at {pack_dir}: {MANIFEST} is missing")
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as error:
+        raise PackManifestError(f"{path} is not readable JSON: {error}") from error
+
+
+def verify_pack(pack_dir: Path) -> Verification:
+    manifest = read_manifest(pack_dir)
+    expected: dict[str, str] = manifest.get("files", {})
+    actual = file_hashes(pack_dir)
+    mismatches = [
+        Mismatch(name, "modified", sha, actual[name])
+        for name, sha in sorted(expected.items())
+        if name in actual and actual[name] != sha
+    ]
+    mismatches += [Mismatch(n, "missing", expected[n], None) for n in sorted(expected.keys() - actual.keys())]
+    mismatches += [Mismatch(n, "unexpected", None, actual[n]) for n in sorted(actual.keys() - expected.keys())]
+    return Verification(
+        pack_dir=pack_dir,
+        digest=manifest.get("digest", ""),
+        files_checked=len(expected),
+        mismatches=tuple(mismatches),
+        digest_ok=pack_digest(expected) == manifest.get("digest"),
+    )

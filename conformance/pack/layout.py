@@ -1,0 +1,37 @@
+"""File names inside the pack, and reading/writing ONNX backend test data (.pb)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import onnx
+from onnx import numpy_helper
+
+MODEL_JSON = "model.json"
+GOLDEN_NPZ = "golden.npz"
+MODEL_ONNX = "model.onnx"
+
+
+def data_set_dir(artifact_dir: Path, index: int) -> Path:
+    return artifact_dir / f"test_data_set_{index}"
+
+
+def golden_key(data_set: int, kind: str, name: str) -> str:
+    """Key of one array in golden.npz: kind is "input" or "output", name the spec's tensor name."""
+    return f"set{data_set}.{kind}.{name}"
+
+
+def write_tensor(path: Path, array: np.ndarray, name: str) -> None:
+    path.write_bytes(numpy_helper.from_array(np.ascontiguousarray(array), name).SerializeToString())
+
+
+def read_tensor(path: Path) -> tuple[str, np.ndarray]:
+    tensor = onnx.TensorProto()
+    tensor.ParseFromString(path.read_bytes())
+    return tensor.name, numpy_helper.to_array(tensor)
+
+
+def read_data_set(directory: Path, kind: str) -> list[tuple[str, np.ndarray]]:
+    """All ``<kind>_<i>.pb`` tensors of one test data set, in index order."""
+    paths = sorted(directory.glob(f"{kind}_*.pb"), key=lambda p: int(p.stem.split("_")[1]))
+    return [read_tensor(path) for path in paths]

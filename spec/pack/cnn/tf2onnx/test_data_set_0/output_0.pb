@@ -1,0 +1,3 @@
+
+B
+Identity:0J(1pM@KxCA’IAC~SÀž-“>Òô@>„‚fA¦6Á4A®ò³À

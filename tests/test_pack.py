@@ -1,0 +1,188 @@
+"""The committed pack: layout, hashes, test data sets and recorded exporter facts."""
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import onnx
+import pytest
+
+from conformance.pack import layout
+from conformance.pack.hashing import sha256_file, verify_pack
+from conformance.spec import PACK_DIR, load_json
+
+MAX_PACK_BYTES = 20 * 1024 * 1024
+
+
+def artifacts(pack):
+    return [(m, a) for m in pack.models for a in m.artifacts]
+
+
+def test_pack_verifies(pack):
+    verification = verify_pack(PACK_DIR)
+    assert verification.ok, [m.describe() for m in verification.mismatches]
+    assert verification.files_checked == len(pack.manifest["files"]) > 100
+
+
+def test_pack_manifest_records_versions(pack):
+    manifest = pack.manifest
+    assert manifest["spec_version"] == load_json("spec.json")["spec_version"]
+    assert manifest["pack_version"]
+    for tool in ("torch", "tensorflow", "tf2onnx", "onnx", "python"):
+        assert manifest["toolchain"][tool] != "not installed"
+    assert len(manifest["digest"]) == 64
+
+
+def test_pack_is_small():
+    size = sum(p.stat().st_size for p in PACK_DIR.rglob("*") if p.is_file())
+    assert size < MAX_PACK_BYTES, size
+
+
+def test_every_model_has_every_exporter_and_enough_data_sets(pack):
+    assert len(pack.models) >= 10
+    for model in pack.models:
+        assert {a.exporter for a in model.artifacts} == {"torch-dynamo", "torch-script", "tf2onnx"}
+        batches = {d.batch for d in model.data_sets}
+        assert 1 in batches and max(batches) >= 4, model.name
+        if model.record["tags"] and any(d.seq_len for d in model.data_sets):
+            assert len({d.seq_len for d in model.data_sets}) >= 2, f"{model.name}: one sequence length"
+
+
+def test_batch_one_input_is_sample_zero_of_the_batch(pack):
+    """Set 0 is sample 0 of set 1, so batch invariance compares like with like."""
+    for model in pack.models:
+        for tensor in model.record["inputs"]:
+            one = model.golden[layout.golden_key(0, "input", tensor["name"])]
+            many = model.golden[layout.golden_key(1, "input", tensor["name"])]
+            assert one.shape[0] == 1 and many.shape[0] >= 4
+            np.testing.assert_array_equal(one[0], many[0])
+
+
+def test_artifact_folders_are_onnx_backend_test_cases(pack):
+    """model.onnx plus test_data_set_k/{input,output}_i.pb, runnable by a third-party runner."""
+    import onnxruntime as ort
+
+    for model, artifact in artifacts(pack):
+        if not artifact.exists or not artifact.record.get("valid_onnx"):
+            continue
+        session = ort.InferenceSession(str(artifact.path), providers=["CPUExecutionProvider"])
+        assert [i.name for i in session.get_inputs()] == [r["name"] for r in artifact.record["inputs"]]
+        set0 = layout.data_set_dir(artifact.directory, 0)
+        feeds = dict(layout.read_data_set(set0, "input"))
+        outputs = session.run(None, feeds)
+        for (name, expected), actual in zip(layout.read_data_set(set0, "output"), outputs):
+            np.testing.assert_allclose(actual, expected, rtol=1e-3, atol=1e-4, err_msg=f"{model.name}/{artifact.exporter}/{name}")
+
+
+def test_dims_are_dynamic_and_layouts_recorded(pack):
+    for model, artifact in artifacts(pack):
+        if "inputs" not in artifact.record:
+            continue
+        for tensor, spec_tensor in zip(artifact.record["inputs"], model.record["inputs"]):
+            assert isinstance(tensor["shape"][0], str), f"{model.name}/{artifact.exporter}: batch is fixed"
+            assert tensor["layout"] in {"NC", "NCHW", "NHWC", "NCL", "NLC", "NL"}
+            if "seq" in spec_tensor["shape"]:
+                seq_axis = tensor["layout"].index("L")
+                assert isinstance(tensor["shape"][seq_axis], str), f"{model.name}/{artifact.exporter}: seq is fixed"
+
+
+def test_tf2onnx_image_models_take_nhwc_and_their_data_is_nhwc(pack):
+    cnn = pack.model("cnn")
+    tf_artifact = next(a for a in cnn.artifacts if a.exporter == "tf2onnx")
+    torch_artifact = next(a for a in cnn.artifacts if a.exporter == "torch-script")
+    assert tf_artifact.record["inputs"][0]["layout"] == "NHWC"
+    assert torch_artifact.record["inputs"][0]["layout"] == "NCHW"
+    (_, nhwc), = tf_artifact.inputs(1)
+    (_, nchw), = torch_artifact.inputs(1)
+    assert nhwc.shape == (4, 32, 32, 3) and nchw.shape == (4, 3, 32, 32)
+    np.testing.assert_array_equal(nhwc, np.transpose(nchw, (0, 2, 3, 1)))
+
+
+def test_every_artifact_passes_the_checker_or_records_why(pack):
+    for model, artifact in artifacts(pack):
+        kinds = {f["kind"] for f in artifact.findings}
+        if not artifact.exists:
+            assert "export-failed" in kinds
+            continue
+        assert isinstance(artifact.record["opset"], int)
+        try:
+            onnx.checker.check_model(onnx.load(str(artifact.path)), full_check=True)
+            assert artifact.record["valid_onnx"] and "invalid-onnx" not in kinds
+        except onnx.checker.ValidationError:
+            assert not artifact.record["valid_onnx"] and "invalid-onnx" in kinds
+
+
+def test_export_fidelity_passes_or_is_a_recorded_finding(pack):
+    """Every data set ran on the reference evaluator within the fp32 tolerance, or the pack says why."""
+    for model, artifact in artifacts(pack):
+        if "fidelity" not in artifact.record:
+            continue
+        fidelity_findings = [f for f in artifact.findings if f["kind"] == "fidelity"]
+        for result in artifact.record["fidelity"]:
+            if not result["passed"]:
+                assert any(f"set {result['test_data_set']} " in f["message"] for f in fidelity_findings), (model.name, artifact.exporter)
+        assert len(artifact.record["fidelity"]) == len(model.data_sets) or fidelity_findings
+
+
+def test_known_exporter_findings_are_recorded(pack):
+    """Facts seen on this toolchain (../shared/NOTES.md) show up as findings, not as silent patches."""
+    transformer = {a.exporter: a for a in pack.model("transformer_encoder").artifacts}
+    erfc = [f for f in transformer["tf2onnx"].findings if f["kind"] == "exporter-workaround"]
+    assert erfc and transformer["tf2onnx"].record["options"].get("erfc_as_one_minus_erf") is True
+    baked = [f for f in transformer["torch-script"].findings if f["kind"] == "fidelity"]
+    assert baked and "seq 20" in baked[0]["message"]
+
+
+def corrupted_copy(tmp_path, relative: str):
+    copy = tmp_path / "pack"
+    shutil.copytree(PACK_DIR, copy)
+    target = copy / relative
+    data = bytearray(target.read_bytes())
+    data[len(data) // 2] ^= 0x01
+    target.write_bytes(bytes(data))
+    return copy
+
+
+def test_verify_reports_a_corrupted_file(tmp_path):
+    copy = corrupted_copy(tmp_path, "cnn/torch-script/model.onnx")
+    verification = verify_pack(copy)
+    assert not verification.ok
+    assert [m.path for m in verification.mismatches] == ["cnn/torch-script/model.onnx"]
+    result = subprocess.run([sys.executable, "-m", "conformance", "pack", "verify", "--pack", str(copy)],
+                            capture_output=True, text=True)
+    assert result.returncode == 1
+    assert "cnn/torch-script/model.onnx" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_verify_reports_missing_and_extra_files(tmp_path):
+    copy = tmp_path / "pack"
+    shutil.copytree(PACK_DIR, copy)
+    (copy / "mlp" / "golden.npz").unlink()
+    (copy / "mlp" / "stray.txt").write_text("x")
+    problems = {(m.path, m.problem) for m in verify_pack(copy).mismatches}
+    assert problems == {("mlp/golden.npz", "missing"), ("mlp/stray.txt", "unexpected")}
+
+
+def test_verify_rejects_a_tampered_manifest(tmp_path):
+    """Editing a hash in pack.json to hide a change breaks the digest."""
+    copy = corrupted_copy(tmp_path, "mlp/golden.npz")
+    manifest = json.loads((copy / "pack.json").read_text())
+    manifest["files"]["mlp/golden.npz"] = sha256_file(copy / "mlp/golden.npz")
+    (copy / "pack.json").write_text(json.dumps(manifest))
+    verification = verify_pack(copy)
+    assert not verification.mismatches and not verification.digest_ok and not verification.ok
+
+
+@pytest.mark.parametrize("broken", ["missing", "garbage"])
+def test_verify_a_missing_or_garbled_manifest_is_one_line(tmp_path, broken):
+    copy = tmp_path / "pack"
+    copy.mkdir()
+    if broken == "garbage":
+        (copy / "pack.json").write_text("{not json")
+    result = subprocess.run([sys.executable, "-m", "conformance", "pack", "verify", "--pack", str(copy)],
+                            capture_output=True, text=True)
+    assert result.returncode == 2
+    assert result.stderr.startswith("error:") and "Traceback" not in result.stderr

@@ -1,0 +1,60 @@
+"""`conformance pack build` reproduces the committed pack (goldens to 1e-12, bytes where stable)."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from conformance.pack.hashing import sha256_file
+from conformance.pack.load import Pack
+from conformance.spec import PACK_DIR
+from tests.conftest import needs_frameworks
+
+GOLDEN_RTOL = 1e-12
+
+
+@pytest.fixture(scope="module")
+def rebuilt(tmp_path_factory):
+    out = tmp_path_factory.mktemp("rebuild") / "pack"
+    result = subprocess.run([sys.executable, "-m", "conformance", "pack", "build", "--out", str(out)],
+                            capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return Pack(out)
+
+
+@needs_frameworks
+def test_rebuild_reproduces_goldens(pack, rebuilt):
+    for model in pack.models:
+        fresh = rebuilt.model(model.name)
+        assert fresh.golden.keys() == model.golden.keys()
+        for key, golden in model.golden.items():
+            np.testing.assert_allclose(fresh.golden[key], golden, rtol=GOLDEN_RTOL, atol=0, err_msg=f"{model.name}:{key}")
+
+
+@needs_frameworks
+def test_rebuild_reproduces_bytes_where_the_exporter_is_deterministic(pack, rebuilt):
+    differing = []
+    for model in pack.models:
+        for artifact in model.artifacts:
+            if not artifact.exists:
+                continue
+            fresh = rebuilt.directory / model.name / artifact.exporter / "model.onnx"
+            same = sha256_file(fresh) == sha256_file(artifact.path)
+            if artifact.record["reproducible_bytes"]:
+                assert same, f"{model.name}/{artifact.exporter} claims reproducible bytes"
+            elif not same:
+                differing.append(f"{model.name}/{artifact.exporter}")
+    noted = {note.split(":")[0] for note in pack.manifest["notes"]}
+    assert set(differing) <= noted, "every artifact whose bytes moved is named in the pack notes"
+
+
+@needs_frameworks
+def test_rebuild_reproduces_findings(pack, rebuilt):
+    for model in pack.models:
+        fresh = json.loads((rebuilt.directory / model.name / "model.json").read_text())
+        for exporter, record in model.record["artifacts"].items():
+            kinds = sorted(f["kind"] for f in record["findings"])
+            assert sorted(f["kind"] for f in fresh["artifacts"][exporter]["findings"]) == kinds
