@@ -28,6 +28,11 @@ class ErrorStats:
 
 def error_stats(actual: np.ndarray, golden: np.ndarray, tolerance: Tolerance) -> ErrorStats:
     """Compare in float64. Shapes must already match (the caller checks them first)."""
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):  # inf errors are expected
+        return _error_stats(actual, golden, tolerance)
+
+
+def _error_stats(actual: np.ndarray, golden: np.ndarray, tolerance: Tolerance) -> ErrorStats:
     actual = np.asarray(actual, dtype=np.float64)
     golden = np.asarray(golden, dtype=np.float64)
     error = np.abs(actual - golden)
