@@ -9,7 +9,20 @@ from conformance.targets.interface import Target, TargetError, TargetInfo, Targe
 # Base name -> "module:Class". Options after the base name are passed to the class.
 BUILTIN_TARGETS: dict[str, str] = {
     "ort:cpu": "conformance.targets.ort:OrtCpuTarget",
+    "ort:cuda": "conformance.targets.ort_gpu:OrtCudaTarget",
+    "ort:tensorrt": "conformance.targets.ort_gpu:OrtTensorrtTarget",
     "reference": "conformance.targets.reference:ReferenceTarget",
+    "openvino:cpu": "conformance.targets.openvino:OpenVinoTarget",
+    "openvino:gpu": "conformance.targets.openvino:OpenVinoTarget",
+    "tract": "conformance.targets.tract:TractTarget",
+    "iree:llvm-cpu": "conformance.targets.iree:IreeTarget",
+    "iree:cuda": "conformance.targets.iree:IreeTarget",
+}
+
+# Known-defective targets (negative controls): every one must be caught by the checks.
+DEFECT_TARGETS: dict[str, str] = {
+    f"defect:{kind}": "conformance.targets.defects:DefectTarget"
+    for kind in ("noise", "fp16", "first-sample", "swap-outputs", "nan", "stale", "dtype", "crash", "hang")
 }
 
 
@@ -26,13 +39,12 @@ def parse_target_name(name: str) -> tuple[str, dict[str, str]]:
 
 def get_target(name: str) -> Target:
     base, options = parse_target_name(name)
-    if base not in BUILTIN_TARGETS:
-        close = difflib.get_close_matches(base, BUILTIN_TARGETS, n=1)
+    known = {**BUILTIN_TARGETS, **DEFECT_TARGETS}
+    if base not in known:
+        close = difflib.get_close_matches(base, known, n=1)
         hint = f" (did you mean {close[0]!r}?)" if close else ""
-        raise UnknownTargetError(
-            f"unknown target {name!r}{hint}; known: {', '.join(BUILTIN_TARGETS)}"
-        )
-    module_name, class_name = BUILTIN_TARGETS[base].split(":")
+        raise UnknownTargetError(f"unknown target {name!r}{hint}; known: {', '.join(known)}")
+    module_name, class_name = known[base].split(":")
     cls = getattr(importlib.import_module(module_name), class_name)
     return cls(name, options)
 
