@@ -57,5 +57,5 @@ class OrtCpuTarget(Target):
         options = ort.SessionOptions()
         options.graph_optimization_level = levels[self.options["opt"]]
         options.intra_op_num_threads = int(self.options["threads"])
-        options.log_severity_level = 3
+        options.log_severity_level = 4  # errors come back in the exception; keep stderr clean
         return OrtSession(ort.InferenceSession(str(model_path), options, providers=["CPUExecutionProvider"]))
