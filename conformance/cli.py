@@ -4,6 +4,7 @@ from __future__ import annotations
 import os
 import sys
 import time
+from datetime import datetime
 from pathlib import Path
 
 import click
@@ -11,6 +12,8 @@ import click
 from conformance import __version__
 from conformance.pack.hashing import PackManifestError, verify_pack
 from conformance.spec import PACK_DIR
+
+REPORTS_DIR = Path("reports")
 
 
 def fail(message: str, code: int = 2) -> None:
@@ -72,28 +75,45 @@ def pack_verify(pack_dir: Path) -> None:
     verify_or_exit(pack_dir)
 
 
+@main.command("targets")
+def targets_command() -> None:
+    """List every target: available here, or why not."""
+    from conformance.targets import all_target_names, get_target
+
+    for name in all_target_names():
+        reason = get_target(name).unavailable_reason()
+        click.echo(f"{name:24s} {'available' if not reason else 'unavailable: ' + reason}")
+
+
+def latest_unfinished_run(reports: Path) -> Path | None:
+    from conformance.results.document import RESULTS_JSON, load_document
+
+    runs = sorted((p.parent for p in reports.glob(f"*/{RESULTS_JSON}")), key=lambda p: p.stat().st_mtime, reverse=True)
+    for run_dir in runs:
+        if load_document(run_dir / RESULTS_JSON)["run"]["status"] != "complete":
+            return run_dir
+    return None
+
+
 @main.command("run")
 @click.option("--pack", "pack_dir", type=click.Path(path_type=Path), default=PACK_DIR, show_default=True)
-@click.option("--target", "targets", multiple=True, default=["ort:cpu"], show_default=True)
+@click.option("--target", "targets", multiple=True, help="Target name (repeatable); default: every available honest target.")
 @click.option("--model", "models", multiple=True, help="Run only these models (repeatable).")
-def run(pack_dir: Path, targets: tuple[str, ...], models: tuple[str, ...]) -> None:
-    """Verify the pack, run every artifact on the targets and judge it against the goldens."""
-    from conformance.engine import run_pack
-    from conformance.pack.load import Pack
-    from conformance.summary import render_table
-    from conformance.targets import TargetError, get_target
+@click.option("--exporter", "exporters", multiple=True, help="Run only these exporters' artifacts (repeatable).")
+@click.option("--out", "run_dir", type=click.Path(path_type=Path), default=None,
+              help="Run folder (default: reports/<timestamp>).")
+@click.option("--resume", is_flag=True, help="Finish an interrupted run (--out, or the latest unfinished one).")
+@click.option("--timeout", "timeout_s", type=float, default=None, help="Per-request timeout in seconds (default: spec).")
+def run(pack_dir: Path, targets: tuple[str, ...], models: tuple[str, ...], exporters: tuple[str, ...],
+        run_dir: Path | None, resume: bool, timeout_s: float | None) -> None:
+    """Verify the pack, run its artifacts on the targets and judge them against the goldens."""
+    from conformance.run import RunRequest, execute_run
 
     verify_or_exit(pack_dir)
-    try:
-        selected = [get_target(name) for name in targets]
-    except TargetError as error:
-        fail(str(error))
-    loaded = Pack(pack_dir)
-    records = run_pack(loaded, selected, list(models) or None,
-                       on_record=lambda r: click.echo(".", nl=False))
-    click.echo()
-    click.echo(render_table(records))
-    # Failures the pack already records against the exporter are known findings; anything
-    # else (a runtime diverging on a good artifact) fails the run.
-    new_failures = [r for r in records if r.verdict in ("failed", "error") and r.attributed_to != "exporter"]
-    sys.exit(1 if new_failures else 0)
+    if resume and run_dir is None:
+        run_dir = latest_unfinished_run(REPORTS_DIR)
+        if run_dir is None:
+            fail(f"nothing to resume: no unfinished run under {REPORTS_DIR}/")
+    run_dir = run_dir or REPORTS_DIR / datetime.now().strftime("%Y%m%d-%H%M%S")
+    request = RunRequest(pack_dir, run_dir, list(targets), list(models), list(exporters), resume, timeout_s)
+    sys.exit(execute_run(request))

@@ -5,7 +5,7 @@ from collections import Counter, defaultdict
 
 from conformance.results.records import PASSED, CheckRecord
 
-SYMBOL = {"passed": "ok", "failed": "FAIL", "error": "ERR", "skipped": "skip"}
+SYMBOL = {"passed": "ok", "failed": "FAIL", "error": "ERR", "crashed": "CRASH", "timed-out": "TIMEOUT", "skipped": "skip"}
 
 
 def cell(record: CheckRecord) -> str:

@@ -21,7 +21,8 @@ class ErrorStats:
         return Tolerance(atol=tolerance.atol * self.margin, rtol=tolerance.rtol * self.margin)
 
     def as_dict(self) -> dict:
-        data = asdict(self)
+        """JSON-ready: infinities (NaN/Inf in the output) become null."""
+        data = {k: (v if not isinstance(v, float) or np.isfinite(v) else None) for k, v in asdict(self).items()}
         data["worst_index"] = list(self.worst_index)
         return data
 

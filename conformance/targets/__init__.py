@@ -19,6 +19,13 @@ BUILTIN_TARGETS: dict[str, str] = {
     "iree:cuda": "conformance.targets.iree:IreeTarget",
 }
 
+# What `conformance run` uses when no --target is given: every honest target, where available.
+DEFAULT_TARGETS: tuple[str, ...] = (
+    "ort:cpu", "ort:cpu:opt=basic", "ort:cpu:opt=disabled", "reference",
+    "openvino:cpu", "tract", "iree:llvm-cpu",
+    "ort:cuda", "ort:tensorrt", "openvino:gpu", "iree:cuda",
+)
+
 # Known-defective targets (negative controls): every one must be caught by the checks.
 DEFECT_TARGETS: dict[str, str] = {
     f"defect:{kind}": "conformance.targets.defects:DefectTarget"
@@ -49,4 +56,4 @@ def get_target(name: str) -> Target:
     return cls(name, options)
 
 
-__all__ = ["BUILTIN_TARGETS", "Target", "TargetError", "TargetInfo", "TargetUnavailable", "get_target"]
+__all__ = ["BUILTIN_TARGETS", "DEFAULT_TARGETS", "DEFECT_TARGETS", "Target", "TargetError", "TargetInfo", "TargetUnavailable", "get_target"]

@@ -1,7 +1,12 @@
-"""ONNX Runtime on CPU, at a chosen graph optimisation level (fusions change numerics)."""
+"""ONNX Runtime on CPU, at a chosen graph optimisation level (fusions change numerics).
+
+``OrtTarget`` is shared with the GPU execution providers (``ort_gpu``): a subclass names its
+providers, its device and any extra options; the session and the option checking stay here.
+"""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -20,30 +25,53 @@ class OrtSession(Session):
         return list(zip(self._output_names, self._session.run(self._output_names, inputs)))
 
 
-class OrtCpuTarget(Target):
+class OrtTarget(Target):
+    """ONNX Runtime with a fixed list of execution providers (the first one is required)."""
+
+    device = "cpu"
+    needs = "onnxruntime-gpu and a CUDA device"  # what a missing first provider needs
+    extra_options: tuple[str, ...] = ()  # options a subclass adds to opt and threads
+
     def __init__(self, name: str, options: dict[str, str]) -> None:
-        unknown = options.keys() - {"opt", "threads"}
+        known = ("opt", "threads", *self.extra_options)
+        unknown = options.keys() - set(known)
         if unknown:
-            raise TargetError(f"{name}: unknown options {sorted(unknown)}; known: opt, threads")
+            raise TargetError(f"{name}: unknown options {sorted(unknown)}; known: {', '.join(known)}")
         opt = options.get("opt", "all")
         if opt not in OPT_LEVELS:
             raise TargetError(f"{name}: opt must be one of {', '.join(OPT_LEVELS)}, not {opt!r}")
-        super().__init__(name, {"opt": opt, "threads": options.get("threads", "0")})
+        super().__init__(name, {"opt": opt, "threads": options.get("threads", "0"),
+                                **self._parse_extra(name, options)})
+
+    def _parse_extra(self, name: str, options: dict[str, str]) -> dict[str, str]:
+        return {}
+
+    def providers(self) -> list[tuple[str, dict[str, str]]]:
+        """Execution providers in priority order, each with its provider options."""
+        return [("CPUExecutionProvider", {})]
+
+    def provider_info(self) -> dict[str, Any]:
+        """Provider settings that change numerics, for describe()."""
+        return {}
 
     def unavailable_reason(self) -> str | None:
         try:
-            import onnxruntime  # noqa: F401
+            import onnxruntime
         except ImportError:
             return "onnxruntime is not installed: pip install onnxruntime"
+        provider = self.providers()[0][0]
+        if provider not in onnxruntime.get_available_providers():
+            return f"{provider} is not available (needs {self.needs})"
         return None
 
     def describe(self) -> TargetInfo:
         import onnxruntime
 
-        return TargetInfo(self.name, "onnxruntime", onnxruntime.__version__, "cpu",
+        return TargetInfo(self.name, "onnxruntime", onnxruntime.__version__, self.device,
                           {"graph_optimization_level": self.options["opt"],
                            "intra_op_num_threads": int(self.options["threads"]),
-                           "providers": ["CPUExecutionProvider"]})
+                           "providers": [p for p, _ in self.providers()],
+                           **self.provider_info()})
 
     def _load(self, model_path: Path) -> Session:
         import onnxruntime as ort
@@ -57,5 +85,17 @@ class OrtCpuTarget(Target):
         options = ort.SessionOptions()
         options.graph_optimization_level = levels[self.options["opt"]]
         options.intra_op_num_threads = int(self.options["threads"])
-        options.log_severity_level = 4  # errors come back in the exception; keep stderr clean
-        return OrtSession(ort.InferenceSession(str(model_path), options, providers=["CPUExecutionProvider"]))
+        options.log_severity_level = 3
+        providers = self.providers()
+        session = ort.InferenceSession(str(model_path), options,
+                                       providers=[p for p, _ in providers],
+                                       provider_options=[o for _, o in providers])
+        # ORT silently falls back to CPU when a GPU provider cannot start: refuse that.
+        if providers[0][0] not in session.get_providers():
+            raise TargetError(f"{providers[0][0]} was requested but the session runs on "
+                              f"{session.get_providers()}")
+        return OrtSession(session)
+
+
+class OrtCpuTarget(OrtTarget):
+    """ONNX Runtime's default CPU execution provider."""

@@ -1,0 +1,113 @@
+"""The results file: one JSON document, rewritten atomically after every check.
+
+A crash or Ctrl-C loses nothing already measured; ``--resume`` reads the file back and
+runs only the checks it lacks. The report, bundle and scoreboard read this file only.
+"""
+from __future__ import annotations
+
+import json
+import os
+import platform
+import sys
+from datetime import datetime, timezone
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from conformance import __version__
+from conformance.results.records import CheckRecord
+
+SCHEMA_VERSION = "1.0"
+RESULTS_JSON = "results.json"
+PACKAGES = ("onnx", "onnxruntime", "openvino", "tract", "iree-base-runtime", "iree-base-compiler", "numpy",
+            "torch", "tensorflow", "tf2onnx")
+
+
+def utc_now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def environment() -> dict[str, Any]:
+    packages = {}
+    for name in PACKAGES:
+        try:
+            packages[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+    return {
+        "cpu": cpu_model(), "cores": os.cpu_count(), "machine": platform.machine(),
+        "os": platform.platform(), "python": platform.python_version(), "packages": packages,
+    }
+
+
+def new_document(pack_manifest: dict, targets: dict[str, Any], command: list[str]) -> dict[str, Any]:
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "run": {
+            "suite_version": __version__,
+            "spec_version": pack_manifest["spec_version"],
+            "pack_version": pack_manifest["pack_version"],
+            "pack_digest": pack_manifest["digest"],
+            "started_at": utc_now(),
+            "finished_at": None,
+            "status": "running",
+            "command": command,
+        },
+        "environment": environment(),
+        "targets": targets,
+        "checks": [],
+    }
+
+
+class ResultsWriter:
+    """Holds the document and writes it to disk after every change (write, fsync, rename)."""
+
+    def __init__(self, path: Path, document: dict[str, Any]) -> None:
+        self.path = Path(path)
+        self.document = document
+        self._ids = {check["id"] for check in document["checks"]}
+
+    def has(self, check_id: str) -> bool:
+        return check_id in self._ids
+
+    def add(self, record: CheckRecord) -> None:
+        self.document["checks"].append(record.as_dict())
+        self._ids.add(record.check_id)
+        self.flush()
+
+    def finish(self, status: str = "complete") -> None:
+        self.document["run"]["status"] = status
+        self.document["run"]["finished_at"] = utc_now()
+        self.flush()
+
+    def flush(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        scratch = self.path.with_suffix(".json.tmp")
+        with open(scratch, "w", encoding="utf-8") as handle:
+            json.dump(self.document, handle, indent=1, allow_nan=False)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(scratch, self.path)
+
+
+def load_document(path: Path) -> dict[str, Any]:
+    with open(path, encoding="utf-8") as handle:
+        return json.load(handle)
+
+
+def records_of(document: dict[str, Any]) -> list[CheckRecord]:
+    return [CheckRecord.from_dict(check) for check in document["checks"]]
+
+
+def command_line() -> list[str]:
+    return [Path(sys.argv[0]).name, *sys.argv[1:]]

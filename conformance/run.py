@@ -1,0 +1,95 @@
+"""`conformance run`: resolve targets, open (or resume) the results file, execute, summarise."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import click
+
+from conformance.engine import describe_targets, execute, plan_checks, resolve_targets
+from conformance.pack.load import Pack
+from conformance.results.document import RESULTS_JSON, ResultsWriter, command_line, load_document, new_document, records_of
+from conformance.results.records import NOT_PASSED
+from conformance.summary import render_table
+from conformance.targets import DEFAULT_TARGETS, TargetError
+
+
+@dataclass(frozen=True)
+class RunRequest:
+    pack_dir: Path
+    run_dir: Path
+    targets: list[str]  # empty: every available default target
+    models: list[str]
+    exporters: list[str]
+    resume: bool
+    timeout_s: float | None
+
+
+class RunError(RuntimeError):
+    pass
+
+
+def choose_targets(names: list[str]):
+    if names:
+        return resolve_targets(names)
+    return [t for t in resolve_targets(DEFAULT_TARGETS) if t.unavailable_reason() is None]
+
+
+def open_writer(request: RunRequest, pack: Pack) -> ResultsWriter:
+    path = request.run_dir / RESULTS_JSON
+    if request.resume:
+        if not path.is_file():
+            raise RunError(f"nothing to resume: {path} does not exist")
+        document = load_document(path)
+        if document["run"]["pack_digest"] != pack.digest:
+            raise RunError(f"{path} was measured on pack {document['run']['pack_digest'][:12]}, not {pack.digest[:12]}")
+        document["run"]["status"] = "running"
+        return ResultsWriter(path, document)
+    if path.exists():
+        raise RunError(f"{path} exists; use --resume to finish it or --out for a new run folder")
+    targets = choose_targets(request.targets)
+    return ResultsWriter(path, new_document(pack.manifest, describe_targets(targets), command_line()))
+
+
+def validate_selection(pack: Pack, request: RunRequest) -> None:
+    names = {m.name for m in pack.models}
+    unknown = [m for m in request.models if m not in names]
+    if unknown:
+        raise RunError(f"unknown model(s) {', '.join(unknown)}; the pack has {', '.join(sorted(names))}")
+    exporters = set(pack.manifest["exporters"])
+    unknown = [e for e in request.exporters if e not in exporters]
+    if unknown:
+        raise RunError(f"unknown exporter(s) {', '.join(unknown)}; the pack has {', '.join(sorted(exporters))}")
+
+
+def execute_run(request: RunRequest) -> int:
+    """Returns the exit code: 0 when nothing failed on the targets' account, 1 otherwise, 2 on bad input."""
+    try:
+        pack = Pack(request.pack_dir)
+        validate_selection(pack, request)
+        writer = open_writer(request, pack)
+    except (RunError, TargetError) as error:
+        click.echo(f"error: {error}", err=True)
+        return 2
+    unavailable = {n: t["reason"] for n, t in writer.document["targets"].items() if not t["available"]}
+    for name, reason in unavailable.items():
+        click.echo(f"{name}: unavailable, its checks are skipped ({reason})", err=True)
+    plans = plan_checks(pack, writer.document["targets"], request.models, request.exporters)
+    todo = [p for p in plans if not writer.has(p.check_id)]
+    click.echo(f"run {request.run_dir}: {len(plans)} checks on {', '.join(writer.document['targets'])}"
+               + (f" ({len(plans) - len(todo)} already done)" if len(todo) < len(plans) else ""))
+    try:
+        with click.progressbar(length=len(todo), label="checks", show_pos=True,
+                               item_show_func=lambda r: r.check_id if r else "") as bar:
+            execute(todo, writer, request.timeout_s, on_record=lambda r: bar.update(1, r))
+    except KeyboardInterrupt:
+        writer.finish("interrupted")
+        click.echo(f"\ninterrupted: {len(writer.document['checks'])} checks kept in {writer.path}; "
+                   f"finish with: conformance run --resume --out {request.run_dir}", err=True)
+        return 130
+    writer.finish("complete")
+    records = records_of(writer.document)
+    click.echo(render_table(records))
+    click.echo(f"results: {writer.path}")
+    target_failures = [r for r in records if r.verdict in NOT_PASSED and r.attributed_to != "exporter"]
+    return 1 if target_failures else 0

@@ -1,0 +1,99 @@
+"""OpenVINO on its CPU or GPU plugin, at an explicit inference precision.
+
+OpenVINO's CPU plugin quietly runs float32 models in bf16 on CPUs with AVX512_BF16/AMX (and its
+GPU plugin in f16): the default here is an explicit f32 hint; ``precision=bf16|f16`` asks for
+less, and describe() records the precision the compiled model reports, not the one asked for.
+"""
+from __future__ import annotations
+
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from conformance.targets.interface import Outputs, Session, Target, TargetError, TargetInfo
+
+PRECISIONS = ("f32", "bf16", "f16")
+OPTIONS = ("precision",)
+
+
+def _in_force(compiled) -> dict[str, Any]:
+    """The settings a compiled model reports that change numerics (or explain timings)."""
+    info: dict[str, Any] = {"inference_precision": compiled.get_property("INFERENCE_PRECISION_HINT").get_type_name()}
+    for key, prop in (("execution_mode", "EXECUTION_MODE_HINT"), ("inference_num_threads", "INFERENCE_NUM_THREADS")):
+        try:
+            value = compiled.get_property(prop)
+        except RuntimeError:  # not every plugin has every property (GPU: no thread count)
+            continue
+        info[key] = getattr(value, "name", value)
+    return info
+
+
+class OpenVinoSession(Session):
+    def __init__(self, compiled) -> None:
+        super().__init__([port.any_name for port in compiled.inputs])
+        self._compiled = compiled
+        self._request = compiled.create_infer_request()
+
+    def _run(self, inputs: dict[str, np.ndarray]) -> Outputs:
+        results = self._request.infer({name: inputs[name] for name in self.input_names})
+        # Copies: the request reuses its output buffers on the next call.
+        return [(port.any_name, np.array(results[port], copy=True)) for port in self._compiled.outputs]
+
+
+class OpenVinoTarget(Target):
+    def __init__(self, name: str, options: dict[str, str]) -> None:
+        unknown = options.keys() - set(OPTIONS)
+        if unknown:
+            raise TargetError(f"{name}: unknown options {sorted(unknown)}; known: {', '.join(OPTIONS)}")
+        precision = options.get("precision", "f32")
+        if precision not in PRECISIONS:
+            raise TargetError(f"{name}: precision must be one of {', '.join(PRECISIONS)}, not {precision!r}")
+        super().__init__(name, {"precision": precision})
+        from conformance.targets import parse_target_name
+
+        self.device = parse_target_name(name)[0].split(":")[1].upper()  # "openvino:gpu" -> "GPU"
+
+    @cached_property
+    def _core(self):
+        import openvino
+
+        return openvino.Core()
+
+    def _config(self) -> dict[str, str]:
+        return {"INFERENCE_PRECISION_HINT": self.options["precision"]}
+
+    def unavailable_reason(self) -> str | None:
+        try:
+            import openvino  # noqa: F401
+        except ImportError:
+            return "openvino is not installed: pip install openvino"
+        devices = self._core.available_devices
+        if not any(d.split(".")[0] == self.device for d in devices):
+            return f"OpenVINO has no {self.device} device here (available: {', '.join(devices) or 'none'})"
+        return None
+
+    @cached_property
+    def _probe(self) -> dict[str, Any]:
+        """Compile a one-op model with this target's config and read back what is in force."""
+        import openvino
+        import openvino.opset13 as ops
+
+        x = ops.parameter([1, 4], openvino.Type.f32)
+        return _in_force(self._core.compile_model(openvino.Model([ops.relu(x)], [x]), self.device, self._config()))
+
+    def describe(self) -> TargetInfo:
+        import openvino
+
+        options: dict[str, Any] = {"precision_requested": self.options["precision"]}
+        if self.unavailable_reason() is None:
+            options.update(self._probe)
+        return TargetInfo(self.name, "openvino", openvino.get_version(), self.device.lower(), options)
+
+    def _load(self, model_path: Path) -> Session:
+        compiled = self._core.compile_model(str(model_path), self.device, self._config())
+        in_force = _in_force(compiled)["inference_precision"]
+        if self.options["precision"] == "f32" and in_force != "f32":
+            raise TargetError(f"asked OpenVINO for f32 but the compiled model runs {in_force}")
+        return OpenVinoSession(compiled)
