@@ -111,3 +111,13 @@ def records_of(document: dict[str, Any]) -> list[CheckRecord]:
 
 def command_line() -> list[str]:
     return [Path(sys.argv[0]).name, *sys.argv[1:]]
+
+
+def validate_document(document: dict[str, Any]) -> None:
+    """Raise jsonschema.ValidationError when the document breaks spec/schemas/results.schema.json."""
+    import jsonschema
+
+    from conformance.spec import SPEC_DIR
+
+    schema = json.loads((SPEC_DIR / "schemas" / "results.schema.json").read_text(encoding="utf-8"))
+    jsonschema.Draft202012Validator(schema, format_checker=jsonschema.FormatChecker()).validate(document)
