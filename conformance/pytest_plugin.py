@@ -46,7 +46,9 @@ class ConformanceState:
         self.timeout_s = config.getoption("conformance_timeout") or check_timeout_s()
         worker = getattr(config, "workerinput", {}).get("workerid")
         name = f"results.{worker}.json" if worker else RESULTS_JSON
-        self.writer = ResultsWriter(self.run_dir / name, new_document(self.pack.manifest, self.targets, command_line()))
+        document = new_document(self.pack.manifest, self.targets, command_line(),
+                                config.getoption("conformance_models"), config.getoption("conformance_exporters"))
+        self.writer = ResultsWriter(self.run_dir / name, document)
         self.runners: dict[str, IsolatedTarget] = {}
 
     def runner(self, target: str) -> IsolatedTarget:

@@ -48,7 +48,8 @@ def open_writer(request: RunRequest, pack: Pack) -> ResultsWriter:
     if path.exists():
         raise RunError(f"{path} exists; use --resume to finish it or --out for a new run folder")
     targets = choose_targets(request.targets)
-    return ResultsWriter(path, new_document(pack.manifest, describe_targets(targets), command_line()))
+    return ResultsWriter(path, new_document(pack.manifest, describe_targets(targets), command_line(),
+                                            request.models, request.exporters))
 
 
 def validate_selection(pack: Pack, request: RunRequest) -> None:
@@ -74,7 +75,8 @@ def execute_run(request: RunRequest) -> int:
     unavailable = {n: t["reason"] for n, t in writer.document["targets"].items() if not t["available"]}
     for name, reason in unavailable.items():
         click.echo(f"{name}: unavailable, its checks are skipped ({reason})", err=True)
-    plans = plan_checks(pack, writer.document["targets"], request.models, request.exporters)
+    selection = writer.document["run"]["selection"]  # on --resume, the interrupted run's selection
+    plans = plan_checks(pack, writer.document["targets"], selection["models"], selection["exporters"])
     todo = [p for p in plans if not writer.has(p.check_id)]
     click.echo(f"run {request.run_dir}: {len(plans)} checks on {', '.join(writer.document['targets'])}"
                + (f" ({len(plans) - len(todo)} already done)" if len(todo) < len(plans) else ""))

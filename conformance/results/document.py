@@ -50,7 +50,8 @@ def environment() -> dict[str, Any]:
     }
 
 
-def new_document(pack_manifest: dict, targets: dict[str, Any], command: list[str]) -> dict[str, Any]:
+def new_document(pack_manifest: dict, targets: dict[str, Any], command: list[str],
+                 models: list[str] | None = None, exporters: list[str] | None = None) -> dict[str, Any]:
     return {
         "schema_version": SCHEMA_VERSION,
         "run": {
@@ -62,6 +63,7 @@ def new_document(pack_manifest: dict, targets: dict[str, Any], command: list[str
             "finished_at": None,
             "status": "running",
             "command": command,
+            "selection": {"models": list(models or []), "exporters": list(exporters or [])},
         },
         "environment": environment(),
         "targets": targets,

@@ -45,15 +45,30 @@ def parse_target_name(name: str) -> tuple[str, dict[str, str]]:
 
 
 def get_target(name: str) -> Target:
+    """Built-in and defect targets first, then installed entry points, then ``backend:<path>``."""
+    from conformance.targets import plugins
+
     base, options = parse_target_name(name)
     known = {**BUILTIN_TARGETS, **DEFECT_TARGETS}
-    if base not in known:
-        close = difflib.get_close_matches(base, known, n=1)
+    if base in known:
+        module_name, class_name = known[base].split(":")
+        return getattr(importlib.import_module(module_name), class_name)(name, options)
+    if base.startswith(plugins.BACKEND_PREFIX):
+        return plugins.BackendTarget(name, options)
+    target = plugins.entry_point_target(base, name, options)
+    if target is None:
+        names = [*known, *plugins.scan_entry_points()[0], "backend:<package.module>:<Class>"]
+        close = difflib.get_close_matches(base, names, n=1)
         hint = f" (did you mean {close[0]!r}?)" if close else ""
-        raise UnknownTargetError(f"unknown target {name!r}{hint}; known: {', '.join(known)}")
-    module_name, class_name = known[base].split(":")
-    cls = getattr(importlib.import_module(module_name), class_name)
-    return cls(name, options)
+        raise UnknownTargetError(f"unknown target {name!r}{hint}; known: {', '.join(names)}")
+    return target
+
+
+def all_target_names() -> list[str]:
+    """Built-in targets, then installed entry-point targets (valid ones); not the negative controls."""
+    from conformance.targets.plugins import scan_entry_points
+
+    return [*BUILTIN_TARGETS, *sorted(scan_entry_points()[0])]
 
 
 __all__ = ["BUILTIN_TARGETS", "DEFAULT_TARGETS", "DEFECT_TARGETS", "Target", "TargetError", "TargetInfo", "TargetUnavailable", "get_target"]

@@ -67,10 +67,11 @@ class DefectSession(Session):
 
     def _noise(self, inputs: dict[str, np.ndarray]) -> Outputs:
         rng = np.random.default_rng(NOISE_SEED)  # fresh per call: same input, same output
-        return [
-            (name, (a * (1.0 + NOISE_SCALE * rng.standard_normal(a.shape))).astype(a.dtype) if _is_float(a) else a)
-            for name, a in self._honest(inputs)
-        ]
+
+        def noisy(a: np.ndarray) -> np.ndarray:
+            return (a * (1.0 + NOISE_SCALE * rng.standard_normal(a.shape))).astype(a.dtype)
+
+        return [(name, noisy(a) if _is_float(a) else a) for name, a in self._honest(inputs)]
 
     def _first_sample(self, inputs: dict[str, np.ndarray]) -> Outputs:
         batched = [a for a in inputs.values() if np.ndim(a) >= 1]

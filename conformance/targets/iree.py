@@ -1,0 +1,147 @@
+"""IREE: import ONNX to MLIR, compile ahead of time for a backend, run on the matching driver.
+
+Each load imports and compiles one model (about a second on CPU) into a temporary directory
+that the session's close() removes. ``target=`` overrides the code generation target:
+the CPU model for llvm-cpu (default ``host``), the SM architecture for cuda (default: the
+compiler's own, which embeds PTX that newer GPUs JIT-compile).
+"""
+from __future__ import annotations
+
+import shutil
+import tempfile
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from conformance.targets.interface import Outputs, Session, Target, TargetError, TargetInfo
+
+# device (second part of the name) -> (compiler target backend, runtime driver)
+BACKENDS = {"llvm-cpu": ("llvm-cpu", "local-task"), "cuda": ("cuda", "cuda")}
+OPTIONS = ("target",)
+
+
+def _package_version(name: str) -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version(name)
+    except PackageNotFoundError:
+        return "unknown"
+
+
+class IreeSession(Session):
+    def __init__(self, function, input_names: list[str], output_names: list[str], workdir: Path) -> None:
+        super().__init__(input_names)
+        self._function = function
+        self._output_names = output_names
+        self._workdir = workdir
+
+    def _run(self, inputs: dict[str, np.ndarray]) -> Outputs:
+        result = self._function(*(np.ascontiguousarray(inputs[name]) for name in self.input_names))
+        results = result if isinstance(result, (tuple, list)) else (result,)
+        if len(results) != len(self._output_names):
+            raise TargetError(f"IREE returned {len(results)} outputs, the graph declares {len(self._output_names)}")
+        # Copy off the device buffers (DeviceArray.to_host may map them) so results outlive the call.
+        return [(name, np.array(value.to_host() if hasattr(value, "to_host") else value, copy=True))
+                for name, value in zip(self._output_names, results)]
+
+    def close(self) -> None:
+        self._function = None
+        shutil.rmtree(self._workdir, ignore_errors=True)
+
+
+class IreeTarget(Target):
+    def __init__(self, name: str, options: dict[str, str]) -> None:
+        from conformance.targets import parse_target_name
+
+        unknown = options.keys() - set(OPTIONS)
+        if unknown:
+            raise TargetError(f"{name}: unknown options {sorted(unknown)}; known: {', '.join(OPTIONS)}")
+        self.device = parse_target_name(name)[0].split(":")[1]  # "llvm-cpu" or "cuda"
+        self.backend, self.driver = BACKENDS[self.device]
+        default = "host" if self.device == "llvm-cpu" else None
+        super().__init__(name, {"target": options.get("target", default)})
+
+    def _extra_args(self) -> list[str]:
+        target = self.options["target"]
+        if target is None:
+            return []
+        flag = "--iree-llvmcpu-target-cpu" if self.device == "llvm-cpu" else "--iree-cuda-target"
+        return [f"{flag}={target}"]
+
+    def unavailable_reason(self) -> str | None:
+        try:
+            import iree.compiler
+            import iree.runtime
+        except ImportError:
+            return "IREE is not installed: pip install iree-base-compiler iree-base-runtime"
+        if self.backend not in iree.compiler.query_available_targets():
+            return f"this IREE compiler has no {self.backend} target backend"
+        try:
+            devices = iree.runtime.get_driver(self.driver).query_available_devices()
+        except (RuntimeError, ValueError) as error:
+            return f"IREE's {self.driver} driver is not available: {str(error).splitlines()[0]}"
+        if not devices:
+            return f"IREE's {self.driver} driver finds no device"
+        return None
+
+    def describe(self) -> TargetInfo:
+        options: dict[str, Any] = {
+            "target_backend": self.backend,
+            "driver": self.driver,
+            ("target_cpu" if self.device == "llvm-cpu" else "cuda_target"): self.options["target"] or "compiler default",
+            "compile_args": self._extra_args(),
+            "importer": "iree.compiler.extras.onnx_importer (as iree-import-onnx, data_prop=True)",
+            "runtime_version": _package_version("iree-base-runtime"),
+        }
+        return TargetInfo(self.name, "iree", _package_version("iree-base-compiler"),
+                          "cpu" if self.device == "llvm-cpu" else "cuda", options)
+
+    @cached_property
+    def _config(self):
+        import iree.runtime
+
+        return iree.runtime.Config(self.driver)
+
+    def _load(self, model_path: Path) -> Session:
+        workdir = Path(tempfile.mkdtemp(prefix="conformance-iree-"))
+        try:
+            return self._compile_and_load(model_path, workdir)
+        except BaseException:
+            shutil.rmtree(workdir, ignore_errors=True)
+            raise
+
+    def _compile_and_load(self, model_path: Path, workdir: Path) -> Session:
+        import iree.compiler
+        import iree.runtime
+        import onnx
+        from iree.compiler.extras import onnx_importer
+        from iree.compiler.ir import Context
+
+        # What iree-import-onnx does, minus its fallback that writes next to the model.
+        model = onnx.shape_inference.infer_shapes(onnx.load(str(model_path)), data_prop=True)
+        info = onnx_importer.ModelInfo(model)
+        module = info.create_module(context=Context()).operation
+        onnx_importer.NodeImporter.define_function(info.main_graph, module).import_all()
+        module.verify()
+        mlir = workdir / "model.mlir"
+        mlir.write_text(module.get_asm(assume_verified=True), encoding="utf-8")
+        vmfb = workdir / "model.vmfb"
+        iree.compiler.compile_file(str(mlir), output_file=str(vmfb), target_backends=[self.backend],
+                                   extra_args=self._extra_args())
+
+        vm_module = iree.runtime.VmModule.mmap(self._config.vm_instance, str(vmfb))
+        context = iree.runtime.SystemContext(config=self._config)
+        context.add_vm_module(vm_module)
+        # The importer names the function after the graph ("main_graph" from torch, "tf2onnx").
+        public = [f for f in vm_module.function_names if not f.startswith("__") and "$" not in f]
+        entry = model.graph.name if model.graph.name in public else (public[0] if len(public) == 1 else None)
+        if entry is None:
+            raise TargetError(f"cannot tell the entry point among {public} (graph {model.graph.name!r})")
+        function = context.modules[vm_module.name][entry]
+
+        initializers = {t.name for t in model.graph.initializer}
+        input_names = [i.name for i in model.graph.input if i.name not in initializers]
+        return IreeSession(function, input_names, [o.name for o in model.graph.output], workdir)

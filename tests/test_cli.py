@@ -1,0 +1,128 @@
+"""The `conformance` command and `pytest --conformance`, driven as a user would, in subprocesses."""
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from conformance.results.document import load_document, validate_document
+
+CLI = [sys.executable, "-m", "conformance"]
+
+
+def conformance(*args, **kwargs):
+    return subprocess.run([*CLI, *args], capture_output=True, text=True, **kwargs)
+
+
+@pytest.mark.parametrize("args,message", [
+    (["run", "--target", "ort:cpux"], "did you mean 'ort:cpu'"),
+    (["run", "--target", "ort:cpu:fast=1"], "unknown options"),
+    (["run", "--target", "ort:cpu", "--model", "nope"], "unknown model"),
+    (["run", "--pack", "/nonexistent"], "no pack at /nonexistent"),
+])
+def test_bad_input_is_one_line(tmp_path, args, message):
+    result = conformance(*args, "--out", str(tmp_path / "run"))
+    assert result.returncode == 2, result.stderr
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) <= 2
+
+
+def test_targets_lists_availability():
+    result = conformance("targets")
+    assert result.returncode == 0
+    lines = {line.split()[0]: line for line in result.stdout.splitlines()}
+    assert "available" in lines["ort:cpu"] and "reference" in lines
+    assert "unavailable: " in lines["ort:cuda"]  # no GPU here: a reason, not a traceback
+
+
+def test_run_writes_valid_results_and_exits_zero_on_known_findings(tmp_path):
+    run_dir = tmp_path / "run"
+    result = conformance("run", "--target", "ort:cpu", "--model", "transformer_encoder", "--out", str(run_dir))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "exporter findings" in result.stdout and "transformer_encoder-torch-script-batch4-seq20-ort:cpu" in result.stdout
+    document = load_document(run_dir / "results.json")
+    validate_document(document)
+    assert document["run"]["status"] == "complete" and len(document["checks"]) == 9
+
+
+def test_run_exits_one_on_a_runtime_finding(tmp_path):
+    result = conformance("run", "--target", "defect:noise", "--model", "mlp", "--out", str(tmp_path / "run"))
+    assert result.returncode == 1
+    assert "runtime findings" in result.stdout
+
+
+def wait_for_checks(path: Path, count: int, timeout_s: float = 60) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if path.exists() and len(json.loads(path.read_text())["checks"]) >= count:
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"{path} never reached {count} checks")
+
+
+def test_interrupted_run_keeps_its_checks_and_resumes(tmp_path):
+    """Ctrl-C while a target hangs: finished checks stay; --resume runs only the rest."""
+    run_dir = tmp_path / "run"
+    args = ["run", "--target", "ort:cpu", "--target", "defect:hang", "--model", "mlp", "--exporter", "torch-script",
+            "--out", str(run_dir)]
+    process = subprocess.Popen([*CLI, *args, "--timeout", "60"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    wait_for_checks(run_dir / "results.json", 2)
+    time.sleep(0.5)  # inside the hanging check now
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=30)
+    assert process.returncode == 130, stderr
+    assert "--resume" in stderr
+    interrupted = load_document(run_dir / "results.json")
+    assert interrupted["run"]["status"] == "interrupted"
+    kept = interrupted["checks"]
+    assert [c["target"] for c in kept] == ["ort:cpu", "ort:cpu"]
+
+    result = conformance("run", "--resume", "--out", str(run_dir), "--timeout", "1")
+    assert "2 already done" in result.stdout, result.stdout + result.stderr
+    finished = load_document(run_dir / "results.json")
+    assert finished["run"]["status"] == "complete"
+    assert finished["checks"][:2] == kept  # not re-run: identical records, durations included
+    assert [c["verdict"] for c in finished["checks"][2:]] == ["timed-out", "timed-out"]
+
+
+def pytest_conformance(tmp_path, *extra):
+    out = tmp_path / "out"
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--conformance", "--target", "ort:cpu",
+         "--target", "reference", "--model", "mlp", "--model", "transformer_encoder", "--conformance-out", str(out),
+         "--junitxml", str(tmp_path / "junit.xml"), "--rootdir", str(tmp_path), *extra, str(tmp_path)],
+        capture_output=True, text=True, cwd=tmp_path)
+    return result, load_document(out / "results.json")
+
+
+def test_pytest_plugin_items_junit_and_xdist_give_the_same_results(tmp_path):
+    (tmp_path / "serial").mkdir()
+    (tmp_path / "xdist").mkdir()
+    serial, serial_doc = pytest_conformance(tmp_path / "serial")
+    parallel, parallel_doc = pytest_conformance(tmp_path / "xdist", "-n", "2")
+    assert serial.returncode == 0, serial.stdout[-2000:]
+    assert "2 xfailed" in serial.stdout  # the torch-script seq-20 exporter finding, on both targets
+    junit = (tmp_path / "serial" / "junit.xml").read_text()
+    assert 'name="mlp-tf2onnx-batch4-ort:cpu"' in junit
+    assert parallel.returncode == 0, parallel.stdout[-2000:]
+
+    def comparable(document):
+        return [{k: v for k, v in c.items() if k != "duration_s"} for c in document["checks"]]
+
+    assert comparable(serial_doc) == comparable(parallel_doc)
+    validate_document(parallel_doc)
+
+
+def test_pytest_plugin_fails_a_defective_target(tmp_path):
+    out = tmp_path / "out"
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--conformance", "--target", "defect:nan",
+         "--model", "mlp", "--exporter", "torch-script", "--conformance-out", str(out), "--rootdir", str(tmp_path), str(tmp_path)],
+        capture_output=True, text=True, cwd=tmp_path)
+    assert result.returncode == 1
+    assert "2 failed" in result.stdout and "NaN" in result.stdout

@@ -1,0 +1,109 @@
+"""The engine catches every negative control, survives crashes and hangs, and passes honest targets."""
+from __future__ import annotations
+
+from collections import defaultdict
+
+import pytest
+
+from conformance.engine import describe_targets, execute, plan_checks, resolve_targets
+from conformance.results.document import ResultsWriter, new_document, records_of, validate_document
+from conformance.results.records import CRASHED, FAILED, NOT_PASSED, PASSED, TIMED_OUT
+
+DEFECTS = ["noise", "fp16", "first-sample", "swap-outputs", "nan", "stale", "dtype", "crash", "hang"]
+
+
+def run_targets(pack, tmp_path, targets, models=("mlp",), exporters=("torch-script",), timeout_s=2.0):
+    resolved = resolve_targets(targets)
+    writer = ResultsWriter(tmp_path / "results.json", new_document(pack.manifest, describe_targets(resolved), ["test"]))
+    execute(plan_checks(pack, writer.document["targets"], models, exporters), writer, timeout_s=timeout_s)
+    writer.finish()
+    return writer.document
+
+
+@pytest.fixture(scope="module")
+def defect_run(pack, tmp_path_factory):
+    """ort:cpu first and last, the negative controls between: a crash or hang must not cost the run."""
+    targets = ["ort:cpu", *(f"defect:{d}" for d in DEFECTS), "ort:cpu:opt=disabled"]
+    document = run_targets(pack, tmp_path_factory.mktemp("defects"), targets)
+    by_target = defaultdict(list)
+    for record in records_of(document):
+        by_target[record.target].append(record)
+    return document, by_target
+
+
+def test_honest_targets_around_the_defects_pass(defect_run):
+    _, by_target = defect_run
+    for target in ("ort:cpu", "ort:cpu:opt=disabled"):
+        assert [r.verdict for r in by_target[target]] == [PASSED, PASSED]
+
+
+@pytest.mark.parametrize("defect,verdict,where", [
+    ("noise", FAILED, "values out of tolerance"),
+    ("fp16", FAILED, "values out of tolerance"),
+    ("swap-outputs", FAILED, "values out of tolerance"),
+    ("nan", FAILED, "NaN"),
+    ("dtype", FAILED, "dtype"),
+    ("crash", CRASHED, "died"),
+    ("hang", TIMED_OUT, "no answer"),
+])
+def test_every_check_of_a_defect_is_caught(defect_run, defect, verdict, where):
+    _, by_target = defect_run
+    records = by_target[f"defect:{defect}"]
+    assert len(records) == 2
+    for record in records:
+        assert record.verdict == verdict, (record.check_id, record.problems)
+        assert record.attributed_to == "target"
+        assert any(where in problem for problem in record.problems), record.problems
+
+
+def test_first_sample_defect_fails_batches(defect_run):
+    _, by_target = defect_run
+    verdicts = {r.data_set_label: r for r in by_target["defect:first-sample"]}
+    assert verdicts["batch1"].verdict == PASSED  # one sample is all it handles right
+    assert verdicts["batch4"].verdict == FAILED
+
+
+def test_stale_defect_fails_once_the_input_changes(defect_run):
+    _, by_target = defect_run
+    records = by_target["defect:stale"]
+    assert records[-1].verdict == FAILED
+    assert all(r.verdict in NOT_PASSED for r in records[1:])
+
+
+def test_failures_carry_error_figures(defect_run):
+    _, by_target = defect_run
+    noisy = by_target["defect:noise"][1]
+    stats = next(iter(noisy.outputs.values()))
+    assert stats["max_abs"] > 0 and stats["margin"] > 1 and noisy.margin > 1
+    minimum = noisy.margin * noisy.tolerance["rtol"]
+    assert minimum > noisy.tolerance["rtol"]
+
+
+def test_results_with_every_verdict_validate_against_the_schema(defect_run):
+    document, _ = defect_run
+    verdicts = {c["verdict"] for c in document["checks"]}
+    assert {PASSED, FAILED, CRASHED, TIMED_OUT} <= verdicts
+    validate_document(document)
+
+
+def test_schema_rejects_a_passed_check_with_a_margin_above_one(defect_run):
+    import copy
+
+    import jsonschema
+
+    document = copy.deepcopy(defect_run[0])
+    document["checks"][0]["margin"] = 1.5
+    with pytest.raises(jsonschema.ValidationError):
+        validate_document(document)
+
+
+def test_honest_cpu_targets_pass_the_whole_core_set(pack, tmp_path):
+    """Every check passes, or fails on an artifact the pack already records as wrong (exporter finding)."""
+    document = run_targets(pack, tmp_path, ["ort:cpu", "ort:cpu:opt=basic", "ort:cpu:opt=disabled", "reference"],
+                           models=(), exporters=(), timeout_s=120)
+    records = records_of(document)
+    assert len(records) == 4 * sum(len(m.artifacts) * len(m.data_sets) for m in pack.models)
+    target_findings = [r for r in records if r.verdict in NOT_PASSED and r.attributed_to == "target"]
+    assert not target_findings, [(r.check_id, r.problems) for r in target_findings]
+    exporter_findings = {(r.model, r.exporter) for r in records if r.attributed_to == "exporter"}
+    assert ("transformer_encoder", "torch-script") in exporter_findings

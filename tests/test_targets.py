@@ -1,0 +1,116 @@
+"""Every built-in target keeps the adapter contract: names, availability, description, a real
+model's outputs under their graph names and within float32 error, clean errors on bad input.
+
+Unavailable targets (no GPU, package missing) skip with their own reason.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conformance.pack import layout
+from conformance.spec import PACK_DIR
+from conformance.targets import BUILTIN_TARGETS, TargetError, TargetInfo, get_target
+
+TARGETS = sorted(BUILTIN_TARGETS)
+MODEL = PACK_DIR / "mlp" / "torch-script"  # two outputs, dynamic batch; test set 1 is batch 4
+RTOL, ATOL = 1e-4, 1e-5
+
+# The options each target accepts; an empty tuple means it takes none.
+KNOWN_OPTIONS = {
+    "ort:cpu": ("opt", "threads"),
+    "ort:cuda": ("opt", "threads", "tf32"),
+    "ort:tensorrt": ("opt", "threads", "tf32"),
+    "reference": (),
+    "openvino:cpu": ("precision",),
+    "openvino:gpu": ("precision",),
+    "tract": (),
+    "iree:llvm-cpu": ("target",),
+    "iree:cuda": ("target",),
+}
+
+
+def available(name: str):
+    target = get_target(name)
+    reason = target.unavailable_reason()
+    assert reason is None or (isinstance(reason, str) and reason.strip())
+    if reason:
+        pytest.skip(reason)
+    return target
+
+
+def test_every_target_has_a_known_options_entry():
+    assert set(KNOWN_OPTIONS) == set(BUILTIN_TARGETS)
+
+
+@pytest.mark.parametrize("name", TARGETS)
+def test_target_is_constructed_and_says_whether_it_is_available(name):
+    target = get_target(name)
+    assert target.name == name
+    reason = target.unavailable_reason()
+    assert reason is None or (isinstance(reason, str) and reason.strip())
+
+
+@pytest.mark.parametrize("name", TARGETS)
+def test_unknown_option_is_refused_naming_the_known_ones(name):
+    with pytest.raises(TargetError) as raised:
+        get_target(f"{name}:bogus=1")
+    message = str(raised.value)
+    assert "bogus" in message
+    known = KNOWN_OPTIONS[name]
+    if known:
+        assert all(option in message for option in known), message
+    else:
+        assert "no options" in message, message
+
+
+@pytest.mark.parametrize("name", TARGETS)
+def test_describe_fills_runtime_version_device(name):
+    target = available(name)
+    info = target.describe()
+    assert isinstance(info, TargetInfo)
+    assert info.name == name
+    assert info.runtime and info.version and info.device
+    assert isinstance(info.options, dict)
+
+
+@pytest.mark.parametrize("name", TARGETS)
+def test_runs_the_mlp_within_float32_error(name):
+    target = available(name)
+    data = layout.data_set_dir(MODEL, 1)
+    inputs = dict(layout.read_data_set(data, "input"))
+    expected = layout.read_data_set(data, "output")
+    session = target.load(MODEL / layout.MODEL_ONNX)
+    try:
+        outputs = session.run(inputs)
+        again = session.run(inputs)  # a second call must not disturb the first's arrays
+    finally:
+        session.close()
+    assert [n for n, _ in outputs] == [n for n, _ in expected]
+    for (name_, actual), (_, want), (_, second) in zip(outputs, expected, again):
+        assert str(actual.dtype) == str(want.dtype), name_
+        assert actual.shape == want.shape, name_
+        np.testing.assert_allclose(actual, want, rtol=RTOL, atol=ATOL, err_msg=name_)
+        np.testing.assert_array_equal(actual, second, err_msg=name_)
+
+
+@pytest.mark.parametrize("name", TARGETS)
+def test_a_missing_input_is_a_target_error(name):
+    target = available(name)
+    session = target.load(MODEL / layout.MODEL_ONNX)
+    try:
+        with pytest.raises(TargetError):
+            session.run({})
+    finally:
+        session.close()
+
+
+@pytest.mark.parametrize("name", TARGETS)
+def test_garbage_file_is_a_target_error(name, tmp_path: Path):
+    target = available(name)
+    garbage = tmp_path / layout.MODEL_ONNX
+    garbage.write_bytes(b"this is not an ONNX model\x00\x01\x02" * 8)
+    with pytest.raises(TargetError):
+        target.load(garbage)
