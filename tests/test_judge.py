@@ -6,7 +6,7 @@ import pytest
 
 from conformance.compare.judge import Expected, judge
 from conformance.compare.stats import error_stats
-from conformance.compare.tolerance import tolerance_for
+from conformance.compare.tolerance import Tolerance, tolerance_for
 
 TOLERANCE = tolerance_for("fp32", "default")
 
@@ -67,5 +67,8 @@ def test_error_statistics_and_minimum_passing_tolerance():
     assert stats.rel_l2 == pytest.approx(np.linalg.norm(actual - golden) / np.linalg.norm(golden))
     assert stats.worst_index == (1,)
     assert stats.margin == pytest.approx(1e-3 / (1e-5 + 1e-4 * 2.0))
-    minimum = stats.min_passing(TOLERANCE)
+    minimum = Tolerance(stats.min_passing_atol, stats.min_passing_rtol)
     assert error_stats(actual, golden, minimum).margin == pytest.approx(1.0)
+    assert stats.worst_elements[0]["index"] == [1] and stats.worst_elements[0]["actual"] == -2.001
+    assert sum(stats.ratio_histogram) == golden.size
+    assert stats.ratio_histogram[-2] == 1  # one element between 1x and 10x the tolerance

@@ -15,16 +15,29 @@ class ErrorStats:
     rel_l2: float  # ||actual - golden|| / ||golden||
     margin: float  # worst |err| / (atol + rtol |golden|); pass when <= 1; inf on NaN
     worst_index: tuple[int, ...]
-
-    def min_passing(self, tolerance: Tolerance) -> Tolerance:
-        """The smallest tolerance of the same atol:rtol shape that would have passed."""
-        return Tolerance(atol=tolerance.atol * self.margin, rtol=tolerance.rtol * self.margin)
+    min_passing_atol: float  # the smallest tolerance of the same atol:rtol shape that passes
+    min_passing_rtol: float
+    worst_elements: tuple[dict, ...] = ()  # index, expected, actual, abs_error, ratio; worst first
+    ratio_histogram: tuple[int, ...] = ()  # element counts of |err| / allowed per RATIO_BIN_EDGES bin
 
     def as_dict(self) -> dict:
         """JSON-ready: infinities (NaN/Inf in the output) become null."""
-        data = {k: (v if not isinstance(v, float) or np.isfinite(v) else None) for k, v in asdict(self).items()}
+        data = {k: _finite_or_none(v) for k, v in asdict(self).items()}
         data["worst_index"] = list(self.worst_index)
+        data["worst_elements"] = [{k: _finite_or_none(v) for k, v in e.items()} for e in self.worst_elements]
+        data["ratio_histogram"] = list(self.ratio_histogram)
         return data
+
+
+# Bins of |err| / allowed: the last two bins are failures (> 1).
+RATIO_BIN_EDGES = (0.0, 1e-3, 1e-2, 0.1, 0.5, 1.0, 10.0, float("inf"))
+WORST_ELEMENTS = 5
+
+
+def _finite_or_none(value):
+    if isinstance(value, float) and not np.isfinite(value):
+        return None
+    return value
 
 
 def error_stats(actual: np.ndarray, golden: np.ndarray, tolerance: Tolerance) -> ErrorStats:
@@ -44,11 +57,25 @@ def _error_stats(actual: np.ndarray, golden: np.ndarray, tolerance: Tolerance) -
     nonzero = np.abs(golden) > 0
     golden_norm = float(np.linalg.norm(golden[np.isfinite(golden)]))
     worst = np.unravel_index(int(np.argmax(ratio)), ratio.shape) if ratio.size else ()
+    margin = float(ratio.max()) if ratio.size else 0.0
     return ErrorStats(
         max_abs=float(error.max()) if error.size else 0.0,
         max_rel=float((error[nonzero] / np.abs(golden[nonzero])).max()) if nonzero.any() else 0.0,
         rel_l2=float(np.linalg.norm(np.where(np.isfinite(error), error, np.inf)))
         / (golden_norm if golden_norm > 0 else 1.0),
-        margin=float(ratio.max()) if ratio.size else 0.0,
+        margin=margin,
         worst_index=tuple(int(i) for i in worst),
+        min_passing_atol=tolerance.atol * margin,
+        min_passing_rtol=tolerance.rtol * margin,
+        worst_elements=worst_elements(actual, golden, error, ratio),
+        ratio_histogram=tuple(int(c) for c in np.histogram(np.minimum(ratio, 1e300), bins=RATIO_BIN_EDGES[:-1] + (1e301,))[0]),
+    )
+
+
+def worst_elements(actual, golden, error, ratio) -> tuple[dict, ...]:
+    flat = np.argsort(-ratio, axis=None, kind="stable")[:WORST_ELEMENTS]
+    return tuple(
+        {"index": [int(i) for i in np.unravel_index(k, ratio.shape)], "expected": float(golden.flat[k]),
+         "actual": float(actual.flat[k]), "abs_error": float(error.flat[k]), "ratio": float(ratio.flat[k])}
+        for k in flat
     )
