@@ -83,7 +83,7 @@ def run_check(runner: IsolatedTarget, plan: CheckPlan, deterministic: bool = Tru
     if "outputs" not in plan.artifact.record or not plan.artifact.exists:
         reason = "; ".join(f["message"] for f in plan.artifact.findings) or "artifact missing"
         return _record(plan, SKIPPED, started, problems=(f"no runnable artifact: {reason[:500]}",))
-    tolerance = tolerance_for("fp32", plan.model.record["tolerance_class"])
+    tolerance = tolerance_for("fp32", plan.model.name, plan.model.record["tolerance_class"])
     expected = plan.model.expected(plan.artifact, plan.data_set.index)
     feeds = dict(plan.artifact.inputs(plan.data_set.index))
     stage = "load"

@@ -117,3 +117,24 @@ def run(pack_dir: Path, targets: tuple[str, ...], models: tuple[str, ...], expor
     run_dir = run_dir or REPORTS_DIR / datetime.now().strftime("%Y%m%d-%H%M%S")
     request = RunRequest(pack_dir, run_dir, list(targets), list(models), list(exporters), resume, timeout_s)
     sys.exit(execute_run(request))
+
+
+@main.command("calibrate")
+@click.option("--pack", "pack_dir", type=click.Path(path_type=Path), default=PACK_DIR, show_default=True)
+@click.option("--target", "targets", multiple=True, help="Honest targets (default: every available one).")
+@click.option("--out", "run_dir", type=click.Path(path_type=Path), default=None, help="Run folder for the evidence.")
+def calibrate(pack_dir: Path, targets: tuple[str, ...], run_dir: Path | None) -> None:
+    """Run honest targets and the value-perturbing negative controls; print the tolerance evidence."""
+    from conformance.calibrate import VALUE_DEFECTS, calibration_rows, render_markdown
+    from conformance.results.document import load_document, records_of
+    from conformance.run import RunRequest, choose_targets, execute_run
+
+    verify_or_exit(pack_dir)
+    honest = [t.name for t in choose_targets(list(targets))]
+    run_dir = run_dir or REPORTS_DIR / f"calibrate-{datetime.now().strftime('%Y%m%d-%H%M%S')}"
+    execute_run(RunRequest(pack_dir, run_dir, [*honest, *VALUE_DEFECTS], [], [], False, None))
+    rows = calibration_rows(records_of(load_document(run_dir / "results.json")))
+    click.echo(render_markdown(rows))
+    misplaced = [r.model for r in rows if not r.well_placed]
+    if misplaced:
+        fail(f"tolerance not between honest and defect errors for: {', '.join(misplaced)}", code=1)

@@ -10,7 +10,7 @@ from conformance.engine import describe_targets, execute, plan_checks, resolve_t
 from conformance.pack.load import Pack
 from conformance.results.document import RESULTS_JSON, ResultsWriter, command_line, load_document, new_document, records_of
 from conformance.results.records import NOT_PASSED
-from conformance.summary import render_table
+from conformance.summary import render_interop, render_table
 from conformance.targets import DEFAULT_TARGETS, TargetError
 
 
@@ -92,6 +92,8 @@ def execute_run(request: RunRequest) -> int:
     writer.finish("complete")
     records = records_of(writer.document)
     click.echo(render_table(records))
+    click.echo()
+    click.echo(render_interop(records))
     click.echo(f"results: {writer.path}")
     target_failures = [r for r in records if r.verdict in NOT_PASSED and r.attributed_to != "exporter"]
     return 1 if target_failures else 0

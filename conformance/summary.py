@@ -34,3 +34,24 @@ def render_table(records: list[CheckRecord]) -> str:
             lines.append(f"{len(found)} {title}:")
             lines += [f"  {r.check_id} {r.verdict}: {r.problems[0][:300]}" for r in found]
     return "\n".join(lines)
+
+
+def interop_view(records: list[CheckRecord]) -> dict[tuple[str, str], list[str]]:
+    """(model, target) -> exporters whose artifact did not pass every data set (empty: interoperable)."""
+    view: dict[tuple[str, str], set[str]] = defaultdict(set)
+    for record in records:
+        failing = view[(record.model, record.target)]
+        if record.verdict != PASSED:
+            failing.add(record.exporter)
+    return {key: sorted(value) for key, value in view.items()}
+
+
+def render_interop(records: list[CheckRecord]) -> str:
+    """Rows: models; columns: targets; a cell is "ok" when the torch- and TF-exported artifacts all pass."""
+    view = interop_view(records)
+    targets = list(dict.fromkeys(r.target for r in records))
+    models = list(dict.fromkeys(r.model for r in records))
+    header = ["interop", *targets]
+    body = [[m, *("ok" if not view[(m, t)] else "x " + ",".join(view[(m, t)]) for t in targets)] for m in models]
+    widths = [max(len(row[i]) for row in [header, *body]) for i in range(len(header))]
+    return "\n".join("  ".join(v.ljust(w) for v, w in zip(row, widths)) for row in [header, *body])

@@ -8,7 +8,7 @@ from conformance.compare.judge import Expected, judge
 from conformance.compare.stats import error_stats
 from conformance.compare.tolerance import Tolerance, tolerance_for
 
-TOLERANCE = tolerance_for("fp32", "default")
+TOLERANCE = tolerance_for("fp32", "mlp")
 
 
 @pytest.fixture()

@@ -16,10 +16,11 @@ class UnknownToleranceError(KeyError):
     pass
 
 
-def tolerance_for(precision: str, tolerance_class: str) -> Tolerance:
+def tolerance_for(precision: str, model: str, tolerance_class: str = "default") -> Tolerance:
+    """A model's own entry wins over its tolerance class, which wins over the default."""
     table = load_json("tolerances.json")
     if precision not in table:
         raise UnknownToleranceError(f"no tolerances for precision {precision!r}")
-    classes = table[precision]
-    entry = classes.get(tolerance_class, classes["default"])
+    entries = table[precision]
+    entry = entries.get("models", {}).get(model) or entries.get(tolerance_class) or entries["default"]
     return Tolerance(atol=float(entry["atol"]), rtol=float(entry["rtol"]))

@@ -84,9 +84,10 @@ def fidelity_record(judgement: Judgement, index: int) -> dict[str, Any]:
     }
 
 
-def check_fidelity(path: Path, plan: list[dict], golden: dict, inputs: list[dict], outputs: list[dict], tolerance_class: str):
+def check_fidelity(path: Path, plan: list[dict], golden: dict, inputs: list[dict], outputs: list[dict],
+                   model: str, tolerance_class: str):
     """Run every data set on the ONNX reference evaluator in float32 against the float64 golden."""
-    tolerance = tolerance_for("fp32", tolerance_class)
+    tolerance = tolerance_for("fp32", model, tolerance_class)
     records, findings = [], []
     try:
         session = ReferenceTarget("reference", {}).load(path)
@@ -155,5 +156,6 @@ def build_artifact(family: ModuleType, params: Params, exporter: str, directory:
     record["inputs"] = [io_record(t, v, channels_last) for t, v in zip(spec.inputs, graph_inputs)]
     record["outputs"] = [io_record(t, v, channels_last) for t, v in zip(spec.outputs, model.graph.output)]
     write_test_data(directory, plan, golden, record["inputs"], record["outputs"])
-    record["fidelity"], fidelity_findings = check_fidelity(path, plan, golden, record["inputs"], record["outputs"], spec.tolerance_class)
+    record["fidelity"], fidelity_findings = check_fidelity(path, plan, golden, record["inputs"], record["outputs"],
+                                                                   spec.name, spec.tolerance_class)
     return {**record, "findings": findings + fidelity_findings}
