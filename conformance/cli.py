@@ -104,8 +104,9 @@ def latest_unfinished_run(reports: Path) -> Path | None:
               help="Run folder (default: reports/<timestamp>).")
 @click.option("--resume", is_flag=True, help="Finish an interrupted run (--out, or the latest unfinished one).")
 @click.option("--timeout", "timeout_s", type=float, default=None, help="Per-request timeout in seconds (default: spec).")
+@click.option("--live", is_flag=True, help="Re-export with the frameworks installed here; add eager torch and tf targets.")
 def run(pack_dir: Path, targets: tuple[str, ...], models: tuple[str, ...], exporters: tuple[str, ...],
-        run_dir: Path | None, resume: bool, timeout_s: float | None) -> None:
+        run_dir: Path | None, resume: bool, timeout_s: float | None, live: bool) -> None:
     """Verify the pack, run its artifacts on the targets and judge them against the goldens."""
     from conformance.run import RunRequest, execute_run
 
@@ -115,7 +116,7 @@ def run(pack_dir: Path, targets: tuple[str, ...], models: tuple[str, ...], expor
         if run_dir is None:
             fail(f"nothing to resume: no unfinished run under {REPORTS_DIR}/")
     run_dir = run_dir or REPORTS_DIR / datetime.now().strftime("%Y%m%d-%H%M%S")
-    request = RunRequest(pack_dir, run_dir, list(targets), list(models), list(exporters), resume, timeout_s)
+    request = RunRequest(pack_dir, run_dir, list(targets), list(models), list(exporters), resume, timeout_s, live)
     sys.exit(execute_run(request))
 
 

@@ -10,15 +10,37 @@ from typing import Any
 
 from conformance.checks import CheckPlan, run_check
 from conformance.isolation import IsolatedTarget
-from conformance.pack.load import Pack
+from conformance.pack.load import Artifact, Pack, PackModel
 from conformance.results.document import ResultsWriter
 from conformance.results.records import SKIPPED, CheckRecord
 from conformance.spec import load_json
-from conformance.targets import Target, get_target
+from conformance.targets import Target, get_target, parse_target_name
+from conformance.targets.native import DATA_FROM_EXPORTER
 
 
 def check_timeout_s() -> float:
     return float(load_json("spec.json")["check_timeout_s"])
+
+
+NATIVE = "native"  # the exporter column of live mode's eager torch / tf checks
+
+
+def native_artifact(model: PackModel, target: str) -> Artifact | None:
+    """A native target runs the model itself; it borrows the test data (in its framework's
+    layout) of one exported artifact, and no exporter finding applies to it."""
+    source = DATA_FROM_EXPORTER.get(parse_target_name(target)[0].split(":")[0])
+    if source is None:
+        return None
+    borrowed = next(a for a in model.artifacts if a.exporter == source)
+    record = {**borrowed.record, "exporter": NATIVE, "valid_onnx": True, "fidelity": [], "findings": []}
+    return Artifact(model.name, NATIVE, borrowed.directory, record)
+
+
+def artifacts_for(model: PackModel, target: str, exporters: set[str]) -> list[Artifact]:
+    native = native_artifact(model, target)
+    if native is not None:
+        return [native] if not exporters or NATIVE in exporters else []
+    return [a for a in model.artifacts if not exporters or a.exporter in exporters]
 
 
 def plan_checks(pack: Pack, targets: Iterable[str], models: Iterable[str] = (), exporters: Iterable[str] = ()) -> list[CheckPlan]:
@@ -27,7 +49,7 @@ def plan_checks(pack: Pack, targets: Iterable[str], models: Iterable[str] = (), 
         CheckPlan(model, artifact, data_set, target)
         for target in targets
         for model in pack.models if not models or model.name in models
-        for artifact in model.artifacts if not exporters or artifact.exporter in exporters
+        for artifact in artifacts_for(model, target, exporters)
         for data_set in model.data_sets
     ]
 

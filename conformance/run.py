@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from conformance.engine import describe_targets, execute, plan_checks, resolve_targets
+from conformance.live import LIVE_PACK, NATIVE_TARGETS, LiveModeError, build_live_pack, live_section
 from conformance.pack.load import Pack
 from conformance.results.document import RESULTS_JSON, ResultsWriter, command_line, load_document, new_document, records_of
 from conformance.results.records import NOT_PASSED
@@ -23,16 +24,18 @@ class RunRequest:
     exporters: list[str]
     resume: bool
     timeout_s: float | None
+    live: bool = False
 
 
 class RunError(RuntimeError):
     pass
 
 
-def choose_targets(names: list[str]):
+def choose_targets(names: list[str], live: bool = False):
     if names:
-        return resolve_targets(names)
-    return [t for t in resolve_targets(DEFAULT_TARGETS) if t.unavailable_reason() is None]
+        return resolve_targets([*names, *(NATIVE_TARGETS if live else ())])
+    defaults = [*DEFAULT_TARGETS, *(NATIVE_TARGETS if live else ())]
+    return [t for t in resolve_targets(defaults) if t.unavailable_reason() is None]
 
 
 def open_writer(request: RunRequest, pack: Pack) -> ResultsWriter:
@@ -41,15 +44,30 @@ def open_writer(request: RunRequest, pack: Pack) -> ResultsWriter:
         if not path.is_file():
             raise RunError(f"nothing to resume: {path} does not exist")
         document = load_document(path)
+        if "live" in document["run"] and not request.live:
+            raise RunError(f"{path} is a live run: resume it with --live")
         if document["run"]["pack_digest"] != pack.digest:
             raise RunError(f"{path} was measured on pack {document['run']['pack_digest'][:12]}, not {pack.digest[:12]}")
         document["run"]["status"] = "running"
         return ResultsWriter(path, document)
     if path.exists():
         raise RunError(f"{path} exists; use --resume to finish it or --out for a new run folder")
-    targets = choose_targets(request.targets)
-    return ResultsWriter(path, new_document(pack.manifest, describe_targets(targets), command_line(),
-                                            request.models, request.exporters))
+    targets = choose_targets(request.targets, request.live)
+    document = new_document(pack.manifest, describe_targets(targets), command_line(), request.models, request.exporters)
+    if request.live:
+        document["run"]["live"] = live_section(pack.directory, request.pack_dir)
+    return ResultsWriter(path, document)
+
+
+def open_pack(request: RunRequest) -> Pack:
+    """The shipped pack; in live mode a fresh export of it (built once per run folder)."""
+    if not request.live:
+        return Pack(request.pack_dir)
+    live_dir = request.run_dir / LIVE_PACK
+    if not (request.resume and (live_dir / "pack.json").exists()):
+        click.echo(f"live mode: re-exporting the reference models into {live_dir}")
+        build_live_pack(request.run_dir, progress=click.echo)
+    return Pack(live_dir, goldens_from=request.pack_dir)
 
 
 def validate_selection(pack: Pack, request: RunRequest) -> None:
@@ -66,12 +84,15 @@ def validate_selection(pack: Pack, request: RunRequest) -> None:
 def execute_run(request: RunRequest) -> int:
     """Returns the exit code: 0 when nothing failed on the targets' account, 1 otherwise, 2 on bad input."""
     try:
-        pack = Pack(request.pack_dir)
+        pack = open_pack(request)
         validate_selection(pack, request)
         writer = open_writer(request, pack)
-    except (RunError, TargetError) as error:
+    except (RunError, TargetError, LiveModeError) as error:
         click.echo(f"error: {error}", err=True)
         return 2
+    if "live" in writer.document["run"]:
+        drift = writer.document["run"]["live"]["golden_drift"]
+        click.echo(f"live goldens vs shipped: max relative drift {drift['max_rel_drift']:.3g} ({drift['where'] or 'none'})")
     unavailable = {n: t["reason"] for n, t in writer.document["targets"].items() if not t["available"]}
     for name, reason in unavailable.items():
         click.echo(f"{name}: unavailable, its checks are skipped ({reason})", err=True)

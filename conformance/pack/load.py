@@ -58,6 +58,7 @@ class PackModel:
     name: str
     directory: Path
     record: dict[str, Any]  # model.json
+    golden_dir: Path | None = None  # where golden.npz is read from; default: directory
 
     @property
     def data_sets(self) -> list[TestDataSet]:
@@ -72,7 +73,7 @@ class PackModel:
 
     @cached_property
     def golden(self) -> dict[str, np.ndarray]:
-        with np.load(self.directory / layout.GOLDEN_NPZ, allow_pickle=False) as data:
+        with np.load((self.golden_dir or self.directory) / layout.GOLDEN_NPZ, allow_pickle=False) as data:
             return {key: data[key] for key in data.files}
 
     def expected(self, artifact: Artifact, data_set: int) -> list[Expected]:
@@ -91,9 +92,13 @@ class PackModel:
 
 
 class Pack:
-    def __init__(self, directory: Path) -> None:
+    """A pack folder. ``goldens_from``: another pack whose goldens judge this one's artifacts
+    (live mode judges freshly exported artifacts against the shipped goldens)."""
+
+    def __init__(self, directory: Path, goldens_from: Path | None = None) -> None:
         self.directory = Path(directory)
         self.manifest = read_manifest(self.directory)
+        self.goldens_from = goldens_from
 
     @property
     def digest(self) -> str:
@@ -115,4 +120,5 @@ class Pack:
             record = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, ValueError) as error:
             raise PackManifestError(f"cannot read {path}: {error}") from error
-        return PackModel(name, self.directory / name, record)
+        golden_dir = self.goldens_from / name if self.goldens_from else None
+        return PackModel(name, self.directory / name, record, golden_dir)

@@ -17,6 +17,11 @@ BUILTIN_TARGETS: dict[str, str] = {
     "tract": "conformance.targets.tract:TractTarget",
     "iree:llvm-cpu": "conformance.targets.iree:IreeTarget",
     "iree:cuda": "conformance.targets.iree:IreeTarget",
+    # Live mode: the reference models themselves, eager (need the frameworks extra).
+    "torch": "conformance.targets.native:TorchTarget",
+    "torch:cuda": "conformance.targets.native:TorchTarget",
+    "tf": "conformance.targets.native:TfTarget",
+    "tf:gpu": "conformance.targets.native:TfTarget",
 }
 
 # What `conformance run` uses when no --target is given: every honest target, where available.
