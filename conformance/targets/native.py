@@ -7,6 +7,7 @@ how an upgrade of torch or TensorFlow is tested against the same goldens.
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -97,23 +98,31 @@ class TorchTarget(NativeTarget):
         return forward
 
 
+def import_tensorflow():
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # TensorFlow's C++ start-up chatter
+    import tensorflow
+
+    return tensorflow
+
+
 class TfTarget(NativeTarget):
     framework, package = "tf", "tensorflow"
 
     def _gpu_missing(self) -> str | None:
-        import tensorflow as tf
+        tf = import_tensorflow()
 
         return None if tf.config.list_physical_devices("GPU") else "no GPU visible to TensorFlow"
 
     def describe(self) -> TargetInfo:
+        tf = import_tensorflow()
         import keras
-        import tensorflow as tf
 
         return TargetInfo(self.name, "tensorflow", tf.__version__, self.device,
                           {"dtype": "float32", "mode": "eager", "keras": keras.__version__,
                            "tf32": tf.config.experimental.tensor_float_32_execution_enabled()})
 
     def _forward(self, family, params):
+        import_tensorflow()
         model = family.build_keras(params, "float32")
 
         def forward(arrays):
