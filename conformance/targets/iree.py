@@ -32,7 +32,8 @@ def _package_version(name: str) -> str:
 
 
 class IreeSession(Session):
-    def __init__(self, function, input_names: list[str], output_names: list[str], workdir: Path) -> None:
+    def __init__(self, function, input_names: list[str], output_names: list[str],
+                 workdir: Path) -> None:
         super().__init__(input_names)
         self._function = function
         self._output_names = output_names
@@ -42,8 +43,9 @@ class IreeSession(Session):
         result = self._function(*(np.ascontiguousarray(inputs[name]) for name in self.input_names))
         results = result if isinstance(result, (tuple, list)) else (result,)
         if len(results) != len(self._output_names):
-            raise TargetError(f"IREE returned {len(results)} outputs, the graph declares {len(self._output_names)}")
-        # Copy off the device buffers (DeviceArray.to_host may map them) so results outlive the call.
+            raise TargetError(f"IREE returned {len(results)} outputs, "
+                              f"the graph declares {len(self._output_names)}")
+        # Copy off the device buffers (to_host may map them) so results outlive the call.
         return [(name, np.array(value.to_host() if hasattr(value, "to_host") else value, copy=True))
                 for name, value in zip(self._output_names, results)]
 
@@ -58,7 +60,8 @@ class IreeTarget(Target):
 
         unknown = options.keys() - set(OPTIONS)
         if unknown:
-            raise TargetError(f"{name}: unknown options {sorted(unknown)}; known: {', '.join(OPTIONS)}")
+            raise TargetError(f"{name}: unknown options {sorted(unknown)}; "
+                              f"known: {', '.join(OPTIONS)}")
         self.device = parse_target_name(name)[0].split(":")[1]  # "llvm-cpu" or "cuda"
         self.backend, self.driver = BACKENDS[self.device]
         default = "host" if self.device == "llvm-cpu" else None
@@ -91,7 +94,8 @@ class IreeTarget(Target):
         options: dict[str, Any] = {
             "target_backend": self.backend,
             "driver": self.driver,
-            ("target_cpu" if self.device == "llvm-cpu" else "cuda_target"): self.options["target"] or "compiler default",
+            ("target_cpu" if self.device == "llvm-cpu" else "cuda_target"):
+                self.options["target"] or "compiler default",
             "compile_args": self._extra_args(),
             "importer": "iree.compiler.extras.onnx_importer (as iree-import-onnx, data_prop=True)",
             "runtime_version": _package_version("iree-base-runtime"),
@@ -137,9 +141,10 @@ class IreeTarget(Target):
         context.add_vm_module(vm_module)
         # The importer names the function after the graph ("main_graph" from torch, "tf2onnx").
         public = [f for f in vm_module.function_names if not f.startswith("__") and "$" not in f]
-        entry = model.graph.name if model.graph.name in public else (public[0] if len(public) == 1 else None)
+        graph_name = model.graph.name
+        entry = graph_name if graph_name in public else (public[0] if len(public) == 1 else None)
         if entry is None:
-            raise TargetError(f"cannot tell the entry point among {public} (graph {model.graph.name!r})")
+            raise TargetError(f"cannot tell the entry point among {public} (graph {graph_name!r})")
         function = context.modules[vm_module.name][entry]
 
         initializers = {t.name for t in model.graph.initializer}

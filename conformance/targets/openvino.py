@@ -20,8 +20,10 @@ OPTIONS = ("precision",)
 
 def _in_force(compiled) -> dict[str, Any]:
     """The settings a compiled model reports that change numerics (or explain timings)."""
-    info: dict[str, Any] = {"inference_precision": compiled.get_property("INFERENCE_PRECISION_HINT").get_type_name()}
-    for key, prop in (("execution_mode", "EXECUTION_MODE_HINT"), ("inference_num_threads", "INFERENCE_NUM_THREADS")):
+    precision = compiled.get_property("INFERENCE_PRECISION_HINT").get_type_name()
+    info: dict[str, Any] = {"inference_precision": precision}
+    for key, prop in (("execution_mode", "EXECUTION_MODE_HINT"),
+                      ("inference_num_threads", "INFERENCE_NUM_THREADS")):
         try:
             value = compiled.get_property(prop)
         except RuntimeError:  # not every plugin has every property (GPU: no thread count)
@@ -39,17 +41,20 @@ class OpenVinoSession(Session):
     def _run(self, inputs: dict[str, np.ndarray]) -> Outputs:
         results = self._request.infer({name: inputs[name] for name in self.input_names})
         # Copies: the request reuses its output buffers on the next call.
-        return [(port.any_name, np.array(results[port], copy=True)) for port in self._compiled.outputs]
+        return [(port.any_name, np.array(results[port], copy=True))
+                for port in self._compiled.outputs]
 
 
 class OpenVinoTarget(Target):
     def __init__(self, name: str, options: dict[str, str]) -> None:
         unknown = options.keys() - set(OPTIONS)
         if unknown:
-            raise TargetError(f"{name}: unknown options {sorted(unknown)}; known: {', '.join(OPTIONS)}")
+            raise TargetError(f"{name}: unknown options {sorted(unknown)}; "
+                              f"known: {', '.join(OPTIONS)}")
         precision = options.get("precision", "f32")
         if precision not in PRECISIONS:
-            raise TargetError(f"{name}: precision must be one of {', '.join(PRECISIONS)}, not {precision!r}")
+            raise TargetError(f"{name}: precision must be one of {', '.join(PRECISIONS)}, "
+                              f"not {precision!r}")
         super().__init__(name, {"precision": precision})
         from conformance.targets import parse_target_name
 
@@ -71,7 +76,8 @@ class OpenVinoTarget(Target):
             return "openvino is not installed: pip install openvino"
         devices = self._core.available_devices
         if not any(d.split(".")[0] == self.device for d in devices):
-            return f"OpenVINO has no {self.device} device here (available: {', '.join(devices) or 'none'})"
+            listed = ", ".join(devices) or "none"
+            return f"OpenVINO has no {self.device} device here (available: {listed})"
         return None
 
     @cached_property
@@ -81,7 +87,8 @@ class OpenVinoTarget(Target):
         import openvino.opset13 as ops
 
         x = ops.parameter([1, 4], openvino.Type.f32)
-        return _in_force(self._core.compile_model(openvino.Model([ops.relu(x)], [x]), self.device, self._config()))
+        model = openvino.Model([ops.relu(x)], [x])
+        return _in_force(self._core.compile_model(model, self.device, self._config()))
 
     def describe(self) -> TargetInfo:
         import openvino
@@ -89,7 +96,8 @@ class OpenVinoTarget(Target):
         options: dict[str, Any] = {"precision_requested": self.options["precision"]}
         if self.unavailable_reason() is None:
             options.update(self._probe)
-        return TargetInfo(self.name, "openvino", openvino.get_version(), self.device.lower(), options)
+        return TargetInfo(self.name, "openvino", openvino.get_version(), self.device.lower(),
+                          options)
 
     def _load(self, model_path: Path) -> Session:
         compiled = self._core.compile_model(str(model_path), self.device, self._config())

@@ -36,7 +36,8 @@ class OrtTarget(Target):
         known = ("opt", "threads", *self.extra_options)
         unknown = options.keys() - set(known)
         if unknown:
-            raise TargetError(f"{name}: unknown options {sorted(unknown)}; known: {', '.join(known)}")
+            raise TargetError(f"{name}: unknown options {sorted(unknown)}; "
+                              f"known: {', '.join(known)}")
         opt = options.get("opt", "all")
         if opt not in OPT_LEVELS:
             raise TargetError(f"{name}: opt must be one of {', '.join(OPT_LEVELS)}, not {opt!r}")

@@ -36,11 +36,13 @@ def tied_batch_facts(graph) -> dict[str, str]:
     dims, firsts = {}, set()
     for index, value in enumerate(inputs):
         tensor = value.type.tensor_type
-        shape = [d.dim_value if d.HasField("dim_value") else (d.dim_param or None) for d in tensor.shape.dim]
+        shape = [d.dim_value if d.HasField("dim_value") else (d.dim_param or None)
+                 for d in tensor.shape.dim]
         if not shape or isinstance(shape[0], int) or tensor.elem_type not in TRACT_DTYPES:
             continue
         firsts.add(shape[0] or f"unknown{index}")
-        rest = [str(d) if d is not None else f"unk_{index}_{axis}" for axis, d in enumerate(shape[1:], 1)]
+        rest = [str(d) if d is not None else f"unk_{index}_{axis}"
+                for axis, d in enumerate(shape[1:], 1)]
         dims[value.name] = ",".join([batch, *rest, TRACT_DTYPES[tensor.elem_type]])
     return dims if len(dims) > 1 and len(firsts) > 1 else {}
 
@@ -55,7 +57,8 @@ class TractSession(Session):
         import tract
 
         try:
-            results = self._runnable.run([np.ascontiguousarray(inputs[name]) for name in self.input_names])
+            results = self._runnable.run([np.ascontiguousarray(inputs[name])
+                                          for name in self.input_names])
         except tract.TractError as error:
             raise _clean(error) from error
         return [(name, result.to_numpy()) for name, result in zip(self._output_names, results)]
@@ -95,5 +98,6 @@ class TractTarget(Target):
             raise _clean(error) from error
         output_names = [o.name for o in graph.output]
         if len(output_names) != runnable.output_count():
-            raise TargetError(f"tract has {runnable.output_count()} outputs, the graph declares {len(output_names)}")
+            raise TargetError(f"tract has {runnable.output_count()} outputs, "
+                              f"the graph declares {len(output_names)}")
         return TractSession(runnable, input_names, output_names)
