@@ -107,3 +107,17 @@ def test_honest_cpu_targets_pass_the_whole_core_set(pack, tmp_path):
     assert not target_findings, [(r.check_id, r.problems) for r in target_findings]
     exporter_findings = {(r.model, r.exporter) for r in records if r.attributed_to == "exporter"}
     assert ("transformer_encoder", "torch-script") in exporter_findings
+
+
+def test_calibration_places_the_tolerance_between_honest_and_defect_errors(defect_run):
+    import dataclasses
+
+    from conformance.calibrate import calibration_rows
+
+    _, by_target = defect_run
+    records = [r for target, rs in by_target.items() for r in rs]
+    (row,) = calibration_rows(records)
+    assert row.model == "mlp" and row.honest_margin < 1 < row.defect_margin and row.well_placed
+    # A value defect that slips under the tolerance makes the row misplaced.
+    slipped = [dataclasses.replace(r, margin=0.5) if r.target == "defect:fp16" else r for r in records]
+    assert not calibration_rows(slipped)[0].well_placed
