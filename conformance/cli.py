@@ -27,6 +27,12 @@ def main() -> None:
     """Conformance and interoperability suite for ML inference runtimes."""
 
 
+def register_commands() -> None:
+    from conformance.report import report_command
+
+    main.add_command(report_command)
+
+
 @main.group()
 def pack() -> None:
     """Build or verify the conformance pack."""
@@ -139,3 +145,6 @@ def calibrate(pack_dir: Path, targets: tuple[str, ...], run_dir: Path | None) ->
     misplaced = [r.model for r in rows if not r.well_placed]
     if misplaced:
         fail(f"tolerance not between honest and defect errors for: {', '.join(misplaced)}", code=1)
+
+
+register_commands()

@@ -81,6 +81,16 @@ def validate_selection(pack: Pack, request: RunRequest) -> None:
         raise RunError(f"unknown exporter(s) {', '.join(unknown)}; the pack has {', '.join(sorted(exporters))}")
 
 
+def write_report_beside(results_path: Path) -> None:
+    """report.html next to results.json; a report failure never changes the run's exit code."""
+    from conformance.report import ReportError, write_report
+
+    try:
+        click.echo(f"report: {write_report(results_path, results_path.with_name('report.html'))}")
+    except (ReportError, OSError) as error:
+        click.echo(f"warning: no report: {error}", err=True)
+
+
 def execute_run(request: RunRequest) -> int:
     """Returns the exit code: 0 when nothing failed on the targets' account, 1 otherwise, 2 on bad input."""
     try:
@@ -107,6 +117,7 @@ def execute_run(request: RunRequest) -> int:
             execute(todo, writer, request.timeout_s, on_record=lambda r: bar.update(1, r))
     except KeyboardInterrupt:
         writer.finish("interrupted")
+        write_report_beside(writer.path)
         click.echo(f"\ninterrupted: {len(writer.document['checks'])} checks kept in {writer.path}; "
                    f"finish with: conformance run --resume --out {request.run_dir}", err=True)
         return 130
@@ -116,5 +127,6 @@ def execute_run(request: RunRequest) -> int:
     click.echo()
     click.echo(render_interop(records))
     click.echo(f"results: {writer.path}")
+    write_report_beside(writer.path)
     target_failures = [r for r in records if r.verdict in NOT_PASSED and r.attributed_to != "exporter"]
     return 1 if target_failures else 0

@@ -1,0 +1,133 @@
+"""Turn a results document (and optionally a baseline) into the view data the templates render."""
+from __future__ import annotations
+
+import itertools
+import json
+import shlex
+from collections import Counter
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from conformance.report.compare import Comparison, compare_documents
+from conformance.report.drilldown import CheckView, check_view
+from conformance.report.matrix import Matrix, MatrixCell, build_matrix
+from conformance.report.performance import Performance, build_performance
+from conformance.report.verdicts import TargetVerdict, target_names, target_verdicts
+from conformance.results.document import records_of
+from conformance.results.records import NOT_PASSED, VERDICTS, CheckRecord
+
+
+@dataclass(frozen=True)
+class CellDrill:
+    cell: MatrixCell
+    checks: tuple[CheckView, ...]
+
+
+@dataclass(frozen=True)
+class ModelGroup:
+    model: str
+    anchor: str
+    cells: tuple[CellDrill, ...]
+
+    @property
+    def not_passed(self) -> int:
+        return sum(1 for c in self.cells for check in c.checks if check.full_detail)
+
+
+@dataclass(frozen=True)
+class Finding:
+    check: CheckView
+    cell_anchor: str | None  # None when the check's target is left out of the matrix
+
+
+@dataclass(frozen=True)
+class Provenance:
+    run: tuple[tuple[str, str], ...]
+    environment: tuple[tuple[str, str], ...]
+    packages: tuple[tuple[str, str], ...]
+    targets: tuple[tuple[str, dict[str, Any]], ...]  # name -> its description in the results file
+
+
+@dataclass(frozen=True)
+class ReportView:
+    generated_at: str
+    run: dict[str, Any]
+    verdicts: tuple[TargetVerdict, ...]
+    totals: dict[str, int]
+    matrix: Matrix
+    groups: tuple[ModelGroup, ...]
+    findings: tuple[Finding, ...]
+    performance: Performance
+    comparison: Comparison | None
+    provenance: Provenance
+
+    @property
+    def complete(self) -> bool:
+        return self.run.get("status") == "complete"
+
+
+def text(value: Any) -> str:
+    if value is None:
+        return "\u2014"
+    if isinstance(value, str):
+        return value
+    return json.dumps(value, sort_keys=True)
+
+
+def provenance(document: dict[str, Any]) -> Provenance:
+    run = dict(document.get("run", {}))
+    command = run.pop("command", None)
+    rows = [(k, text(v)) for k, v in run.items()]
+    if isinstance(command, list):
+        rows.append(("command", shlex.join(str(c) for c in command)))
+    environment = dict(document.get("environment", {}))
+    packages = environment.pop("packages", {}) or {}
+    return Provenance(tuple(rows), tuple((k, text(v)) for k, v in environment.items()),
+                      tuple((k, text(v)) for k, v in sorted(packages.items())),
+                      tuple((name, info) for name, info in document.get("targets", {}).items()))
+
+
+def drilldown(matrix: Matrix) -> tuple[tuple[ModelGroup, ...], dict[str, tuple[CheckView, str]]]:
+    """Per model, every cell with a view of each check; and check id -> (view, cell anchor)."""
+    views: dict[str, tuple[CheckView, str]] = {}
+    anchors = (f"check-{n}" for n in itertools.count())
+    groups = []
+    for index, row in enumerate(matrix.rows):
+        cells = []
+        for cell in row.cells:
+            if cell is None:
+                continue
+            checks = tuple(check_view(c, next(anchors)) for c in cell.checks)
+            views.update({v.record.check_id: (v, cell.anchor) for v in checks})
+            cells.append(CellDrill(cell, checks))
+        groups.append(ModelGroup(row.model, f"model-{index}", tuple(cells)))
+    return tuple(groups), views
+
+
+def findings_of(records: list[CheckRecord], views: dict[str, tuple[CheckView, str]]) -> tuple[Finding, ...]:
+    """Every check that did not pass: the runtime's findings first, then the exporters'."""
+    failing = sorted((r for r in records if r.verdict in NOT_PASSED), key=lambda r: r.attributed_to == "exporter")
+    found = []
+    for index, record in enumerate(failing):
+        view, anchor = views.get(record.check_id) or (check_view(record, f"finding-{index}"), None)
+        found.append(Finding(view, anchor))
+    return tuple(found)
+
+
+def build_view(document: dict[str, Any], baseline: dict[str, Any] | None = None) -> ReportView:
+    records = records_of(document)
+    comparison = None
+    if baseline is not None:
+        comparison = compare_documents(baseline, document, records_of(baseline), records)
+    matrix = build_matrix(records, target_names(document, records),
+                          comparison.kinds_by_check() if comparison else None)
+    groups, views = drilldown(matrix)
+    counts = Counter(r.verdict for r in records)
+    return ReportView(
+        generated_at=datetime.now(UTC).isoformat(timespec="seconds"),
+        run=document.get("run", {}), verdicts=tuple(target_verdicts(document, records)),
+        totals={v: counts.get(v, 0) for v in VERDICTS}, matrix=matrix, groups=groups,
+        findings=findings_of(records, views), performance=build_performance(document.get("benchmarks")),
+        comparison=comparison, provenance=provenance(document),
+    )

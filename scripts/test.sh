@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# Set up everything on a fresh machine (Python 3.11, root for apt) and run the tests.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+# Headless Chromium for the report's browser tests: Debian's package, never a downloaded browser.
+if ! command -v chromium >/dev/null; then
+  apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium >/dev/null
+fi
+python3.11 -m venv .venv
+.venv/bin/pip install -q --upgrade pip
+.venv/bin/pip install -q -e '.[frameworks,runtimes,test]'
+.venv/bin/python -m pytest -q
