@@ -28,9 +28,11 @@ def main() -> None:
 
 
 def register_commands() -> None:
+    from conformance.bench.command import bench_command
     from conformance.report import report_command
 
     main.add_command(report_command)
+    main.add_command(bench_command)
 
 
 @main.group()
@@ -111,8 +113,12 @@ def latest_unfinished_run(reports: Path) -> Path | None:
 @click.option("--resume", is_flag=True, help="Finish an interrupted run (--out, or the latest unfinished one).")
 @click.option("--timeout", "timeout_s", type=float, default=None, help="Per-request timeout in seconds (default: spec).")
 @click.option("--live", is_flag=True, help="Re-export with the frameworks installed here; add eager torch and tf targets.")
+@click.option("--bench", is_flag=True, help="After the checks, benchmark the targets (SingleStream, Offline, ...).")
+@click.option("--bench-mode", type=click.Choice(["dev", "cert"]), default="dev", show_default=True)
+@click.option("--loadgen", is_flag=True, help="With --bench: also MLPerf LoadGen Offline and Server.")
 def run(pack_dir: Path, targets: tuple[str, ...], models: tuple[str, ...], exporters: tuple[str, ...],
-        run_dir: Path | None, resume: bool, timeout_s: float | None, live: bool) -> None:
+        run_dir: Path | None, resume: bool, timeout_s: float | None, live: bool, bench: bool,
+        bench_mode: str, loadgen: bool) -> None:
     """Verify the pack, run its artifacts on the targets and judge them against the goldens."""
     from conformance.run import RunRequest, execute_run
 
@@ -122,7 +128,8 @@ def run(pack_dir: Path, targets: tuple[str, ...], models: tuple[str, ...], expor
         if run_dir is None:
             fail(f"nothing to resume: no unfinished run under {REPORTS_DIR}/")
     run_dir = run_dir or REPORTS_DIR / datetime.now().strftime("%Y%m%d-%H%M%S")
-    request = RunRequest(pack_dir, run_dir, list(targets), list(models), list(exporters), resume, timeout_s, live)
+    request = RunRequest(pack_dir, run_dir, list(targets), list(models), list(exporters), resume, timeout_s, live,
+                         bench, bench_mode, loadgen)
     sys.exit(execute_run(request))
 
 

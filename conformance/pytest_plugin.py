@@ -21,6 +21,8 @@ from conformance.spec import PACK_DIR
 
 STATE = pytest.StashKey["ConformanceState"]()
 
+pytest_plugins = ["conformance.bench.pytest_hooks"]  # --bench: benchmark items on pytest-benchmark
+
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("conformance", "ML inference conformance checks")

@@ -25,6 +25,9 @@ class RunRequest:
     resume: bool
     timeout_s: float | None
     live: bool = False
+    bench: bool = False
+    bench_mode: str = "dev"
+    loadgen: bool = False
 
 
 class RunError(RuntimeError):
@@ -91,6 +94,24 @@ def write_report_beside(results_path: Path) -> None:
         click.echo(f"warning: no report: {error}", err=True)
 
 
+def run_benchmark_phase(request: RunRequest, writer: ResultsWriter, pack: Pack) -> int:
+    """Benchmarks after the checks, never beside them; each (model, target) in its own process."""
+    from conformance.bench.command import run_benchmarks
+    from conformance.bench.table import render as render_benchmarks
+
+    available = [name for name, info in writer.document["targets"].items() if info["available"]]
+    selection = writer.document["run"]["selection"]
+    try:
+        done = run_benchmarks(writer, pack, available, selection["models"], selection["exporters"],
+                              request.bench_mode, (), request.loadgen, progress=click.echo)
+    except KeyboardInterrupt:
+        writer.finish("interrupted")
+        click.echo(f"\ninterrupted during benchmarks; results kept in {writer.path}", err=True)
+        return 130
+    click.echo(render_benchmarks(done))
+    return 0
+
+
 def execute_run(request: RunRequest) -> int:
     """Returns the exit code: 0 when nothing failed on the targets' account, 1 otherwise, 2 on bad input."""
     try:
@@ -120,6 +141,8 @@ def execute_run(request: RunRequest) -> int:
         write_report_beside(writer.path)
         click.echo(f"\ninterrupted: {len(writer.document['checks'])} checks kept in {writer.path}; "
                    f"finish with: conformance run --resume --out {request.run_dir}", err=True)
+        return 130
+    if request.bench and run_benchmark_phase(request, writer, pack) == 130:
         return 130
     writer.finish("complete")
     records = records_of(writer.document)

@@ -18,6 +18,7 @@ from conformance.targets.interface import TargetError
 from conformance.targets.reference import ReferenceTarget
 from reference_models.interface import Params, TensorSpec, keras_layout, layout_permutation
 
+REPO_ROOT = Path(__file__).resolve().parents[2]
 NUMPY_DTYPES = {onnx.TensorProto.FLOAT: "float32", onnx.TensorProto.INT64: "int64",
                 onnx.TensorProto.DOUBLE: "float64", onnx.TensorProto.FLOAT16: "float16"}
 
@@ -48,6 +49,29 @@ def same_bytes_on_reexport(family, params, exporter, path: Path, options) -> boo
         again = Path(scratch) / layout.MODEL_ONNX
         export_once(family, params, exporter, again, options)
         return again.read_bytes() == path.read_bytes()
+
+
+def without_metadata(path: Path) -> bytes:
+    """The model's bytes with every doc_string and metadata_props cleared: what computes, not
+    what the exporter noted about where it came from."""
+    model = onnx.load(str(path))
+    model.ClearField("doc_string")
+    model.ClearField("metadata_props")
+    graphs = [model.graph]
+    while graphs:
+        graph = graphs.pop()
+        graph.ClearField("doc_string")
+        graph.ClearField("metadata_props")
+        for node in graph.node:
+            node.ClearField("doc_string")
+            node.ClearField("metadata_props")
+            graphs += [a.g for a in node.attribute if a.HasField("g")] + [g for a in node.attribute for g in a.graphs]
+    return model.SerializeToString()
+
+
+def embeds_source_paths(path: Path) -> bool:
+    """The exporter wrote this checkout's absolute path into the file (stack traces in metadata)."""
+    return str(REPO_ROOT).encode() in path.read_bytes()
 
 
 def io_record(tensor: TensorSpec, value_info: onnx.ValueInfoProto, channels_last: bool) -> dict[str, Any]:
@@ -143,6 +167,7 @@ def build_artifact(family: ModuleType, params: Params, exporter: str, directory:
         "exporter": exporter, "exporter_version": result.exporter_version, "options": result.options,
         "opset": next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), None),
         "valid_onnx": invalid is None, "reproducible_bytes": reproducible,
+        "embeds_source_paths": embeds_source_paths(path),
     }
     if invalid:
         findings.append(finding("invalid-onnx", f"onnx.checker (full_check) rejects the artifact: {invalid[:500]}"))

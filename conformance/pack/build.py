@@ -163,6 +163,10 @@ def reproducibility_notes(out_dir: Path, models: list[str]) -> list[str]:
     for name in models:
         record = json.loads((out_dir / name / layout.MODEL_JSON).read_text())
         for exporter, artifact in record["artifacts"].items():
+            if artifact.get("embeds_source_paths"):
+                notes.append(f"{name}/{exporter}: the exporter writes Python stack traces (absolute source "
+                             "paths, line numbers) into node metadata, so its bytes depend on the checkout; "
+                             "compare it with metadata stripped")
             if artifact.get("reproducible_bytes") is False:
                 notes.append(f"{name}/{exporter}: exporting twice in one process gave different bytes "
                              "(generated names and metadata come from process-wide counters); "

@@ -87,6 +87,12 @@ class ResultsWriter:
         self._ids.add(record.check_id)
         self.flush()
 
+    def add_benchmark(self, record: dict[str, Any]) -> None:
+        """Add a benchmark record (optional "benchmarks" list); one with the same id is replaced."""
+        records = [r for r in self.document.get("benchmarks", []) if r["id"] != record["id"]]
+        self.document["benchmarks"] = [*records, record]
+        self.flush()
+
     def finish(self, status: str = "complete") -> None:
         self.document["run"]["status"] = status
         self.document["run"]["finished_at"] = utc_now()

@@ -1,0 +1,93 @@
+"""The scenarios, run in the process that holds the runtime; they return raw measurements.
+
+- ColdStart: session creation and first inference (wall time, perf_counter_ns), and the
+  process's resident memory before the load and its peak during load and first inference
+  (the whole process: interpreter and runtime libraries included; ``model_rss_mb`` is the growth).
+- SingleStream: batch 1, one query after another, rotating inputs; raw per-call latencies.
+- Offline: the same at each batch size of the sweep, capped by the memory budget.
+
+Statistics and records are made from the raw data elsewhere (stats.py, records.py), so the
+pytest path and the child-process path share every number's definition.
+"""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+from conformance.bench.inputs import Feeds, batched, feeds_nbytes
+from conformance.bench.rss import current_rss_mb, peak_rss_mb, reset_peak
+from conformance.bench.rules import OfflineRules, SeriesRules
+from conformance.bench.timing import planned_rounds, time_calls, warm_up
+from conformance.targets import Target
+from conformance.targets.interface import Session
+
+MB = 1024 * 1024
+
+
+def cold_start(target: Target, model_path: Path, first_feeds: Feeds) -> tuple[Session, dict[str, float]]:
+    """Load and run once; the runtime's module is imported beforehand (describe) so it is not counted."""
+    peak_reset = reset_peak()
+    rss_before_mb = current_rss_mb()
+    started = time.perf_counter_ns()
+    session = target.load(model_path)
+    loaded = time.perf_counter_ns()
+    session.run(first_feeds)
+    finished = time.perf_counter_ns()
+    peak_mb = peak_rss_mb()
+    return session, {
+        "session_create_ms": (loaded - started) / 1e6,
+        "first_inference_ms": (finished - loaded) / 1e6,
+        "peak_rss_mb": peak_mb,
+        "rss_before_load_mb": rss_before_mb,
+        "model_rss_mb": max(0.0, peak_mb - rss_before_mb),
+        "peak_is_since_load": peak_reset,
+    }
+
+
+def timed_series(session: Session, feeds: list[Feeds], rules: SeriesRules, benchmark: Any = None,
+                 name: str = "series") -> dict[str, Any]:
+    """Warm up, size the series from the warm-up estimate, time it; raw per-call latencies."""
+    estimate_s = warm_up(session.run, feeds, rules.warmup_queries)
+    rounds = planned_rounds(estimate_s, rules)
+    series = time_calls(session.run, feeds, rounds, benchmark, name, start_at=rules.warmup_queries)
+    return {"latencies_s": series.latencies_s, "duration_s": series.wall_s, "engine": series.engine,
+            "planned_queries": rounds, "warmup_queries": rules.warmup_queries}
+
+
+def single_stream(session: Session, pool: list[Feeds], rules: SeriesRules, benchmark: Any = None,
+                  name: str = "SingleStream") -> dict[str, Any]:
+    return timed_series(session, pool, rules, benchmark, name)
+
+
+def over_budget(session: Session, pool: list[Feeds], batch: int, rules: OfflineRules,
+                baseline_rss_mb: float) -> str | None:
+    """Why this batch size must be skipped, or None: predicted buffers, or RSS already past budget."""
+    sample_bytes = feeds_nbytes(pool[0]) + sum(a.nbytes for _, a in session.run(pool[0]))
+    predicted_mb = rules.rotating_batches * batch * sample_bytes / MB
+    if predicted_mb > rules.memory_budget_mb:
+        return f"inputs and outputs would take {predicted_mb:.0f} MB > budget {rules.memory_budget_mb:g} MB"
+    grown_mb = peak_rss_mb() - baseline_rss_mb
+    if grown_mb > rules.memory_budget_mb:
+        return f"peak RSS already grew {grown_mb:.0f} MB > budget {rules.memory_budget_mb:g} MB"
+    return None
+
+
+def offline_batch(session: Session, pool: list[Feeds], batch: int, rules: OfflineRules,
+                  benchmark: Any = None, name: str = "Offline") -> dict[str, Any]:
+    feeds = batched(pool, batch, rules.rotating_batches)
+    return {"batch": batch, **timed_series(session, feeds, rules, benchmark, name)}
+
+
+def offline_sweep(session: Session, pool: list[Feeds], rules: OfflineRules,
+                  baseline_rss_mb: float) -> list[dict[str, Any]]:
+    """Every batch size of the rules; once one is over budget, the larger ones are skipped too."""
+    results: list[dict[str, Any]] = []
+    skipped: str | None = None
+    for batch in sorted(rules.batch_sizes):
+        skipped = skipped or over_budget(session, pool, batch, rules, baseline_rss_mb)
+        if skipped:
+            results.append({"batch": batch, "skipped": skipped})
+            continue
+        results.append(offline_batch(session, pool, batch, rules, name=f"Offline[batch{batch}]"))
+    return results

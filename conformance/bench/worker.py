@@ -1,0 +1,135 @@
+"""Benchmarks in a child process: the timing happens where the runtime lives; a crash costs one case.
+
+Why a child and not the caller's process: a runtime that aborts or hangs must cost one benchmark,
+never the run (as for checks), and a cold start and its peak RSS need a process that has not yet
+loaded the model. The child loads the artifact once (that load *is* the ColdStart measurement),
+then serves one request per scenario and sends back raw per-call latencies; statistics are made
+in the parent. The parent waits idle while the child measures. A child that dies or overruns the
+rules' timeout is killed; the next scenario starts a fresh child (its load is not a cold start).
+"""
+from __future__ import annotations
+
+import multiprocessing
+from multiprocessing.connection import Connection
+from pathlib import Path
+from typing import Any
+
+from conformance.bench import guard, scenarios
+from conformance.bench.cases import BenchCase, bench_target, environment
+from conformance.bench.inputs import sample_pool
+from conformance.bench.rules import BenchRules
+from conformance.targets.interface import TargetError, TargetUnavailable
+
+_CONTEXT = multiprocessing.get_context("spawn")  # no fork: runtimes hold threads
+PROCESS = "isolated child process (spawn), one per case"
+
+
+class BenchCrashed(TargetError):
+    """The benchmark's process died while measuring."""
+
+
+class BenchTimedOut(TargetError):
+    """The benchmark did not finish within the rules' timeout_s."""
+
+
+class CaseBench:
+    """One case loaded in this process: the session, its rotating inputs, its cold start."""
+
+    def __init__(self, case: BenchCase, rules: BenchRules, process: str = PROCESS) -> None:
+        self.case, self.rules = case, rules
+        target, threads = bench_target(case.target, rules.threads)
+        reason = target.unavailable_reason()
+        if reason:
+            raise TargetUnavailable(reason)
+        self.environment = environment(target, threads, rules.threads, process)  # imports the runtime
+        self.pool = sample_pool(Path(case.artifact_dir), case.data_set, rules.rotating_inputs,
+                                rules.perturbation, rules.seed)
+        self.session, self.cold_start = scenarios.cold_start(target, Path(case.model_path), self.pool[0])
+
+    def serve(self, scenario: str, payload: Any) -> Any:
+        if scenario == "SingleStream":
+            return scenarios.single_stream(self.session, self.pool, self.rules.single_stream)
+        if scenario == "Offline":
+            return scenarios.offline_sweep(self.session, self.pool, self.rules.offline,
+                                           self.cold_start["rss_before_load_mb"])
+        if scenario == "CachingGuard":
+            return guard.measure(self.session, self.pool, self.rules.caching_guard)
+        if scenario in ("LoadGen-Offline", "LoadGen-Server"):
+            from conformance.bench.loadgen import run_loadgen
+
+            return run_loadgen(self.session, self.pool, scenario.split("-", 1)[1], self.rules.loadgen, Path(payload))
+        raise TargetError(f"unknown scenario {scenario!r}")
+
+    def close(self) -> None:
+        self.session.close()
+
+
+def _serve(conn: Connection, case: BenchCase, rules: BenchRules) -> None:
+    """Child main: answer ("open") with the cold start, then (scenario, payload) with raw data."""
+    bench = None
+    while True:
+        try:
+            request, payload = conn.recv()
+        except EOFError:
+            return
+        try:
+            if request == "open":
+                bench = CaseBench(case, rules)
+                conn.send(("ok", {"cold_start": bench.cold_start, "environment": bench.environment}))
+            elif bench is None:
+                raise TargetError("the case is not loaded")
+            else:
+                conn.send(("ok", bench.serve(request, payload)))
+        except Exception as error:  # noqa: BLE001 - every failure goes back to the parent as text
+            message = str(error) if isinstance(error, TargetError) else f"{type(error).__name__}: {error}"
+            conn.send(("error", message))
+
+
+class BenchWorker:
+    """The parent's handle on one case's child process."""
+
+    def __init__(self, case: BenchCase, rules: BenchRules) -> None:
+        self.case, self.rules = case, rules
+        self._process: Any = None
+        self._conn: Connection | None = None
+
+    def _ask(self, request: str, payload: Any) -> Any:
+        assert self._conn is not None
+        try:
+            self._conn.send((request, payload))
+            if not self._conn.poll(self.rules.timeout_s):
+                self.close()
+                raise BenchTimedOut(f"no answer within {self.rules.timeout_s:g} s; the process was killed")
+            status, value = self._conn.recv()
+        except (EOFError, BrokenPipeError, ConnectionResetError) as error:
+            self._process.join(timeout=5)
+            code = self._process.exitcode
+            self.close()
+            raise BenchCrashed(f"the benchmark process died (exit code {code})") from error
+        if status == "error":
+            raise TargetError(value)
+        return value
+
+    def open(self) -> dict[str, Any]:
+        """Start a fresh child and load the case: returns its cold start and environment."""
+        self.close()
+        parent, child = _CONTEXT.Pipe()
+        self._process = _CONTEXT.Process(target=_serve, args=(child, self.case, self.rules), daemon=True)
+        self._process.start()
+        child.close()
+        self._conn = parent
+        return self._ask("open", None)
+
+    def request(self, scenario: str, payload: Any = None) -> Any:
+        if self._process is None or not self._process.is_alive():
+            self.open()
+        return self._ask(scenario, payload)
+
+    def close(self) -> None:
+        if self._process is not None:
+            if self._process.is_alive():
+                self._process.kill()
+            self._process.join(timeout=5)
+        if self._conn is not None:
+            self._conn.close()
+        self._process, self._conn = None, None
