@@ -106,6 +106,8 @@ def latest_unfinished_run(reports: Path) -> Path | None:
 @main.command("run")
 @click.option("--pack", "pack_dir", type=click.Path(path_type=Path), default=PACK_DIR, show_default=True)
 @click.option("--target", "targets", multiple=True, help="Target name (repeatable); default: every available honest target.")
+@click.option("--backend", "backends", multiple=True, metavar="MODULE:CLASS",
+              help="Also run any onnx.backend.base.Backend class, e.g. package.module:Backend (repeatable).")
 @click.option("--model", "models", multiple=True, help="Run only these models (repeatable).")
 @click.option("--exporter", "exporters", multiple=True, help="Run only these exporters' artifacts (repeatable).")
 @click.option("--out", "run_dir", type=click.Path(path_type=Path), default=None,
@@ -116,7 +118,7 @@ def latest_unfinished_run(reports: Path) -> Path | None:
 @click.option("--bench", is_flag=True, help="After the checks, benchmark the targets (SingleStream, Offline, ...).")
 @click.option("--bench-mode", type=click.Choice(["dev", "cert"]), default="dev", show_default=True)
 @click.option("--loadgen", is_flag=True, help="With --bench: also MLPerf LoadGen Offline and Server.")
-def run(pack_dir: Path, targets: tuple[str, ...], models: tuple[str, ...], exporters: tuple[str, ...],
+def run(pack_dir: Path, targets: tuple[str, ...], backends: tuple[str, ...], models: tuple[str, ...], exporters: tuple[str, ...],
         run_dir: Path | None, resume: bool, timeout_s: float | None, live: bool, bench: bool,
         bench_mode: str, loadgen: bool) -> None:
     """Verify the pack, run its artifacts on the targets and judge them against the goldens."""
@@ -128,6 +130,7 @@ def run(pack_dir: Path, targets: tuple[str, ...], models: tuple[str, ...], expor
         if run_dir is None:
             fail(f"nothing to resume: no unfinished run under {REPORTS_DIR}/")
     run_dir = run_dir or REPORTS_DIR / datetime.now().strftime("%Y%m%d-%H%M%S")
+    targets = (*targets, *(f"backend:{backend}" for backend in backends))
     request = RunRequest(pack_dir, run_dir, list(targets), list(models), list(exporters), resume, timeout_s, live,
                          bench, bench_mode, loadgen)
     sys.exit(execute_run(request))

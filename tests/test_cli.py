@@ -126,3 +126,13 @@ def test_pytest_plugin_fails_a_defective_target(tmp_path):
         capture_output=True, text=True, cwd=tmp_path)
     assert result.returncode == 1
     assert "2 failed" in result.stdout and "NaN" in result.stdout
+
+
+def test_run_accepts_any_onnx_backend_class(tmp_path):
+    repo = Path(__file__).resolve().parents[1]
+    result = subprocess.run([*CLI, "run", "--backend", "tests.backend_fixture:OrtBackend", "--model", "mlp",
+                             "--out", str(tmp_path / "run")], capture_output=True, text=True, cwd=repo)
+    assert result.returncode == 0, result.stdout + result.stderr
+    document = load_document(tmp_path / "run" / "results.json")
+    assert {c["target"] for c in document["checks"]} == {"backend:tests.backend_fixture:OrtBackend"}
+    assert all(c["verdict"] == "passed" for c in document["checks"])
