@@ -29,10 +29,11 @@ def main() -> None:
 
 def register_commands() -> None:
     from conformance.bench.command import bench_command
+    from conformance.certify.command import certify_command, keygen_command, scoreboard_command, verify_command
     from conformance.report import report_command
 
-    main.add_command(report_command)
-    main.add_command(bench_command)
+    for command in (report_command, bench_command, certify_command, verify_command, scoreboard_command, keygen_command):
+        main.add_command(command)
 
 
 @main.group()

@@ -1,9 +1,12 @@
 """Per target: is it conformant for each profile, and what the counts behind that are.
 
-Profiles are not yet in spec/ (the certification issue adds them); until then there is one,
-``core``: every check of the run. A target is conformant for it when no check attributed to
-the target did not pass and nothing was skipped except for a missing artifact. Exporter
-findings (recorded in the pack) are run and shown, never counted against a runtime.
+The ``core`` profile is defined in spec/profiles.json (SPEC.md section 9): every model, exported
+artifact and test data set at the fp32 tolerances, judged on the normative (exporter-clean)
+checks. The report applies that rule to the checks of this run, reading them from the results
+file alone: a target is conformant when no check attributed to it did not pass and nothing was
+skipped except for a missing artifact; exporter findings are shown, never counted against a
+runtime. A run of a selection of the pack says so, since certification needs every check
+(``conformance certify``, which also recomputes each verdict rather than reading it).
 """
 from __future__ import annotations
 
@@ -57,7 +60,14 @@ def describe(info: dict[str, Any]) -> str:
     return f"{info.get('runtime', '?')} {info.get('version', '?')} on {info.get('device', '?')}"
 
 
-def core_verdict(info: dict[str, Any], records: list[CheckRecord]) -> ProfileVerdict:
+def partial(selection: dict[str, Any] | None) -> str:
+    """Why the run is not the whole core profile ('' when it is)."""
+    chosen = [f"{kind} {', '.join(names)}" for kind, names in (selection or {}).items() if names]
+    return f" (on a selection of the pack: {'; '.join(chosen)})" if chosen else ""
+
+
+def core_verdict(info: dict[str, Any], records: list[CheckRecord],
+                 selection: dict[str, Any] | None = None) -> ProfileVerdict:
     if info and not info.get("available", True):
         return ProfileVerdict(CORE_PROFILE, NOT_RUN, describe(info))
     if not records:
@@ -70,7 +80,7 @@ def core_verdict(info: dict[str, Any], records: list[CheckRecord]) -> ProfileVer
     not_run = [r for r in records if r.verdict == SKIPPED and not skip_reason(r).startswith(ARTIFACT_ABSENT)]
     if not_run:
         return ProfileVerdict(CORE_PROFILE, INCOMPLETE, f"{len(not_run)} checks skipped, so not assessed")
-    return ProfileVerdict(CORE_PROFILE, CONFORMANT, "every check on the runtime's account passed")
+    return ProfileVerdict(CORE_PROFILE, CONFORMANT, "every check on the runtime's account passed" + partial(selection))
 
 
 def skip_reason(record: CheckRecord) -> str:
@@ -81,13 +91,14 @@ def target_was_unavailable(record: CheckRecord) -> bool:
     return record.verdict == SKIPPED and skip_reason(record).startswith(TARGET_UNAVAILABLE)
 
 
-def target_verdict(name: str, info: dict[str, Any], records: list[CheckRecord]) -> TargetVerdict:
+def target_verdict(name: str, info: dict[str, Any], records: list[CheckRecord],
+                   selection: dict[str, Any] | None = None) -> TargetVerdict:
     counts = Counter(r.verdict for r in records)
     reasons = Counter(skip_reason(r)[:300] for r in records if r.verdict == SKIPPED)
     return TargetVerdict(
         target=name, available=bool(info.get("available", bool(records))), description=describe(info),
         negative_control=name.startswith(NEGATIVE_CONTROL_PREFIX),
-        profiles=(core_verdict(info, records),),
+        profiles=(core_verdict(info, records, selection),),
         counts={v: counts.get(v, 0) for v in VERDICTS},
         exporter_findings=sum(1 for r in records if r.verdict in NOT_PASSED and r.attributed_to == "exporter"),
         skip_reasons=tuple(reasons.most_common()),
@@ -103,5 +114,6 @@ def target_names(document: dict[str, Any], records: list[CheckRecord]) -> list[s
 
 def target_verdicts(document: dict[str, Any], records: list[CheckRecord]) -> list[TargetVerdict]:
     targets = document.get("targets", {})
-    return [target_verdict(name, targets.get(name, {}), [r for r in records if r.target == name])
+    selection = document.get("run", {}).get("selection")
+    return [target_verdict(name, targets.get(name, {}), [r for r in records if r.target == name], selection)
             for name in target_names(document, records)]

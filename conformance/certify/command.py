@@ -1,0 +1,195 @@
+"""The commands: certify, verify, scoreboard, keygen. Errors become messages and exit codes here only.
+
+Exit codes: certify 0 every profile certified, 1 not certified (the bundle is written either way);
+verify 0 every bundle verified, 1 some bundle rejected; scoreboard 0 written; all 2 on bad input.
+verify prints its verdict from ``Verification.verified``, the same value its exit code comes from.
+"""
+from __future__ import annotations
+
+import json
+import sys
+from collections import defaultdict
+from pathlib import Path
+from typing import NoReturn
+
+import click
+
+from conformance.certify.context import SpecContext, load_context
+from conformance.certify.interface import (
+    CertifyError,
+    CertifyRequest,
+    CertifyUsageError,
+    Verification,
+)
+from conformance.spec import PACK_DIR
+
+FINDINGS_PER_REASON = 8
+DEFAULT_SCOREBOARD = Path("reports") / "scoreboard.html"
+
+
+def usage_error(error: Exception) -> NoReturn:
+    click.echo(f"error: {error}", err=True)
+    sys.exit(2)
+
+
+def context_or_exit(pack_dir: Path) -> SpecContext:
+    try:
+        return load_context(pack_dir)
+    except CertifyUsageError as error:
+        usage_error(error)
+
+
+@click.command("certify")
+@click.option("--target", required=True, help="The target to certify, e.g. ort:cpu or a vendor's entry-point target.")
+@click.option("--profile", "profiles", multiple=True, default=("core",), show_default=True,
+              help="Profile of spec/profiles.json (repeatable): core, perf.")
+@click.option("--system", "system_path", required=True, type=click.Path(path_type=Path, dir_okay=False),
+              help="The vendor's system description (JSON; spec/schemas/system.schema.json#/$defs/attested).")
+@click.option("--key", "key_path", type=click.Path(path_type=Path, dir_okay=False), default=None,
+              help="Ed25519 private key (PEM) to sign the bundle with (conformance keygen).")
+@click.option("--out", "out_path", required=True, type=click.Path(path_type=Path, dir_okay=False),
+              help="The bundle to write (.zip).")
+@click.option("--work-dir", type=click.Path(path_type=Path, file_okay=False), default=None,
+              help="Keep the run folder here (default: a temporary folder).")
+@click.option("--timeout", "timeout_s", type=float, default=None, help="Per-request timeout in seconds (default: spec).")
+@click.option("--pack", "pack_dir", type=click.Path(path_type=Path), default=PACK_DIR, show_default=True)
+def certify_command(target: str, profiles: tuple[str, ...], system_path: Path, key_path: Path | None, out_path: Path,
+                    work_dir: Path | None, timeout_s: float | None, pack_dir: Path) -> None:
+    """Run what the profiles require on TARGET and write a certification bundle."""
+    from conformance.certify.certify import certify, outcome_lines
+
+    context = context_or_exit(pack_dir)
+    request = CertifyRequest(target, profiles, system_path, out_path, key_path, work_dir, timeout_s)
+    try:
+        outcome = certify(request, context, progress=click.echo)
+    except CertifyUsageError as error:
+        usage_error(error)
+    except CertifyError as error:
+        click.echo(f"error: {error}", err=True)
+        sys.exit(2)
+    click.echo("")
+    for line in outcome_lines(outcome.outcomes):
+        click.echo(line)
+    click.echo(f"bundle: {outcome.bundle} ({'signed' if outcome.signed else 'unsigned'})")
+    click.echo(f"{'CERTIFIED' if outcome.certified else 'NOT CERTIFIED'}: {target} for "
+               f"{', '.join(o.profile for o in outcome.outcomes)}")
+    sys.exit(0 if outcome.certified else 1)
+
+
+def render_verification(verification: Verification) -> list[str]:
+    manifest = verification.manifest
+    lines = [f"bundle: {verification.bundle}"]
+    if manifest:
+        lines.append(f"target {manifest.get('target')} · spec {manifest.get('spec_version')} · pack "
+                     f"{str(manifest.get('pack_digest'))[:16]}... · suite {manifest.get('suite_version')}")
+    lines.append(f"signature: {verification.signature.describe()}")
+    caveat = "" if verification.verified else " [the bundle is rejected: this certifies nothing]"
+    for outcome in verification.outcomes:
+        lines.append(f"profile {outcome.profile}: {outcome.status.upper()} (recomputed: {outcome.passed}/"
+                     f"{outcome.required} required passed){caveat}")
+        lines += [f"  - {reason}" for reason in outcome.reasons]
+    lines += [f"note: {note}" for note in verification.notes]
+    by_reason = defaultdict(list)
+    for finding in verification.findings:
+        by_reason[finding.reason].append(finding)
+    for reason, found in by_reason.items():
+        lines.append(f"  {reason} ({len(found)})")
+        lines += [f"    {f.subject + ': ' if f.subject else ''}{f.message}" for f in found[:FINDINGS_PER_REASON]]
+        if len(found) > FINDINGS_PER_REASON:
+            lines.append(f"    and {len(found) - FINDINGS_PER_REASON} more")
+    if verification.verified:
+        lines.append(f"VERIFIED: every rule holds ({len(verification.checks)} checks recomputed)")
+    else:
+        lines.append(f"REJECTED: {len(verification.reasons)} rule(s) broken: {', '.join(verification.reasons)}")
+    return lines
+
+
+def as_json(verification: Verification) -> dict:
+    return {
+        "bundle": verification.bundle, "verified": verification.verified, "exit_code": verification.exit_code,
+        "reasons": list(verification.reasons),
+        "findings": [{"reason": str(f.reason), "subject": f.subject, "message": f.message} for f in verification.findings],
+        "notes": list(verification.notes), "target": verification.manifest.get("target"),
+        "profiles": {o.profile: o.as_dict() for o in verification.outcomes},
+        "signature": verification.signature.describe(),
+    }
+
+
+@click.command("verify")
+@click.argument("bundles", nargs=-1, required=True, type=click.Path(path_type=Path, dir_okay=False))
+@click.option("--public-key", type=click.Path(path_type=Path, dir_okay=False), default=None,
+              help="The vendor's published Ed25519 public key: the bundle must be signed by it.")
+@click.option("--rerun", is_flag=True, help="Also re-execute a random sample of the checks here (same target).")
+@click.option("--sample", "sample", type=click.IntRange(1), default=8, show_default=True, help="How many checks --rerun re-executes.")
+@click.option("--seed", type=int, default=None, help="Seed of the --rerun sample (default: random, printed).")
+@click.option("--json", "json_out", is_flag=True, help="Print one JSON object per bundle instead of text.")
+@click.option("--pack", "pack_dir", type=click.Path(path_type=Path), default=PACK_DIR, show_default=True)
+def verify_command(bundles: tuple[Path, ...], public_key: Path | None, rerun: bool, sample: int, seed: int | None,
+                   json_out: bool, pack_dir: Path) -> None:
+    """Verify certification bundles offline; name every rule each one breaks."""
+    from conformance.certify.verify import VerifyOptions, verify_bundle
+
+    missing = [str(b) for b in bundles if not b.is_file()]
+    if missing:
+        usage_error(CertifyUsageError(f"no such bundle: {', '.join(missing)}"))
+    context = context_or_exit(pack_dir)
+    options = VerifyOptions(public_key=public_key, rerun=sample if rerun else 0, seed=seed)
+    results = []
+    for path in bundles:
+        try:
+            verification = verify_bundle(path, context, options)
+        except CertifyUsageError as error:
+            usage_error(error)
+        results.append(verification)
+        if json_out:
+            click.echo(json.dumps(as_json(verification)))
+        else:
+            click.echo("\n".join(render_verification(verification)))
+    sys.exit(max(v.exit_code for v in results))
+
+
+@click.command("scoreboard")
+@click.argument("bundles", nargs=-1, required=True, type=click.Path(path_type=Path, dir_okay=False))
+@click.option("-o", "--out", "out_path", type=click.Path(path_type=Path, dir_okay=False), default=DEFAULT_SCOREBOARD,
+              show_default=True, help="The HTML file to write.")
+@click.option("--pack", "pack_dir", type=click.Path(path_type=Path), default=PACK_DIR, show_default=True)
+def scoreboard_command(bundles: tuple[Path, ...], out_path: Path, pack_dir: Path) -> None:
+    """Verify every bundle and compare the verified ones side by side in one HTML page."""
+    from conformance.certify.scoreboard import build_scoreboard, entry_of
+    from conformance.certify.scoreboard_html import render_scoreboard
+    from conformance.certify.verify import verify_bundle
+    from conformance.report.command import write_atomically
+
+    missing = [str(b) for b in bundles if not b.is_file()]
+    if missing:
+        usage_error(CertifyUsageError(f"no such bundle: {', '.join(missing)}"))
+    context = context_or_exit(pack_dir)
+    entries = []
+    for path in bundles:
+        verification = verify_bundle(path, context)
+        entries.append(entry_of(path, verification))
+        state = "verified" if verification.verified else f"REJECTED ({', '.join(verification.reasons)})"
+        click.echo(f"{path}: {verification.target}: {state}")
+    board = build_scoreboard(entries, context)
+    try:
+        write_atomically(out_path, render_scoreboard(board))
+    except OSError as error:
+        usage_error(error)
+    click.echo(f"scoreboard: {out_path} ({len(board.compared)} compared, {len(board.excluded)} not compared)")
+
+
+@click.command("keygen")
+@click.option("--out", "private_path", type=click.Path(path_type=Path, dir_okay=False), default=Path("vendor_key.pem"),
+              show_default=True, help="The private key to write; the public key goes beside it as .pub.")
+@click.option("--force", is_flag=True, help="Overwrite an existing key pair.")
+def keygen_command(private_path: Path, force: bool) -> None:
+    """Make an Ed25519 key pair for signing bundles (keep the .pem private, publish the .pub)."""
+    from conformance.certify.keys import generate
+
+    try:
+        pair = generate(private_path, overwrite=force)
+    except CertifyUsageError as error:
+        usage_error(error)
+    click.echo(f"private key: {pair.private_path} (keep it secret)")
+    click.echo(f"public key:  {pair.public_path} (publish it; verifiers pass it as --public-key)")
+    click.echo(f"fingerprint: sha256:{pair.fingerprint}")
