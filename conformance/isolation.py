@@ -14,6 +14,9 @@ from typing import Any
 from conformance.targets.interface import Outputs, TargetError
 
 _CONTEXT = multiprocessing.get_context("spawn")  # no fork: runtimes hold threads
+# Starting the child (Python, numpy, the runtime's import) is not the target's work: it gets
+# its own, generous bound, so a busy machine cannot turn start-up into a timed-out check.
+STARTUP_TIMEOUT_S = 120.0
 
 
 class CheckCrashed(TargetError):
@@ -34,6 +37,7 @@ def _serve(conn: Connection, target_name: str) -> None:
     except TargetError as error:
         conn.send(("error", str(error)))
         return
+    conn.send(("ready", None))
     while True:
         try:
             request, payload = conn.recv()
@@ -70,16 +74,18 @@ class IsolatedTarget:
         child.close()
         self._conn = parent
         self._loaded = None
+        try:
+            self._answer(STARTUP_TIMEOUT_S, "start-up")
+        except TargetError:
+            self.close()
+            raise
 
-    def _request(self, request: str, payload: Any) -> Any:
-        if self._process is None or not self._process.is_alive():
-            self._start()
+    def _answer(self, timeout_s: float, what: str) -> Any:
         assert self._conn is not None
         try:
-            self._conn.send((request, payload))
-            if not self._conn.poll(self.timeout_s):
+            if not self._conn.poll(timeout_s):
                 self.close()
-                raise CheckTimedOut(f"no answer within {self.timeout_s:g} s; the target process was killed")
+                raise CheckTimedOut(f"no answer to {what} within {timeout_s:g} s; the target process was killed")
             status, value = self._conn.recv()
         except (EOFError, BrokenPipeError, ConnectionResetError) as error:
             code = self._exit_code()
@@ -88,6 +94,18 @@ class IsolatedTarget:
         if status == "error":
             raise TargetError(value)
         return value
+
+    def _request(self, request: str, payload: Any) -> Any:
+        if self._process is None or not self._process.is_alive():
+            self._start()
+        assert self._conn is not None
+        try:
+            self._conn.send((request, payload))
+        except (BrokenPipeError, ConnectionResetError) as error:
+            code = self._exit_code()
+            self.close()
+            raise CheckCrashed(f"the target process died (exit code {code})") from error
+        return self._answer(self.timeout_s, request)
 
     def _exit_code(self) -> int | None:
         self._process.join(timeout=5)
