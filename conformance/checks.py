@@ -13,7 +13,7 @@ import numpy as np
 
 from conformance.compare.judge import Expected, Judgement, judge
 from conformance.compare.tolerance import Tolerance, tolerance_for
-from conformance.isolation import CheckCrashed, CheckTimedOut, IsolatedTarget
+from conformance.isolation import ChildCrashed, ChildTimedOut, IsolatedTarget
 from conformance.pack.load import Artifact, PackModel, TestDataSet
 from conformance.results.records import CRASHED, ERROR, FAILED, PASSED, SKIPPED, TIMED_OUT, CheckRecord, check_id
 from conformance.targets.interface import Outputs, TargetError
@@ -98,9 +98,9 @@ def run_check(runner: IsolatedTarget, plan: CheckPlan, deterministic: bool = Tru
         repeat = determinism(outputs, runner.run(feeds), expected, tolerance, deterministic)
         stage = "batch-invariance run"
         invariance = batch_invariance(runner, feeds, outputs, tolerance) if plan.data_set.batch > 1 else {"checked": False}
-    except CheckCrashed as error:
+    except ChildCrashed as error:
         return _record(plan, CRASHED, started, problems=(f"{stage}: {error}",))
-    except CheckTimedOut as error:
+    except ChildTimedOut as error:
         return _record(plan, TIMED_OUT, started, problems=(f"{stage}: {error}",))
     except TargetError as error:
         return _record(plan, ERROR, started, problems=(f"{stage} failed: {str(error)[:2000]}",))

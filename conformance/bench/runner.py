@@ -13,7 +13,8 @@ from conformance.bench import records
 from conformance.bench.cases import BenchCase, plan_groups
 from conformance.bench.rules import LOADGEN_SCENARIOS, SCENARIOS, BenchRules, load_rules
 from conformance.bench.table import first_line
-from conformance.bench.worker import BenchCrashed, BenchTimedOut, BenchWorker
+from conformance.bench.worker import BenchWorker
+from conformance.isolation import ChildCrashed, ChildTimedOut
 from conformance.pack.load import Pack
 from conformance.results.document import ResultsWriter
 from conformance.targets import TargetError, get_target
@@ -24,9 +25,9 @@ LOADGEN_DIR = "loadgen"
 
 
 def status_of(error: TargetError) -> str:
-    if isinstance(error, BenchCrashed):
+    if isinstance(error, ChildCrashed):
         return records.CRASHED
-    if isinstance(error, BenchTimedOut):
+    if isinstance(error, ChildTimedOut):
         return records.TIMED_OUT
     if isinstance(error, TargetUnavailable):
         return records.SKIPPED

@@ -9,7 +9,6 @@ rules' timeout is killed; the next scenario starts a fresh child (its load is no
 """
 from __future__ import annotations
 
-import multiprocessing
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
@@ -18,18 +17,10 @@ from conformance.bench import guard, scenarios
 from conformance.bench.cases import BenchCase, bench_target, environment
 from conformance.bench.inputs import sample_pool
 from conformance.bench.rules import BenchRules
+from conformance.isolation import ChildProcess
 from conformance.targets.interface import TargetError, TargetUnavailable
 
-_CONTEXT = multiprocessing.get_context("spawn")  # no fork: runtimes hold threads
 PROCESS = "isolated child process (spawn), one per case"
-
-
-class BenchCrashed(TargetError):
-    """The benchmark's process died while measuring."""
-
-
-class BenchTimedOut(TargetError):
-    """The benchmark did not finish within the rules' timeout_s."""
 
 
 class CaseBench:
@@ -66,6 +57,7 @@ class CaseBench:
 
 def _serve(conn: Connection, case: BenchCase, rules: BenchRules) -> None:
     """Child main: answer ("open") with the cold start, then (scenario, payload) with raw data."""
+    conn.send(("ready", None))
     bench = None
     while True:
         try:
@@ -86,50 +78,25 @@ def _serve(conn: Connection, case: BenchCase, rules: BenchRules) -> None:
 
 
 class BenchWorker:
-    """The parent's handle on one case's child process."""
+    """The parent's handle on one case's child process (see conformance.isolation.ChildProcess)."""
 
     def __init__(self, case: BenchCase, rules: BenchRules) -> None:
         self.case, self.rules = case, rules
-        self._process: Any = None
-        self._conn: Connection | None = None
-
-    def _ask(self, request: str, payload: Any) -> Any:
-        assert self._conn is not None
-        try:
-            self._conn.send((request, payload))
-            if not self._conn.poll(self.rules.timeout_s):
-                self.close()
-                raise BenchTimedOut(f"no answer within {self.rules.timeout_s:g} s; the process was killed")
-            status, value = self._conn.recv()
-        except (EOFError, BrokenPipeError, ConnectionResetError) as error:
-            self._process.join(timeout=5)
-            code = self._process.exitcode
-            self.close()
-            raise BenchCrashed(f"the benchmark process died (exit code {code})") from error
-        if status == "error":
-            raise TargetError(value)
-        return value
+        self._child: ChildProcess | None = None
 
     def open(self) -> dict[str, Any]:
         """Start a fresh child and load the case: returns its cold start and environment."""
         self.close()
-        parent, child = _CONTEXT.Pipe()
-        self._process = _CONTEXT.Process(target=_serve, args=(child, self.case, self.rules), daemon=True)
-        self._process.start()
-        child.close()
-        self._conn = parent
-        return self._ask("open", None)
+        self._child = ChildProcess(_serve, (self.case, self.rules))
+        return self._child.ask("open", None, self.rules.timeout_s)
 
     def request(self, scenario: str, payload: Any = None) -> Any:
-        if self._process is None or not self._process.is_alive():
+        if self._child is None or not self._child.alive:
             self.open()
-        return self._ask(scenario, payload)
+        assert self._child is not None
+        return self._child.ask(scenario, payload, self.rules.timeout_s)
 
     def close(self) -> None:
-        if self._process is not None:
-            if self._process.is_alive():
-                self._process.kill()
-            self._process.join(timeout=5)
-        if self._conn is not None:
-            self._conn.close()
-        self._process, self._conn = None, None
+        if self._child is not None:
+            self._child.close()
+        self._child = None
