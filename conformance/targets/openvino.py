@@ -15,7 +15,7 @@ import numpy as np
 from conformance.targets.interface import Outputs, Session, Target, TargetError, TargetInfo
 
 PRECISIONS = ("f32", "bf16", "f16")
-OPTIONS = ("precision",)
+OPTIONS = ("precision", "threads")
 
 
 def _in_force(compiled) -> dict[str, Any]:
@@ -55,7 +55,10 @@ class OpenVinoTarget(Target):
         if precision not in PRECISIONS:
             raise TargetError(f"{name}: precision must be one of {', '.join(PRECISIONS)}, "
                               f"not {precision!r}")
-        super().__init__(name, {"precision": precision})
+        threads = options.get("threads", "0")  # 0: OpenVINO's own choice
+        if not threads.isdigit():
+            raise TargetError(f"{name}: threads must be a whole number, not {threads!r}")
+        super().__init__(name, {"precision": precision, "threads": threads})
         from conformance.targets import parse_target_name
 
         self.device = parse_target_name(name)[0].split(":")[1].upper()  # "openvino:gpu" -> "GPU"
@@ -67,7 +70,10 @@ class OpenVinoTarget(Target):
         return openvino.Core()
 
     def _config(self) -> dict[str, str]:
-        return {"INFERENCE_PRECISION_HINT": self.options["precision"]}
+        config = {"INFERENCE_PRECISION_HINT": self.options["precision"]}
+        if self.device == "CPU" and self.options["threads"] != "0":
+            config["INFERENCE_NUM_THREADS"] = self.options["threads"]
+        return config
 
     def unavailable_reason(self) -> str | None:
         try:
