@@ -21,7 +21,8 @@ class LiveModeError(RuntimeError):
     pass
 
 
-def build_live_pack(run_dir: Path, progress) -> Path:
+def build_live_pack(run_dir: Path, models: list[str], progress) -> Path:
+    """Export the selected models (all when empty) into <run_dir>/live-pack."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     try:
         from conformance.pack.build import build_pack
@@ -30,7 +31,7 @@ def build_live_pack(run_dir: Path, progress) -> Path:
                             "pip install 'ml-conformance[frameworks]'") from error
     out = run_dir / LIVE_PACK
     run_dir.mkdir(parents=True, exist_ok=True)
-    build_pack(out, progress=progress)
+    build_pack(out, models or None, progress=progress)
     return out
 
 

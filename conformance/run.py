@@ -69,7 +69,7 @@ def open_pack(request: RunRequest) -> Pack:
     live_dir = request.run_dir / LIVE_PACK
     if not (request.resume and (live_dir / "pack.json").exists()):
         click.echo(f"live mode: re-exporting the reference models into {live_dir}")
-        build_live_pack(request.run_dir, progress=click.echo)
+        build_live_pack(request.run_dir, request.models, progress=click.echo)
     return Pack(live_dir, goldens_from=request.pack_dir)
 
 

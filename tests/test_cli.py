@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from conformance.results.document import load_document, validate_document
+from tests.conftest import needs_frameworks
 
 CLI = [sys.executable, "-m", "conformance"]
 
@@ -135,4 +136,21 @@ def test_run_accepts_any_onnx_backend_class(tmp_path):
     assert result.returncode == 0, result.stdout + result.stderr
     document = load_document(tmp_path / "run" / "results.json")
     assert {c["target"] for c in document["checks"]} == {"backend:tests.backend_fixture:OrtBackend"}
+    assert all(c["verdict"] == "passed" for c in document["checks"])
+
+
+@needs_frameworks
+def test_live_mode_reexports_and_adds_the_native_targets(tmp_path):
+    run_dir = tmp_path / "live"
+    result = conformance("run", "--live", "--target", "ort:cpu", "--model", "mlp", "--out", str(run_dir))
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    document = load_document(run_dir / "results.json")
+    validate_document(document)
+    live = document["run"]["live"]
+    assert live["golden_drift"]["max_rel_drift"] <= 1e-12  # same toolchain: the shipped goldens again
+    assert live["live_pack_digest"] != live["goldens_from_digest"]  # a fresh export, judged on shipped goldens
+    by_target = {}
+    for check in document["checks"]:
+        by_target.setdefault(check["target"], set()).add(check["exporter"])
+    assert by_target == {"ort:cpu": {"torch-dynamo", "torch-script", "tf2onnx"}, "torch": {"native"}, "tf": {"native"}}
     assert all(c["verdict"] == "passed" for c in document["checks"])
