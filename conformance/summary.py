@@ -32,7 +32,7 @@ def render_table(records: list[CheckRecord]) -> str:
         found = [r for r in records if r.verdict != PASSED and r.attributed_to == blame]
         if found:
             lines.append(f"{len(found)} {title}:")
-            lines += [f"  {r.check_id} {r.verdict}: {r.problems[0][:300]}" for r in found]
+            lines += [f"  {r.check_id} {r.verdict}: {one_line(r.problems[0])}" for r in found]
     return "\n".join(lines)
 
 
@@ -55,3 +55,9 @@ def render_interop(records: list[CheckRecord]) -> str:
     body = [[m, *("ok" if not view[(m, t)] else "x " + ",".join(view[(m, t)]) for t in targets)] for m in models]
     widths = [max(len(row[i]) for row in [header, *body]) for i in range(len(header))]
     return "\n".join("  ".join(v.ljust(w) for v, w in zip(row, widths)) for row in [header, *body])
+
+
+def one_line(problem: str, width: int = 240) -> str:
+    """A runtime's message can span lines (tract's cause chains): one line of it for the table."""
+    text = " ".join(problem.split())
+    return text if len(text) <= width else text[: width - 1] + "…"
