@@ -10,6 +10,7 @@ from pathlib import Path
 import click
 
 from conformance import __version__
+from conformance.options import click_options
 from conformance.pack.hashing import PackManifestError, verify_pack
 from conformance.spec import PACK_DIR
 
@@ -106,21 +107,18 @@ def latest_unfinished_run(reports: Path) -> Path | None:
 
 @main.command("run")
 @click.option("--pack", "pack_dir", type=click.Path(path_type=Path), default=PACK_DIR, show_default=True)
-@click.option("--target", "targets", multiple=True, help="Target name (repeatable); default: every available honest target.")
+@click_options
 @click.option("--backend", "backends", multiple=True, metavar="MODULE:CLASS",
               help="Also run any onnx.backend.base.Backend class, e.g. package.module:Backend (repeatable).")
-@click.option("--model", "models", multiple=True, help="Run only these models (repeatable).")
-@click.option("--exporter", "exporters", multiple=True, help="Run only these exporters' artifacts (repeatable).")
 @click.option("--out", "run_dir", type=click.Path(path_type=Path), default=None,
               help="Run folder (default: reports/<timestamp>).")
 @click.option("--resume", is_flag=True, help="Finish an interrupted run (--out, or the latest unfinished one).")
-@click.option("--timeout", "timeout_s", type=float, default=None, help="Per-request timeout in seconds (default: spec).")
 @click.option("--live", is_flag=True, help="Re-export with the frameworks installed here; add eager torch and tf targets.")
 @click.option("--bench", is_flag=True, help="After the checks, benchmark the targets (SingleStream, Offline, ...).")
 @click.option("--bench-mode", type=click.Choice(["dev", "cert"]), default="dev", show_default=True)
 @click.option("--loadgen", is_flag=True, help="With --bench: also MLPerf LoadGen Offline and Server.")
-def run(pack_dir: Path, targets: tuple[str, ...], backends: tuple[str, ...], models: tuple[str, ...], exporters: tuple[str, ...],
-        run_dir: Path | None, resume: bool, timeout_s: float | None, live: bool, bench: bool,
+def run(pack_dir: Path, targets: tuple[str, ...], models: tuple[str, ...], exporters: tuple[str, ...],
+        timeout_s: float | None, backends: tuple[str, ...], run_dir: Path | None, resume: bool, live: bool, bench: bool,
         bench_mode: str, loadgen: bool) -> None:
     """Verify the pack, run its artifacts on the targets and judge them against the goldens."""
     from conformance.run import RunRequest, execute_run

@@ -13,6 +13,7 @@ import pytest
 from conformance.checks import CheckPlan, run_check
 from conformance.engine import check_timeout_s, describe_targets, plan_checks
 from conformance.isolation import IsolatedTarget
+from conformance.options import add_pytest_options
 from conformance.pack.load import Pack
 from conformance.results.document import RESULTS_JSON, ResultsWriter, command_line, load_document, new_document
 from conformance.results.records import PASSED, SKIPPED, CheckRecord
@@ -27,14 +28,9 @@ pytest_plugins = ["conformance.bench.pytest_hooks"]  # --bench: benchmark items 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("conformance", "ML inference conformance checks")
     group.addoption("--conformance", action="store_true", help="add one item per conformance check")
-    group.addoption("--target", action="append", default=[], dest="conformance_targets",
-                    help="target to check (repeatable); default: every available honest target")
-    group.addoption("--model", action="append", default=[], dest="conformance_models", help="only these models")
-    group.addoption("--exporter", action="append", default=[], dest="conformance_exporters",
-                    help="only these exporters' artifacts")
+    add_pytest_options(group.addoption)
     group.addoption("--conformance-pack", default=str(PACK_DIR), help="pack folder (default: the shipped pack)")
     group.addoption("--conformance-out", default="reports/pytest", help="run folder for results.json")
-    group.addoption("--conformance-timeout", type=float, default=None, help="per-request timeout in seconds")
 
 
 class ConformanceState:
@@ -45,7 +41,7 @@ class ConformanceState:
         self.targets = describe_targets(targets)
         self.plans = plan_checks(self.pack, self.targets, config.getoption("conformance_models"),
                                  config.getoption("conformance_exporters"))
-        self.timeout_s = config.getoption("conformance_timeout") or check_timeout_s()
+        self.timeout_s = config.getoption("conformance_timeout_s") or check_timeout_s()
         worker = getattr(config, "workerinput", {}).get("workerid")
         name = f"results.{worker}.json" if worker else RESULTS_JSON
         document = new_document(self.pack.manifest, self.targets, command_line(),

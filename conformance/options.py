@@ -1,0 +1,43 @@
+"""Options shared by `conformance run` and `pytest --conformance`: declared once, so they cannot drift."""
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import click
+
+
+@dataclass(frozen=True)
+class SharedOption:
+    cli_flag: str
+    pytest_flag: str  # pytest's namespace is shared with other plugins: some get a prefix
+    dest: str  # the parameter name in `conformance run`; pytest's dest is "conformance_" + dest
+    help: str
+    multiple: bool = False
+    type: type = str
+
+
+SHARED_OPTIONS = (
+    SharedOption("--target", "--target", "targets",
+                 "target name (repeatable); default: every available honest target", multiple=True),
+    SharedOption("--model", "--model", "models", "only these models (repeatable)", multiple=True),
+    SharedOption("--exporter", "--exporter", "exporters", "only these exporters' artifacts (repeatable)", multiple=True),
+    SharedOption("--timeout", "--conformance-timeout", "timeout_s",
+                 "per-request timeout in seconds (default: check_timeout_s in spec/spec.json)", type=float),
+)
+
+
+def click_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """Decorate a click command with every shared option."""
+    for option in reversed(SHARED_OPTIONS):
+        command = click.option(option.cli_flag, option.dest, multiple=option.multiple, type=option.type,
+                               default=() if option.multiple else None, help=option.help)(command)
+    return command
+
+
+def add_pytest_options(addoption: Callable[..., None]) -> None:
+    """Declare every shared option on a pytest option group's ``addoption``."""
+    for option in SHARED_OPTIONS:
+        addoption(option.pytest_flag, action="append" if option.multiple else "store", type=option.type,
+                  default=[] if option.multiple else None, dest=f"conformance_{option.dest}", help=option.help)
