@@ -28,16 +28,8 @@ class ChildTimedOut(TargetError):
     """The child process did not answer in time; it was killed."""
 
 
-def _serve(conn: Connection, target_name: str) -> None:
-    """Child main loop: ("load", path) and ("run", feeds) -> ("ok", value) | ("error", message)."""
-    from conformance.targets import get_target
-
-    session = None
-    try:
-        target = get_target(target_name)
-    except TargetError as error:
-        conn.send(("error", str(error)))
-        return
+def serve_requests(conn: Connection, handle: Callable[[str, Any], Any]) -> None:
+    """Child side of ChildProcess: say ready, then answer each (request, payload) until the pipe closes."""
     conn.send(("ready", None))
     while True:
         try:
@@ -45,17 +37,34 @@ def _serve(conn: Connection, target_name: str) -> None:
         except EOFError:
             return
         try:
-            if request == "load":
-                if session is not None:
-                    session.close()
-                session = target.load(Path(payload))
-                conn.send(("ok", None))
-            elif request == "run":
-                if session is None:
-                    raise TargetError("no model loaded")
-                conn.send(("ok", session.run(payload)))
-        except TargetError as error:
-            conn.send(("error", str(error)))
+            conn.send(("ok", handle(request, payload)))
+        except Exception as error:  # noqa: BLE001 - every failure goes back to the parent as text
+            message = str(error) if isinstance(error, TargetError) else f"{type(error).__name__}: {error}"
+            conn.send(("error", message))
+
+
+def _serve(conn: Connection, target_name: str) -> None:
+    """Child main for a target: ("load", path) loads an artifact, ("run", feeds) runs it."""
+    from conformance.targets import get_target
+
+    try:
+        target = get_target(target_name)
+    except TargetError as error:
+        conn.send(("error", str(error)))
+        return
+    sessions: list = []  # the loaded session, if any
+
+    def handle(request: str, payload: Any) -> Any:
+        if request == "load":
+            while sessions:
+                sessions.pop().close()
+            sessions.append(target.load(Path(payload)))
+            return None
+        if request == "run" and sessions:
+            return sessions[0].run(payload)
+        raise TargetError(f"unexpected request {request!r}" if request != "run" else "no model loaded")
+
+    serve_requests(conn, handle)
 
 
 class ChildProcess:

@@ -17,7 +17,7 @@ from conformance.bench import guard, scenarios
 from conformance.bench.cases import BenchCase, bench_target, environment
 from conformance.bench.inputs import sample_pool
 from conformance.bench.rules import BenchRules
-from conformance.isolation import ChildProcess
+from conformance.isolation import ChildProcess, serve_requests
 from conformance.targets.interface import TargetError, TargetUnavailable
 
 PROCESS = "isolated child process (spawn), one per case"
@@ -57,24 +57,17 @@ class CaseBench:
 
 def _serve(conn: Connection, case: BenchCase, rules: BenchRules) -> None:
     """Child main: answer ("open") with the cold start, then (scenario, payload) with raw data."""
-    conn.send(("ready", None))
-    bench = None
-    while True:
-        try:
-            request, payload = conn.recv()
-        except EOFError:
-            return
-        try:
-            if request == "open":
-                bench = CaseBench(case, rules)
-                conn.send(("ok", {"cold_start": bench.cold_start, "environment": bench.environment}))
-            elif bench is None:
-                raise TargetError("the case is not loaded")
-            else:
-                conn.send(("ok", bench.serve(request, payload)))
-        except Exception as error:  # noqa: BLE001 - every failure goes back to the parent as text
-            message = str(error) if isinstance(error, TargetError) else f"{type(error).__name__}: {error}"
-            conn.send(("error", message))
+    loaded: list[CaseBench] = []
+
+    def handle(request: str, payload: Any) -> Any:
+        if request == "open":
+            loaded[:] = [CaseBench(case, rules)]
+            return {"cold_start": loaded[0].cold_start, "environment": loaded[0].environment}
+        if not loaded:
+            raise TargetError("the case is not loaded")
+        return loaded[0].serve(request, payload)
+
+    serve_requests(conn, handle)
 
 
 class BenchWorker:
