@@ -7,6 +7,7 @@ margin, and one that fails narrowly (margin below NEAR_MISS) is flagged for revi
 that is where a tolerance could be too tight. Structural defects (NaN, dtype, swapped
 outputs, crashes) are caught whatever the tolerance and are not used here.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -46,7 +47,11 @@ def _where(record: CheckRecord) -> str:
 
 
 def calibration_row(model: str, records: list[CheckRecord]) -> CalibrationRow | None:
-    judged = [r for r in records if r.model == model and r.margin is not None and r.attributed_to != "exporter"]
+    judged = [
+        r
+        for r in records
+        if r.model == model and r.margin is not None and r.attributed_to != "exporter"
+    ]
     honest = [r for r in judged if not r.target.startswith("defect:")]
     passing = [r for r in honest if r.verdict == PASSED]
     failing = [r for r in honest if r.verdict != PASSED]
@@ -57,11 +62,17 @@ def calibration_row(model: str, records: list[CheckRecord]) -> CalibrationRow | 
     closest_failure = min(failing, key=lambda r: r.margin) if failing else None
     closest_defect = min(defects, key=lambda r: r.margin)
     return CalibrationRow(
-        model=model, precision="fp32", atol=worst.tolerance["atol"], rtol=worst.tolerance["rtol"],
-        honest_margin=worst.margin, honest_where=_where(worst), honest_max_abs=_max_abs(worst),
+        model=model,
+        precision="fp32",
+        atol=worst.tolerance["atol"],
+        rtol=worst.tolerance["rtol"],
+        honest_margin=worst.margin,
+        honest_where=_where(worst),
+        honest_max_abs=_max_abs(worst),
         failing_margin=closest_failure.margin if closest_failure else None,
         failing_where=_where(closest_failure) if closest_failure else "",
-        defect_margin=closest_defect.margin, defect_where=_where(closest_defect),
+        defect_margin=closest_defect.margin,
+        defect_where=_where(closest_defect),
     )
 
 
@@ -77,8 +88,13 @@ def render_markdown(rows: list[CalibrationRow]) -> str:
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
-        failure = f"{r.failing_margin:.3g} ({r.failing_where})" if r.failing_margin is not None else "none"
+        failure = (
+            f"{r.failing_margin:.3g} ({r.failing_where})"
+            if r.failing_margin is not None
+            else "none"
+        )
         lines.append(
             f"| {r.model} | {r.precision} | {r.atol:g} | {r.rtol:g} | {r.honest_margin:.3f} ({r.honest_max_abs:.2e}) | "
-            f"{r.honest_where} | {failure} | {r.defect_margin:.3g} | {r.defect_where} | {'yes' if r.well_placed else 'NO'} |")
+            f"{r.honest_where} | {failure} | {r.defect_margin:.3g} | {r.defect_where} | {'yes' if r.well_placed else 'NO'} |"
+        )
     return "\n".join(lines)

@@ -4,6 +4,7 @@ Beyond the values (compare.judge), a check asks two more questions of the target
 determinism (the same input twice gives identical outputs) and batch invariance (each
 sample of a batch gives what it gives alone).
 """
+
 from __future__ import annotations
 
 import time
@@ -15,7 +16,16 @@ from conformance.compare.judge import Expected, Judgement, judge
 from conformance.compare.tolerance import Tolerance, tolerance_for
 from conformance.isolation import ChildCrashed, ChildTimedOut, IsolatedTarget
 from conformance.pack.load import Artifact, PackModel, TestDataSet
-from conformance.results.records import CRASHED, ERROR, FAILED, PASSED, SKIPPED, TIMED_OUT, CheckRecord, check_id
+from conformance.results.records import (
+    CRASHED,
+    ERROR,
+    FAILED,
+    PASSED,
+    SKIPPED,
+    TIMED_OUT,
+    CheckRecord,
+    check_id,
+)
 from conformance.targets.interface import Outputs, TargetError
 
 
@@ -35,47 +45,85 @@ def exporter_at_fault(artifact: Artifact, data_set: int) -> bool:
     """The pack records this artifact as invalid, or as failing this data set on the reference evaluator."""
     if not artifact.exists or not artifact.record.get("valid_onnx", False):
         return True
-    return any(f["test_data_set"] == data_set and not f["passed"] for f in artifact.record.get("fidelity", []))
+    return any(
+        f["test_data_set"] == data_set and not f["passed"]
+        for f in artifact.record.get("fidelity", [])
+    )
 
 
 def _record(plan: CheckPlan, verdict: str, started: float, **fields) -> CheckRecord:
     attributed = None
     if verdict not in (PASSED, SKIPPED):
-        attributed = "exporter" if exporter_at_fault(plan.artifact, plan.data_set.index) else "target"
-    return CheckRecord(model=plan.model.name, exporter=plan.artifact.exporter, data_set=plan.data_set.index,
-                       data_set_label=plan.data_set.label, target=plan.target, verdict=verdict,
-                       attributed_to=attributed, duration_s=round(time.perf_counter() - started, 6), **fields)
+        attributed = (
+            "exporter" if exporter_at_fault(plan.artifact, plan.data_set.index) else "target"
+        )
+    return CheckRecord(
+        model=plan.model.name,
+        exporter=plan.artifact.exporter,
+        data_set=plan.data_set.index,
+        data_set_label=plan.data_set.label,
+        target=plan.target,
+        verdict=verdict,
+        attributed_to=attributed,
+        duration_s=round(time.perf_counter() - started, 6),
+        **fields,
+    )
 
 
-def determinism(first: Outputs, second: Outputs, expected: list[Expected], tolerance: Tolerance,
-                declared_deterministic: bool) -> dict:
+def determinism(
+    first: Outputs,
+    second: Outputs,
+    expected: list[Expected],
+    tolerance: Tolerance,
+    declared_deterministic: bool,
+) -> dict:
     if declared_deterministic:
         identical = len(first) == len(second) and all(
-            a.shape == b.shape and np.array_equal(a, b, equal_nan=True) for (_, a), (_, b) in zip(first, second))
+            a.shape == b.shape and np.array_equal(a, b, equal_nan=True)
+            for (_, a), (_, b) in zip(first, second)
+        )
         return {"checked": True, "mode": "identical", "passed": bool(identical)}
     repeat = judge(second, expected, tolerance)
-    return {"checked": True, "mode": "within-tolerance", "passed": repeat.passed, "margin": repeat.margin}
+    return {
+        "checked": True,
+        "mode": "within-tolerance",
+        "passed": repeat.passed,
+        "margin": repeat.margin,
+    }
 
 
-def batch_invariance(runner: IsolatedTarget, feeds: dict, batched: Outputs, tolerance: Tolerance) -> dict:
+def batch_invariance(
+    runner: IsolatedTarget, feeds: dict, batched: Outputs, tolerance: Tolerance
+) -> dict:
     """Run each sample alone; the batched output's row i must match it within the tolerance."""
     worst = 0.0
     batch = next(iter(feeds.values())).shape[0]
     for i in range(batch):
-        single = runner.run({name: array[i:i + 1] for name, array in feeds.items()})
-        alone = [Expected(name, str(array.dtype), np.asarray(array, dtype=np.float64)) for name, array in single]
-        rows = [(name, np.asarray(array)[i:i + 1]) for name, array in batched]
+        single = runner.run({name: array[i : i + 1] for name, array in feeds.items()})
+        alone = [
+            Expected(name, str(array.dtype), np.asarray(array, dtype=np.float64))
+            for name, array in single
+        ]
+        rows = [(name, np.asarray(array)[i : i + 1]) for name, array in batched]
         judgement = judge(rows, alone, tolerance)
         if not judgement.passed:
-            return {"checked": True, "passed": False, "sample": i, "margin": judgement.margin,
-                    "problems": judgement.all_problems[:3]}
+            return {
+                "checked": True,
+                "passed": False,
+                "sample": i,
+                "margin": judgement.margin,
+                "problems": judgement.all_problems[:3],
+            }
         worst = max(worst, judgement.margin)
     return {"checked": True, "passed": True, "margin": worst}
 
 
 def _values_fields(judgement: Judgement, tolerance: Tolerance) -> dict:
-    return {"margin": judgement.margin, "tolerance": {"atol": tolerance.atol, "rtol": tolerance.rtol},
-            "outputs": {o.name: o.stats.as_dict() if o.stats else None for o in judgement.outputs}}
+    return {
+        "margin": judgement.margin,
+        "tolerance": {"atol": tolerance.atol, "rtol": tolerance.rtol},
+        "outputs": {o.name: o.stats.as_dict() if o.stats else None for o in judgement.outputs},
+    }
 
 
 def run_check(runner: IsolatedTarget, plan: CheckPlan, deterministic: bool = True) -> CheckRecord:
@@ -93,11 +141,21 @@ def run_check(runner: IsolatedTarget, plan: CheckPlan, deterministic: bool = Tru
         outputs = runner.run(feeds)
         judgement = judge(outputs, expected, tolerance)
         if not judgement.passed:  # the values already fail: further runs add nothing
-            return _record(plan, FAILED, started, problems=tuple(judgement.all_problems), **_values_fields(judgement, tolerance))
+            return _record(
+                plan,
+                FAILED,
+                started,
+                problems=tuple(judgement.all_problems),
+                **_values_fields(judgement, tolerance),
+            )
         stage = "determinism run"
         repeat = determinism(outputs, runner.run(feeds), expected, tolerance, deterministic)
         stage = "batch-invariance run"
-        invariance = batch_invariance(runner, feeds, outputs, tolerance) if plan.data_set.batch > 1 else {"checked": False}
+        invariance = (
+            batch_invariance(runner, feeds, outputs, tolerance)
+            if plan.data_set.batch > 1
+            else {"checked": False}
+        )
     except ChildCrashed as error:
         return _record(plan, CRASHED, started, problems=(f"{stage}: {error}",))
     except ChildTimedOut as error:
@@ -108,7 +166,16 @@ def run_check(runner: IsolatedTarget, plan: CheckPlan, deterministic: bool = Tru
     if not repeat["passed"]:
         problems.append("nondeterministic: a second run of the same input gave different outputs")
     if invariance.get("checked") and not invariance["passed"]:
-        problems.append(f"batch invariance: sample {invariance['sample']} differs from its batch-1 result "
-                        f"(margin {invariance['margin']:.3g})")
-    return _record(plan, FAILED if problems else PASSED, started, problems=tuple(problems),
-                   determinism=repeat, batch_invariance=invariance, **_values_fields(judgement, tolerance))
+        problems.append(
+            f"batch invariance: sample {invariance['sample']} differs from its batch-1 result "
+            f"(margin {invariance['margin']:.3g})"
+        )
+    return _record(
+        plan,
+        FAILED if problems else PASSED,
+        started,
+        problems=tuple(problems),
+        determinism=repeat,
+        batch_invariance=invariance,
+        **_values_fields(judgement, tolerance),
+    )

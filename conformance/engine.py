@@ -2,6 +2,7 @@
 
 The same functions serve `conformance run` and the pytest plugin.
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
@@ -32,7 +33,13 @@ def native_artifact(model: PackModel, target: str) -> Artifact | None:
     if source is None:
         return None
     borrowed = next(a for a in model.artifacts if a.exporter == source)
-    record = {**borrowed.record, "exporter": NATIVE, "valid_onnx": True, "fidelity": [], "findings": []}
+    record = {
+        **borrowed.record,
+        "exporter": NATIVE,
+        "valid_onnx": True,
+        "fidelity": [],
+        "findings": [],
+    }
     return Artifact(model.name, NATIVE, borrowed.directory, record)
 
 
@@ -43,12 +50,15 @@ def artifacts_for(model: PackModel, target: str, exporters: set[str]) -> list[Ar
     return [a for a in model.artifacts if not exporters or a.exporter in exporters]
 
 
-def plan_checks(pack: Pack, targets: Iterable[str], models: Iterable[str] = (), exporters: Iterable[str] = ()) -> list[CheckPlan]:
+def plan_checks(
+    pack: Pack, targets: Iterable[str], models: Iterable[str] = (), exporters: Iterable[str] = ()
+) -> list[CheckPlan]:
     models, exporters = set(models), set(exporters)
     return [
         CheckPlan(model, artifact, data_set, target)
         for target in targets
-        for model in pack.models if not models or model.name in models
+        for model in pack.models
+        if not models or model.name in models
         for artifact in artifacts_for(model, target, exporters)
         for data_set in model.data_sets
     ]
@@ -67,12 +77,23 @@ def describe_targets(targets: list[Target]) -> dict[str, Any]:
 
 
 def skipped(plan: CheckPlan, reason: str) -> CheckRecord:
-    return CheckRecord(model=plan.model.name, exporter=plan.artifact.exporter, data_set=plan.data_set.index,
-                       data_set_label=plan.data_set.label, target=plan.target, verdict=SKIPPED, problems=(reason,))
+    return CheckRecord(
+        model=plan.model.name,
+        exporter=plan.artifact.exporter,
+        data_set=plan.data_set.index,
+        data_set_label=plan.data_set.label,
+        target=plan.target,
+        verdict=SKIPPED,
+        problems=(reason,),
+    )
 
 
-def execute(plans: list[CheckPlan], writer: ResultsWriter, timeout_s: float | None = None,
-            on_record: Callable[[CheckRecord], None] = lambda record: None) -> None:
+def execute(
+    plans: list[CheckPlan],
+    writer: ResultsWriter,
+    timeout_s: float | None = None,
+    on_record: Callable[[CheckRecord], None] = lambda record: None,
+) -> None:
     """Run every plan not already in the results (resume), writing each record as it comes."""
     timeout_s = timeout_s or check_timeout_s()
     runners: dict[str, IsolatedTarget] = {}

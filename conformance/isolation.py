@@ -4,6 +4,7 @@ The parent sends requests over a pipe and waits a bounded time for each answer.
 A child that dies (abort, segfault) or does not answer in time is killed and replaced on
 the next request. The benchmarks use the same ChildProcess (conformance.bench.worker).
 """
+
 from __future__ import annotations
 
 import multiprocessing
@@ -39,7 +40,9 @@ def serve_requests(conn: Connection, handle: Callable[[str, Any], Any]) -> None:
         try:
             conn.send(("ok", handle(request, payload)))
         except Exception as error:  # noqa: BLE001 - every failure goes back to the parent as text
-            message = str(error) if isinstance(error, TargetError) else f"{type(error).__name__}: {error}"
+            message = (
+                str(error) if isinstance(error, TargetError) else f"{type(error).__name__}: {error}"
+            )
             conn.send(("error", message))
 
 
@@ -62,7 +65,9 @@ def _serve(conn: Connection, target_name: str) -> None:
             return None
         if request == "run" and sessions:
             return sessions[0].run(payload)
-        raise TargetError(f"unexpected request {request!r}" if request != "run" else "no model loaded")
+        raise TargetError(
+            f"unexpected request {request!r}" if request != "run" else "no model loaded"
+        )
 
     serve_requests(conn, handle)
 
@@ -105,7 +110,9 @@ class ChildProcess:
         try:
             if not self._conn.poll(timeout_s):
                 self.close()
-                raise ChildTimedOut(f"no answer to {what} within {timeout_s:g} s; the process was killed")
+                raise ChildTimedOut(
+                    f"no answer to {what} within {timeout_s:g} s; the process was killed"
+                )
             status, value = self._conn.recv()
         except (EOFError, BrokenPipeError, ConnectionResetError) as error:
             raise self._crashed() from error

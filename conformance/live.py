@@ -3,6 +3,7 @@
 The fresh pack is judged against the shipped goldens, so a torch, TensorFlow or tf2onnx
 upgrade shows up as exporter or runtime findings against the same numbers.
 """
+
 from __future__ import annotations
 
 import os
@@ -27,8 +28,10 @@ def build_live_pack(run_dir: Path, models: list[str], progress) -> Path:
     try:
         from conformance.pack.build import build_pack
     except ImportError as error:
-        raise LiveModeError(f"--live needs the frameworks ({error.name} is missing): "
-                            "pip install 'ml-conformance[frameworks]'") from error
+        raise LiveModeError(
+            f"--live needs the frameworks ({error.name} is missing): "
+            "pip install 'ml-conformance[frameworks]'"
+        ) from error
     out = run_dir / LIVE_PACK
     run_dir.mkdir(parents=True, exist_ok=True)
     build_pack(out, models or None, progress=progress)
@@ -51,5 +54,10 @@ def golden_drift(live: Pack, shipped: Pack) -> dict[str, Any]:
 
 def live_section(live_dir: Path, shipped_dir: Path) -> dict[str, Any]:
     live, shipped = Pack(live_dir), Pack(shipped_dir)
-    return {"pack_dir": str(live_dir), "live_pack_digest": live.digest, "goldens_from_digest": shipped.digest,
-            "toolchain": live.manifest["toolchain"], "golden_drift": golden_drift(live, shipped)}
+    return {
+        "pack_dir": str(live_dir),
+        "live_pack_digest": live.digest,
+        "goldens_from_digest": shipped.digest,
+        "toolchain": live.manifest["toolchain"],
+        "golden_drift": golden_drift(live, shipped),
+    }

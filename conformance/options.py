@@ -1,4 +1,5 @@
 """Options shared by `conformance run` and `pytest --conformance`: declared once, so they cannot drift."""
+
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -19,25 +20,53 @@ class SharedOption:
 
 
 SHARED_OPTIONS = (
-    SharedOption("--target", "--target", "targets",
-                 "target name (repeatable); default: every available honest target", multiple=True),
+    SharedOption(
+        "--target",
+        "--target",
+        "targets",
+        "target name (repeatable); default: every available honest target",
+        multiple=True,
+    ),
     SharedOption("--model", "--model", "models", "only these models (repeatable)", multiple=True),
-    SharedOption("--exporter", "--exporter", "exporters", "only these exporters' artifacts (repeatable)", multiple=True),
-    SharedOption("--timeout", "--conformance-timeout", "timeout_s",
-                 "per-request timeout in seconds (default: check_timeout_s in spec/spec.json)", type=float),
+    SharedOption(
+        "--exporter",
+        "--exporter",
+        "exporters",
+        "only these exporters' artifacts (repeatable)",
+        multiple=True,
+    ),
+    SharedOption(
+        "--timeout",
+        "--conformance-timeout",
+        "timeout_s",
+        "per-request timeout in seconds (default: check_timeout_s in spec/spec.json)",
+        type=float,
+    ),
 )
 
 
 def click_options(command: Callable[..., Any]) -> Callable[..., Any]:
     """Decorate a click command with every shared option."""
     for option in reversed(SHARED_OPTIONS):
-        command = click.option(option.cli_flag, option.dest, multiple=option.multiple, type=option.type,
-                               default=() if option.multiple else None, help=option.help)(command)
+        command = click.option(
+            option.cli_flag,
+            option.dest,
+            multiple=option.multiple,
+            type=option.type,
+            default=() if option.multiple else None,
+            help=option.help,
+        )(command)
     return command
 
 
 def add_pytest_options(addoption: Callable[..., None]) -> None:
     """Declare every shared option on a pytest option group's ``addoption``."""
     for option in SHARED_OPTIONS:
-        addoption(option.pytest_flag, action="append" if option.multiple else "store", type=option.type,
-                  default=[] if option.multiple else None, dest=f"conformance_{option.dest}", help=option.help)
+        addoption(
+            option.pytest_flag,
+            action="append" if option.multiple else "store",
+            type=option.type,
+            default=[] if option.multiple else None,
+            dest=f"conformance_{option.dest}",
+            help=option.help,
+        )

@@ -1,4 +1,5 @@
 """`conformance run`: resolve targets, open (or resume) the results file, execute, summarise."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -9,7 +10,14 @@ import click
 from conformance.engine import describe_targets, execute, plan_checks, resolve_targets
 from conformance.live import LIVE_PACK, NATIVE_TARGETS, LiveModeError, build_live_pack, live_section
 from conformance.pack.load import Pack
-from conformance.results.document import RESULTS_JSON, ResultsWriter, command_line, load_document, new_document, records_of
+from conformance.results.document import (
+    RESULTS_JSON,
+    ResultsWriter,
+    command_line,
+    load_document,
+    new_document,
+    records_of,
+)
 from conformance.results.records import NOT_PASSED
 from conformance.summary import render_interop, render_table
 from conformance.targets import DEFAULT_TARGETS, TargetError
@@ -50,13 +58,17 @@ def open_writer(request: RunRequest, pack: Pack) -> ResultsWriter:
         if "live" in document["run"] and not request.live:
             raise RunError(f"{path} is a live run: resume it with --live")
         if document["run"]["pack_digest"] != pack.digest:
-            raise RunError(f"{path} was measured on pack {document['run']['pack_digest'][:12]}, not {pack.digest[:12]}")
+            raise RunError(
+                f"{path} was measured on pack {document['run']['pack_digest'][:12]}, not {pack.digest[:12]}"
+            )
         document["run"]["status"] = "running"
         return ResultsWriter(path, document)
     if path.exists():
         raise RunError(f"{path} exists; use --resume to finish it or --out for a new run folder")
     targets = choose_targets(request.targets, request.live)
-    document = new_document(pack.manifest, describe_targets(targets), command_line(), request.models, request.exporters)
+    document = new_document(
+        pack.manifest, describe_targets(targets), command_line(), request.models, request.exporters
+    )
     if request.live:
         document["run"]["live"] = live_section(pack.directory, request.pack_dir)
     return ResultsWriter(path, document)
@@ -77,11 +89,15 @@ def validate_selection(pack: Pack, request: RunRequest) -> None:
     names = {m.name for m in pack.models}
     unknown = [m for m in request.models if m not in names]
     if unknown:
-        raise RunError(f"unknown model(s) {', '.join(unknown)}; the pack has {', '.join(sorted(names))}")
+        raise RunError(
+            f"unknown model(s) {', '.join(unknown)}; the pack has {', '.join(sorted(names))}"
+        )
     exporters = set(pack.manifest["exporters"])
     unknown = [e for e in request.exporters if e not in exporters]
     if unknown:
-        raise RunError(f"unknown exporter(s) {', '.join(unknown)}; the pack has {', '.join(sorted(exporters))}")
+        raise RunError(
+            f"unknown exporter(s) {', '.join(unknown)}; the pack has {', '.join(sorted(exporters))}"
+        )
 
 
 def write_report_beside(results_path: Path) -> None:
@@ -102,8 +118,17 @@ def run_benchmark_phase(request: RunRequest, writer: ResultsWriter, pack: Pack) 
     available = [name for name, info in writer.document["targets"].items() if info["available"]]
     selection = writer.document["run"]["selection"]
     try:
-        done = run_benchmarks(writer, pack, available, selection["models"], selection["exporters"],
-                              request.bench_mode, (), request.loadgen, progress=click.echo)
+        done = run_benchmarks(
+            writer,
+            pack,
+            available,
+            selection["models"],
+            selection["exporters"],
+            request.bench_mode,
+            (),
+            request.loadgen,
+            progress=click.echo,
+        )
     except KeyboardInterrupt:
         writer.finish("interrupted")
         click.echo(f"\ninterrupted during benchmarks; results kept in {writer.path}", err=True)
@@ -123,24 +148,39 @@ def execute_run(request: RunRequest) -> int:
         return 2
     if "live" in writer.document["run"]:
         drift = writer.document["run"]["live"]["golden_drift"]
-        click.echo(f"live goldens vs shipped: max relative drift {drift['max_rel_drift']:.3g} ({drift['where'] or 'none'})")
-    unavailable = {n: t["reason"] for n, t in writer.document["targets"].items() if not t["available"]}
+        click.echo(
+            f"live goldens vs shipped: max relative drift {drift['max_rel_drift']:.3g} ({drift['where'] or 'none'})"
+        )
+    unavailable = {
+        n: t["reason"] for n, t in writer.document["targets"].items() if not t["available"]
+    }
     for name, reason in unavailable.items():
         click.echo(f"{name}: unavailable, its checks are skipped ({reason})", err=True)
     selection = writer.document["run"]["selection"]  # on --resume, the interrupted run's selection
-    plans = plan_checks(pack, writer.document["targets"], selection["models"], selection["exporters"])
+    plans = plan_checks(
+        pack, writer.document["targets"], selection["models"], selection["exporters"]
+    )
     todo = [p for p in plans if not writer.has(p.check_id)]
-    click.echo(f"run {request.run_dir}: {len(plans)} checks on {', '.join(writer.document['targets'])}"
-               + (f" ({len(plans) - len(todo)} already done)" if len(todo) < len(plans) else ""))
+    click.echo(
+        f"run {request.run_dir}: {len(plans)} checks on {', '.join(writer.document['targets'])}"
+        + (f" ({len(plans) - len(todo)} already done)" if len(todo) < len(plans) else "")
+    )
     try:
-        with click.progressbar(length=len(todo), label="checks", show_pos=True,
-                               item_show_func=lambda r: r.check_id if r else "") as bar:
+        with click.progressbar(
+            length=len(todo),
+            label="checks",
+            show_pos=True,
+            item_show_func=lambda r: r.check_id if r else "",
+        ) as bar:
             execute(todo, writer, request.timeout_s, on_record=lambda r: bar.update(1, r))
     except KeyboardInterrupt:
         writer.finish("interrupted")
         write_report_beside(writer.path)
-        click.echo(f"\ninterrupted: {len(writer.document['checks'])} checks kept in {writer.path}; "
-                   f"finish with: conformance run --resume --out {request.run_dir}", err=True)
+        click.echo(
+            f"\ninterrupted: {len(writer.document['checks'])} checks kept in {writer.path}; "
+            f"finish with: conformance run --resume --out {request.run_dir}",
+            err=True,
+        )
         return 130
     if request.bench and run_benchmark_phase(request, writer, pack) == 130:
         return 130
@@ -151,5 +191,7 @@ def execute_run(request: RunRequest) -> int:
     click.echo(render_interop(records))
     click.echo(f"results: {writer.path}")
     write_report_beside(writer.path)
-    target_failures = [r for r in records if r.verdict in NOT_PASSED and r.attributed_to != "exporter"]
+    target_failures = [
+        r for r in records if r.verdict in NOT_PASSED and r.attributed_to != "exporter"
+    ]
     return 1 if target_failures else 0

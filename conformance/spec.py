@@ -1,4 +1,5 @@
 """Where the spec lives and how its data files are read."""
+
 from __future__ import annotations
 
 import json
@@ -9,7 +10,9 @@ from typing import Any
 
 # The spec folder sits beside the packages in the source tree (editable installs, CI);
 # CONFORMANCE_SPEC_DIR points elsewhere, e.g. at a spec published by a standards body.
-SPEC_DIR = Path(os.environ.get("CONFORMANCE_SPEC_DIR", Path(__file__).resolve().parent.parent / "spec"))
+SPEC_DIR = Path(
+    os.environ.get("CONFORMANCE_SPEC_DIR", Path(__file__).resolve().parent.parent / "spec")
+)
 PACK_DIR = SPEC_DIR / "pack"
 
 

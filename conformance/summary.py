@@ -1,15 +1,27 @@
 """Plain-text summary table of check records (for the terminal and CI logs)."""
+
 from __future__ import annotations
 
 from collections import Counter, defaultdict
 
 from conformance.results.records import PASSED, CheckRecord
 
-SYMBOL = {"passed": "ok", "failed": "FAIL", "error": "ERR", "crashed": "CRASH", "timed-out": "TIMEOUT", "skipped": "skip"}
+SYMBOL = {
+    "passed": "ok",
+    "failed": "FAIL",
+    "error": "ERR",
+    "crashed": "CRASH",
+    "timed-out": "TIMEOUT",
+    "skipped": "skip",
+}
 
 
 def cell(record: CheckRecord) -> str:
-    margin = f" {record.margin:.2g}" if record.margin is not None and record.margin != float("inf") else ""
+    margin = (
+        f" {record.margin:.2g}"
+        if record.margin is not None and record.margin != float("inf")
+        else ""
+    )
     return f"{SYMBOL[record.verdict]}{margin}"
 
 
@@ -24,11 +36,19 @@ def render_table(records: list[CheckRecord]) -> str:
     widths = [max(len(str(row[i])) for row in [header, *body]) for i in range(len(header))]
     lines = ["  ".join(str(v).ljust(w) for v, w in zip(row, widths)) for row in [header, *body]]
     counts = Counter(r.verdict for r in records)
-    lines.append(f"{len(records)} checks: " + ", ".join(f"{counts[v]} {v}" for v in SYMBOL if counts[v])
-                 + "  (cells: verdict and margin = worst error / tolerance; set0 batch 1, set1 batch 4, "
-                 "set2 batch 4 at the second sequence length)")
-    for blame, title in (("exporter", "exporter findings (the artifact fails on the reference evaluator too; recorded in the pack)"),
-                         ("target", "runtime findings (the artifact is good; the target diverges)")):
+    lines.append(
+        f"{len(records)} checks: "
+        + ", ".join(f"{counts[v]} {v}" for v in SYMBOL if counts[v])
+        + "  (cells: verdict and margin = worst error / tolerance; set0 batch 1, set1 batch 4, "
+        "set2 batch 4 at the second sequence length)"
+    )
+    for blame, title in (
+        (
+            "exporter",
+            "exporter findings (the artifact fails on the reference evaluator too; recorded in the pack)",
+        ),
+        ("target", "runtime findings (the artifact is good; the target diverges)"),
+    ):
         found = [r for r in records if r.verdict != PASSED and r.attributed_to == blame]
         if found:
             lines.append(f"{len(found)} {title}:")
@@ -52,7 +72,10 @@ def render_interop(records: list[CheckRecord]) -> str:
     targets = list(dict.fromkeys(r.target for r in records))
     models = list(dict.fromkeys(r.model for r in records))
     header = ["interop", *targets]
-    body = [[m, *("ok" if not view[(m, t)] else "x " + ",".join(view[(m, t)]) for t in targets)] for m in models]
+    body = [
+        [m, *("ok" if not view[(m, t)] else "x " + ",".join(view[(m, t)]) for t in targets)]
+        for m in models
+    ]
     widths = [max(len(row[i]) for row in [header, *body]) for i in range(len(header))]
     return "\n".join("  ".join(v.ljust(w) for v, w in zip(row, widths)) for row in [header, *body])
 

@@ -3,6 +3,7 @@
 ``FAMILIES`` is the registry; :func:`load_family` imports one module, which must fulfil
 the contract in :mod:`reference_models.interface` (checked by tests/test_reference_models.py).
 """
+
 from __future__ import annotations
 
 import importlib

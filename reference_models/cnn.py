@@ -7,6 +7,7 @@ are outputs: a softmax squashes upstream errors, the logits show them.
 
 Torch pads the 3x3 stride-1 convs explicitly (padding=1), which equals Keras "same".
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -21,8 +22,9 @@ CLASSES = 10
 
 SPEC = ModelSpec(
     name="cnn",
-    description=("3x32x32 -> [Conv3x3 BN ReLU MaxPool2] x2 (16, 32 ch) -> GlobalAvgPool"
-                 " -> Dense 10 softmax"),
+    description=(
+        "3x32x32 -> [Conv3x3 BN ReLU MaxPool2] x2 (16, 32 ch) -> GlobalAvgPool -> Dense 10 softmax"
+    ),
     inputs=(TensorSpec("image", "float32", (BATCH, 3, 32, 32), "NCHW"),),
     outputs=(
         TensorSpec("logits", "float32", (BATCH, CLASSES), "NC"),
@@ -106,9 +108,11 @@ def build_keras(params: Params, dtype: str):
     for conv in ("conv1", "conv2"):
         # torch [out, in, kh, kw] -> Keras [kh, kw, in, out]
         model.get_layer(conv).set_weights(
-            [params[f"{conv}.weight"].transpose(2, 3, 1, 0), params[f"{conv}.bias"]])
+            [params[f"{conv}.weight"].transpose(2, 3, 1, 0), params[f"{conv}.bias"]]
+        )
     for bn in ("bn1", "bn2"):
-        model.get_layer(bn).set_weights([params[f"{bn}.{k}"] for k in
-                                         ("weight", "bias", "running_mean", "running_var")])
+        model.get_layer(bn).set_weights(
+            [params[f"{bn}.{k}"] for k in ("weight", "bias", "running_mean", "running_var")]
+        )
     model.get_layer("fc").set_weights([params["fc.weight"].T, params["fc.bias"]])
     return model

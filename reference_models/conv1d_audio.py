@@ -5,6 +5,7 @@ Conv1d(1, 16, k=9, stride 2) -> BN -> ReLU -> MaxPool1d(4) -> Conv1d(16, 32, k=5
 BatchNormalization, Relu, MaxPool, AveragePool, GlobalAveragePool/ReduceMean, Gemm.
 All convolutions and pools are "valid" (no padding); BN eps is 1e-5 on both sides.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -24,7 +25,16 @@ SPEC = ModelSpec(
     ),
     inputs=(TensorSpec("waveform", "float32", (BATCH, 1, LENGTH), "NCL"),),
     outputs=(TensorSpec("logits", "float32", (BATCH, NUM_CLASSES), "NC"),),
-    tags=("conv1d", "strided_conv", "batchnorm", "relu", "maxpool", "avgpool", "global_avgpool", "gemm"),
+    tags=(
+        "conv1d",
+        "strided_conv",
+        "batchnorm",
+        "relu",
+        "maxpool",
+        "avgpool",
+        "global_avgpool",
+        "gemm",
+    ),
 )
 
 
@@ -106,9 +116,13 @@ def build_keras(params: Params, dtype: str):
         kernel = np.transpose(params[f"{conv}.weight"], (2, 1, 0))
         model.get_layer(conv).set_weights([kernel, params[f"{conv}.bias"]])
     for bn in ("bn1", "bn2"):
-        model.get_layer(bn).set_weights([
-            params[f"{bn}.weight"], params[f"{bn}.bias"],
-            params[f"{bn}.running_mean"], params[f"{bn}.running_var"],
-        ])
+        model.get_layer(bn).set_weights(
+            [
+                params[f"{bn}.weight"],
+                params[f"{bn}.bias"],
+                params[f"{bn}.running_mean"],
+                params[f"{bn}.running_var"],
+            ]
+        )
     model.get_layer("fc").set_weights([params["fc.weight"].T, params["fc.bias"]])
     return model

@@ -5,6 +5,7 @@ Embedding(1000, 16) over 8 item ids -> mean over the ids -> concat with 13 dense
 Gemm/MatMul+Add, Relu, Sigmoid and an int64 graph input. Both the logit ("score") and its
 sigmoid ("probability") are outputs: a sigmoid squashes upstream errors, the logit shows them.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -96,7 +97,9 @@ def build_keras(params: Params, dtype: str):
     hidden = keras.layers.Dense(32, activation="relu", dtype=dtype, name="fc2")(hidden)
     score = keras.layers.Dense(1, dtype=dtype, name="fc3")(hidden)
     probability = keras.layers.Activation("sigmoid", dtype=dtype, name="sigmoid")(score)
-    model = keras.Model(inputs=[item_ids, dense], outputs=[score, probability], name="embedding_mlp")
+    model = keras.Model(
+        inputs=[item_ids, dense], outputs=[score, probability], name="embedding_mlp"
+    )
     model.get_layer("embedding").set_weights([params["embedding.weight"]])
     for layer in ("fc1", "fc2", "fc3"):
         model.get_layer(layer).set_weights([params[f"{layer}.weight"].T, params[f"{layer}.bias"]])

@@ -7,6 +7,7 @@ kernel is ``[in, 3u]`` with gate blocks z, r, h, so the first two blocks swap. K
 with ``reset_after=True`` applies the reset gate after the recurrent matmul, as torch
 does, and keeps both biases: its bias is ``(2, 3u)`` = [input bias; recurrent bias].
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -92,13 +93,17 @@ def build_keras(params: Params, dtype: str):
     )(sequence)
     logits = keras.layers.Dense(CLASSES, dtype=dtype, name="fc")(hidden)
     model = keras.Model(inputs=sequence, outputs=[logits], name="gru")
-    model.get_layer("gru").set_weights([
-        _torch_to_keras_gates(params["gru.weight_ih_l0"]).T,
-        _torch_to_keras_gates(params["gru.weight_hh_l0"]).T,
-        np.stack([
-            _torch_to_keras_gates(params["gru.bias_ih_l0"]),
-            _torch_to_keras_gates(params["gru.bias_hh_l0"]),
-        ]),
-    ])
+    model.get_layer("gru").set_weights(
+        [
+            _torch_to_keras_gates(params["gru.weight_ih_l0"]).T,
+            _torch_to_keras_gates(params["gru.weight_hh_l0"]).T,
+            np.stack(
+                [
+                    _torch_to_keras_gates(params["gru.bias_ih_l0"]),
+                    _torch_to_keras_gates(params["gru.bias_hh_l0"]),
+                ]
+            ),
+        ]
+    )
     model.get_layer("fc").set_weights([params["fc.weight"].T, params["fc.bias"]])
     return model

@@ -3,6 +3,7 @@
 Scales follow He/Glorot so activations neither vanish nor explode through a few
 layers; outputs must vary with the input, or an error upstream hides in them.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -16,7 +17,9 @@ def he(rng: np.random.Generator, shape: tuple[int, ...], fan_in: int) -> np.ndar
     return rng.normal(0.0, np.sqrt(2.0 / fan_in), size=shape)
 
 
-def glorot(rng: np.random.Generator, shape: tuple[int, ...], fan_in: int, fan_out: int) -> np.ndarray:
+def glorot(
+    rng: np.random.Generator, shape: tuple[int, ...], fan_in: int, fan_out: int
+) -> np.ndarray:
     limit = np.sqrt(6.0 / (fan_in + fan_out))
     return rng.uniform(-limit, limit, size=shape)
 

@@ -19,6 +19,7 @@ A family module (``reference_models/<name>.py``) exports exactly these names:
 Frameworks are imported inside the builders only, so reading ``SPEC`` never loads
 torch or TensorFlow.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -70,8 +71,12 @@ def layout_permutation(src: str, dst: str) -> tuple[int, ...]:
 
 
 def to_keras_layout(array: np.ndarray, layout: str) -> np.ndarray:
-    return np.ascontiguousarray(np.transpose(array, layout_permutation(layout, keras_layout(layout))))
+    return np.ascontiguousarray(
+        np.transpose(array, layout_permutation(layout, keras_layout(layout)))
+    )
 
 
 def to_torch_layout(array: np.ndarray, layout: str) -> np.ndarray:
-    return np.ascontiguousarray(np.transpose(array, layout_permutation(keras_layout(layout), layout)))
+    return np.ascontiguousarray(
+        np.transpose(array, layout_permutation(keras_layout(layout), layout))
+    )

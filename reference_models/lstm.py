@@ -7,6 +7,7 @@ Conventions: torch's ``weight_ih_l0`` is ``[4u, in]`` with gate blocks i, f, g, 
 two biases ``bias_ih_l0 + bias_hh_l0``; Keras' kernel is ``[in, 4u]`` with gate blocks
 i, f, c, o (the same order, g == c) and a single bias equal to the sum of the two.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -35,8 +36,8 @@ def make_params(seed: int) -> Params:
         # Twice Glorot over the full gate block: pre-activations near unit scale, so the
         # gates stay in their sensitive range. h = o * tanh(c) is damped by the output
         # gate; at plain Glorot |h| averages ~0.1, at 2x ~0.15 with max ~0.8 (unsaturated).
-        "lstm.weight_ih_l0": 2.0 * init.glorot(
-            rng, (gates, INPUT_SIZE), fan_in=INPUT_SIZE, fan_out=gates),
+        "lstm.weight_ih_l0": 2.0
+        * init.glorot(rng, (gates, INPUT_SIZE), fan_in=INPUT_SIZE, fan_out=gates),
         "lstm.weight_hh_l0": 2.0 * init.glorot(rng, (gates, HIDDEN), fan_in=HIDDEN, fan_out=gates),
         "lstm.bias_ih_l0": init.bias(rng, gates),
         "lstm.bias_hh_l0": init.bias(rng, gates),
@@ -87,10 +88,12 @@ def build_keras(params: Params, dtype: str):
     logits = keras.layers.Dense(CLASSES, dtype=dtype, name="fc")(hidden)
     model = keras.Model(inputs=sequence, outputs=[logits], name="lstm")
     # Gate order i, f, g(c), o is the same in both frameworks: transpose only.
-    model.get_layer("lstm").set_weights([
-        params["lstm.weight_ih_l0"].T,
-        params["lstm.weight_hh_l0"].T,
-        params["lstm.bias_ih_l0"] + params["lstm.bias_hh_l0"],
-    ])
+    model.get_layer("lstm").set_weights(
+        [
+            params["lstm.weight_ih_l0"].T,
+            params["lstm.weight_hh_l0"].T,
+            params["lstm.bias_ih_l0"] + params["lstm.bias_hh_l0"],
+        ]
+    )
     model.get_layer("fc").set_weights([params["fc.weight"].T, params["fc.bias"]])
     return model

@@ -3,6 +3,7 @@
 Covers Gemm/MatMul+Add, Relu, Softmax. Both the logits and the softmax are outputs:
 a softmax squashes upstream errors, the logits show them.
 """
+
 from __future__ import annotations
 
 import numpy as np

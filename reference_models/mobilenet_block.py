@@ -7,6 +7,7 @@ depthwise Conv (group = channels), Clip (ReLU6), BatchNormalization and Add.
 Depthwise weights: torch Conv2d(groups=C) stores [C, 1, kh, kw]; the Keras
 DepthwiseConv2D kernel (depth_multiplier 1) is [kh, kw, C, 1].
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -22,8 +23,9 @@ SIZE = 16
 
 SPEC = ModelSpec(
     name="mobilenet_block",
-    description=("MobileNetV2 inverted residual (expand x6, ReLU6, depthwise 3x3, project),"
-                 " 16x16x16"),
+    description=(
+        "MobileNetV2 inverted residual (expand x6, ReLU6, depthwise 3x3, project), 16x16x16"
+    ),
     inputs=(TensorSpec("features_in", "float32", (BATCH, CHANNELS, SIZE, SIZE), "NCHW"),),
     outputs=(TensorSpec("features", "float32", (BATCH, CHANNELS, SIZE, SIZE), "NCHW"),),
     tags=("conv", "depthwise_conv", "batch_norm", "relu6", "add", "residual"),
@@ -91,8 +93,9 @@ def build_keras(params: Params, dtype: str):
     x = keras.layers.Conv2D(HIDDEN, 1, dtype=dtype, name="expand")(features_in)
     x = keras.layers.BatchNormalization(epsilon=BN_EPS, dtype=dtype, name="expand_bn")(x)
     x = keras.layers.ReLU(max_value=6.0, dtype=dtype)(x)
-    x = keras.layers.DepthwiseConv2D(3, padding="same", depth_multiplier=1, dtype=dtype,
-                                     name="depthwise")(x)
+    x = keras.layers.DepthwiseConv2D(
+        3, padding="same", depth_multiplier=1, dtype=dtype, name="depthwise"
+    )(x)
     x = keras.layers.BatchNormalization(epsilon=BN_EPS, dtype=dtype, name="depthwise_bn")(x)
     x = keras.layers.ReLU(max_value=6.0, dtype=dtype)(x)
     x = keras.layers.Conv2D(CHANNELS, 1, dtype=dtype, name="project")(x)
@@ -102,10 +105,12 @@ def build_keras(params: Params, dtype: str):
     for conv in ("expand", "project"):
         # torch [out, in, kh, kw] -> Keras [kh, kw, in, out]
         model.get_layer(conv).set_weights(
-            [params[f"{conv}.weight"].transpose(2, 3, 1, 0), params[f"{conv}.bias"]])
+            [params[f"{conv}.weight"].transpose(2, 3, 1, 0), params[f"{conv}.bias"]]
+        )
     # torch depthwise [C, 1, kh, kw] -> Keras DepthwiseConv2D [kh, kw, C, 1]
     model.get_layer("depthwise").set_weights(
-        [params["depthwise.weight"].transpose(2, 3, 0, 1), params["depthwise.bias"]])
+        [params["depthwise.weight"].transpose(2, 3, 0, 1), params["depthwise.bias"]]
+    )
     for bn in BNS:
         model.get_layer(bn).set_weights([params[f"{bn}.{k}"] for k in BN_KEYS])
     return model

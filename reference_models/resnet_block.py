@@ -8,6 +8,7 @@ pad a 16-wide input by 0 before and 1 after (TensorFlow puts the odd pixel at th
 which shifts the sampling grid, so the Keras twin pads explicitly with ZeroPadding2D(1)
 and convolves "valid". The 1x1 stride-2 shortcut needs no padding on either side.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -95,8 +96,9 @@ def build_keras(params: Params, dtype: str):
     x = keras.layers.ReLU(dtype=dtype)(x)
     x = keras.layers.Conv2D(C_OUT, 3, padding="same", dtype=dtype, name="conv2")(x)
     x = keras.layers.BatchNormalization(epsilon=BN_EPS, dtype=dtype, name="bn2")(x)
-    s = keras.layers.Conv2D(C_OUT, 1, strides=2, padding="valid", dtype=dtype,
-                            name=name("shortcut.conv"))(features_in)
+    s = keras.layers.Conv2D(
+        C_OUT, 1, strides=2, padding="valid", dtype=dtype, name=name("shortcut.conv")
+    )(features_in)
     s = keras.layers.BatchNormalization(epsilon=BN_EPS, dtype=dtype, name=name("shortcut.bn"))(s)
     x = keras.layers.Add(dtype=dtype)([x, s])
     features = keras.layers.ReLU(dtype=dtype, name="features")(x)
@@ -104,7 +106,8 @@ def build_keras(params: Params, dtype: str):
     for conv in CONVS:
         # torch [out, in, kh, kw] -> Keras [kh, kw, in, out]
         model.get_layer(name(conv)).set_weights(
-            [params[f"{conv}.weight"].transpose(2, 3, 1, 0), params[f"{conv}.bias"]])
+            [params[f"{conv}.weight"].transpose(2, 3, 1, 0), params[f"{conv}.bias"]]
+        )
     for bn in BNS:
         model.get_layer(name(bn)).set_weights([params[f"{bn}.{k}"] for k in BN_KEYS])
     return model

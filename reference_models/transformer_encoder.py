@@ -17,6 +17,7 @@ Conventions: torch packs the q, k, v projections in ``in_proj_weight`` ``[3*64, 
 ``MultiHeadAttention`` holds per-projection kernels ``[64, 4, 16]`` and biases
 ``[4, 16]``, and an output kernel ``[4, 16, 64]``. Both scale queries by 1/sqrt(16).
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -51,18 +52,22 @@ def make_params(seed: int) -> Params:
         p = f"layers.{i}"
         # Projections at twice Glorot scale (per projection) so the attention logits
         # spread and the softmax is far from uniform.
-        params[f"{p}.self_attn.in_proj_weight"] = np.concatenate([
-            init.glorot(rng, (D_MODEL, D_MODEL), fan_in=D_MODEL, fan_out=D_MODEL) * 2.0
-            for _ in range(3)
-        ])
+        params[f"{p}.self_attn.in_proj_weight"] = np.concatenate(
+            [
+                init.glorot(rng, (D_MODEL, D_MODEL), fan_in=D_MODEL, fan_out=D_MODEL) * 2.0
+                for _ in range(3)
+            ]
+        )
         params[f"{p}.self_attn.in_proj_bias"] = init.bias(rng, 3 * D_MODEL)
         params[f"{p}.self_attn.out_proj.weight"] = init.glorot(
-            rng, (D_MODEL, D_MODEL), fan_in=D_MODEL, fan_out=D_MODEL)
+            rng, (D_MODEL, D_MODEL), fan_in=D_MODEL, fan_out=D_MODEL
+        )
         params[f"{p}.self_attn.out_proj.bias"] = init.bias(rng, D_MODEL)
         params[f"{p}.linear1.weight"] = init.he(rng, (FFN, D_MODEL), fan_in=D_MODEL)
         params[f"{p}.linear1.bias"] = init.bias(rng, FFN)
         params[f"{p}.linear2.weight"] = init.glorot(
-            rng, (D_MODEL, FFN), fan_in=FFN, fan_out=D_MODEL)
+            rng, (D_MODEL, FFN), fan_in=FFN, fan_out=D_MODEL
+        )
         params[f"{p}.linear2.bias"] = init.bias(rng, D_MODEL)
         for norm in ("norm1", "norm2"):
             params[f"{p}.{norm}.weight"] = rng.uniform(0.5, 1.5, size=(D_MODEL,))
@@ -132,7 +137,11 @@ def build_keras(params: Params, dtype: str):
     for i in range(LAYERS):
         p = f"layers_{i}"
         attn = keras.layers.MultiHeadAttention(
-            num_heads=HEADS, key_dim=HEAD_DIM, dropout=0.0, dtype=dtype, name=f"{p}_self_attn",
+            num_heads=HEADS,
+            key_dim=HEAD_DIM,
+            dropout=0.0,
+            dtype=dtype,
+            name=f"{p}_self_attn",
         )(x, x)
         x = keras.layers.Add(dtype=dtype)([x, attn])
         x = keras.layers.LayerNormalization(epsilon=LN_EPS, dtype=dtype, name=f"{p}_norm1")(x)
@@ -156,14 +165,18 @@ def build_keras(params: Params, dtype: str):
         mha.query_dense.set_weights([in_kernel(w_q), b_q.reshape(HEADS, HEAD_DIM)])
         mha.key_dense.set_weights([in_kernel(w_k), b_k.reshape(HEADS, HEAD_DIM)])
         mha.value_dense.set_weights([in_kernel(w_v), b_v.reshape(HEADS, HEAD_DIM)])
-        mha.output_dense.set_weights([
-            params[f"{src}.self_attn.out_proj.weight"].T.reshape(HEADS, HEAD_DIM, D_MODEL),
-            params[f"{src}.self_attn.out_proj.bias"],
-        ])
+        mha.output_dense.set_weights(
+            [
+                params[f"{src}.self_attn.out_proj.weight"].T.reshape(HEADS, HEAD_DIM, D_MODEL),
+                params[f"{src}.self_attn.out_proj.bias"],
+            ]
+        )
         for layer in ("linear1", "linear2"):
             model.get_layer(f"{dst}_{layer}").set_weights(
-                [params[f"{src}.{layer}.weight"].T, params[f"{src}.{layer}.bias"]])
+                [params[f"{src}.{layer}.weight"].T, params[f"{src}.{layer}.bias"]]
+            )
         for norm in ("norm1", "norm2"):
             model.get_layer(f"{dst}_{norm}").set_weights(
-                [params[f"{src}.{norm}.weight"], params[f"{src}.{norm}.bias"]])
+                [params[f"{src}.{norm}.weight"], params[f"{src}.{norm}.bias"]]
+            )
     return model

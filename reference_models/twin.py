@@ -2,6 +2,7 @@
 
 Needs torch and TensorFlow (the build stage). The torch float64 output is the golden.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -63,7 +64,11 @@ def twin_check(family: ModuleType, seed: int = 0, batch: int = 4) -> list[TwinRe
     golden = run_torch(family.build_torch(params), inputs, spec)
     keras_out = run_keras(family.build_keras(params, "float64"), inputs, spec)
     return [
-        TwinResult(spec.name, name, rel_l2(keras_out[name], golden[name]),
-                   float(np.max(np.abs(keras_out[name] - golden[name]))))
+        TwinResult(
+            spec.name,
+            name,
+            rel_l2(keras_out[name], golden[name]),
+            float(np.max(np.abs(keras_out[name] - golden[name]))),
+        )
         for name in golden
     ]

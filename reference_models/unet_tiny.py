@@ -16,6 +16,7 @@ spells the same x2 interpolation out exactly: output row 2i is 0.75 x[i] + 0.25 
 row 2i+1 is 0.75 x[i] + 0.25 x[i+1], indices clamped to the image, then the same along
 columns.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -31,8 +32,10 @@ DEC2, DEC1 = 32, 16
 
 SPEC = ModelSpec(
     name="unet_tiny",
-    description=("two-level U-Net (16, 32, 48 ch), MaxPool down, bilinear x2 up, skip concat,"
-                 " 1x1 head to 2 classes"),
+    description=(
+        "two-level U-Net (16, 32, 48 ch), MaxPool down, bilinear x2 up, skip concat,"
+        " 1x1 head to 2 classes"
+    ),
     inputs=(TensorSpec("image", "float32", (BATCH, IN_CHANNELS, SIZE, SIZE), "NCHW"),),
     outputs=(TensorSpec("mask_logits", "float32", (BATCH, CLASSES, SIZE, SIZE), "NCHW"),),
     tags=("conv", "relu", "max_pool", "resize", "bilinear", "concat"),
@@ -118,7 +121,7 @@ def build_keras(params: Params, dtype: str):
         return keras.layers.UpSampling2D(2, interpolation="bilinear", dtype=dtype, name=name)(x)
 
     def conv(x, name: str, relu: bool = True):
-        (_, _, c_out, k), = [c for c in CONVS if c[0] == name]
+        ((_, _, c_out, k),) = [c for c in CONVS if c[0] == name]
         x = keras.layers.Conv2D(c_out, k, padding="same", dtype=dtype, name=name)(x)
         return keras.layers.ReLU(dtype=dtype)(x) if relu else x
 
@@ -135,5 +138,6 @@ def build_keras(params: Params, dtype: str):
     for name, *_ in CONVS:
         # torch [out, in, kh, kw] -> Keras [kh, kw, in, out]
         model.get_layer(name).set_weights(
-            [params[f"{name}.weight"].transpose(2, 3, 1, 0), params[f"{name}.bias"]])
+            [params[f"{name}.weight"].transpose(2, 3, 1, 0), params[f"{name}.bias"]]
+        )
     return model

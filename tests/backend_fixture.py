@@ -1,4 +1,5 @@
 """A minimal onnx.backend Backend for tests/test_plugins.py: ONNX Runtime CPU behind the Backend API."""
+
 from __future__ import annotations
 
 from onnx.backend.base import Backend, BackendRep
@@ -23,5 +24,7 @@ class OrtBackend(Backend):
         import onnxruntime
 
         super().prepare(model, device, **kwargs)  # onnx.checker
-        session = onnxruntime.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+        session = onnxruntime.InferenceSession(
+            model.SerializeToString(), providers=["CPUExecutionProvider"]
+        )
         return OrtBackendRep(session)

@@ -1,5 +1,6 @@
 """Bundles for the certification tests: rewrite an honest bundle the way an attacker would (edit a
 member and re-hash the manifest, so only the deeper rules can catch it), and craft hostile archives."""
+
 from __future__ import annotations
 
 import copy
@@ -15,14 +16,25 @@ from typing import Any
 
 MANIFEST, SIGNATURE, RESULTS = "manifest.json", "signature.json", "results.json"
 HOSTILE = "<img src=x onerror=alert(1)>"
-PERF_DEV_PROFILES = {"profiles": {
-    "core": {"title": "core (mlp only)", "summary": "test profile",
-             "checks": {"models": ["mlp"], "exporters": "*", "precision": "fp32"}},
-    "perf-dev": {"title": "perf in dev mode", "summary": "test profile: the perf rules in dev mode, one model",
-                 "benchmarks": {"models": ["mlp"], "mode": "dev",
-                                "scenarios": ["ColdStart", "SingleStream", "Offline", "CachingGuard"],
-                                "valid_percentiles": ["p50", "p90"]}},
-}}
+PERF_DEV_PROFILES = {
+    "profiles": {
+        "core": {
+            "title": "core (mlp only)",
+            "summary": "test profile",
+            "checks": {"models": ["mlp"], "exporters": "*", "precision": "fp32"},
+        },
+        "perf-dev": {
+            "title": "perf in dev mode",
+            "summary": "test profile: the perf rules in dev mode, one model",
+            "benchmarks": {
+                "models": ["mlp"],
+                "mode": "dev",
+                "scenarios": ["ColdStart", "SingleStream", "Offline", "CachingGuard"],
+                "valid_percentiles": ["p50", "p90"],
+            },
+        },
+    }
+}
 
 
 def members(path: Path) -> dict[str, bytes]:
@@ -31,7 +43,9 @@ def members(path: Path) -> dict[str, bytes]:
         return {info.filename: archive.read(info) for info in archive.infolist()}
 
 
-def write_zip(path: Path, content: dict[str, bytes], infos: dict[str, zipfile.ZipInfo] | None = None) -> Path:
+def write_zip(
+    path: Path, content: dict[str, bytes], infos: dict[str, zipfile.ZipInfo] | None = None
+) -> Path:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # zipfile warns on the duplicate names some cases need
         with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
@@ -43,12 +57,17 @@ def write_zip(path: Path, content: dict[str, bytes], infos: dict[str, zipfile.Zi
 def rehash(content: dict[str, bytes]) -> dict[str, bytes]:
     """What an attacker without the key does after editing: fix every hash in the manifest."""
     manifest = json.loads(content[MANIFEST])
-    manifest["files"] = {name: hashlib.sha256(data).hexdigest() for name, data in content.items()
-                         if name not in (MANIFEST, SIGNATURE)}
+    manifest["files"] = {
+        name: hashlib.sha256(data).hexdigest()
+        for name, data in content.items()
+        if name not in (MANIFEST, SIGNATURE)
+    }
     return {**content, MANIFEST: json.dumps(manifest, indent=1).encode()}
 
 
-def rewrite(source: Path, out: Path, changes: dict[str, bytes | None], rehashed: bool = True) -> Path:
+def rewrite(
+    source: Path, out: Path, changes: dict[str, bytes | None], rehashed: bool = True
+) -> Path:
     content = members(source)
     for name, data in changes.items():
         if data is None:
@@ -71,6 +90,7 @@ def first_check(document: dict[str, Any], verdict: str) -> dict[str, Any]:
 def retarget(source: Path, out: Path, old: str, new: str) -> Path:
     """Claim another target's results as this one's, consistently in every member (a fabrication
     only re-execution can catch)."""
+
     def results(document: dict[str, Any]) -> None:
         document["targets"] = {new: {**document["targets"][old], "name": new}}
         for check in document["checks"]:
@@ -78,16 +98,24 @@ def retarget(source: Path, out: Path, old: str, new: str) -> Path:
             check["id"] = check["id"][: -len(old)] + new
 
     def captured(document: dict[str, Any]) -> None:
-        section = document.get("captured", document)  # system.json nests it, environment.json does not
+        section = document.get(
+            "captured", document
+        )  # system.json nests it, environment.json does not
         section["target"] = {**section["target"], "name": new}
 
     def manifest(document: dict[str, Any]) -> None:
         document["target"] = new
 
-    return rewrite(source, out, {RESULTS: edit_json(source, RESULTS, results),
-                                 "system.json": edit_json(source, "system.json", captured),
-                                 "environment.json": edit_json(source, "environment.json", captured),
-                                 MANIFEST: edit_json(source, MANIFEST, manifest)})
+    return rewrite(
+        source,
+        out,
+        {
+            RESULTS: edit_json(source, RESULTS, results),
+            "system.json": edit_json(source, "system.json", captured),
+            "environment.json": edit_json(source, "environment.json", captured),
+            MANIFEST: edit_json(source, MANIFEST, manifest),
+        },
+    )
 
 
 def with_member(source: Path, out: Path, info: zipfile.ZipInfo | str, data: bytes) -> Path:
@@ -111,7 +139,9 @@ def duplicate_name(source: Path, out: Path) -> Path:
         with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as archive:
             for name, data in content.items():
                 archive.writestr(name, data)
-            archive.writestr(RESULTS, b'{"checks": []}')  # a second results.json: which one is read?
+            archive.writestr(
+                RESULTS, b'{"checks": []}'
+            )  # a second results.json: which one is read?
     return out
 
 
@@ -134,7 +164,7 @@ def lying_size(source: Path, out: Path) -> Path:
     at = data.find(b"PK\x01\x02")
     while at != -1:
         name_length = struct.unpack_from("<H", data, at + 28)[0]
-        if data[at + 46:at + 46 + name_length] == RESULTS.encode():
+        if data[at + 46 : at + 46 + name_length] == RESULTS.encode():
             struct.pack_into("<L", data, at + 24, 1000)  # uncompressed size
             break
         at = data.find(b"PK\x01\x02", at + 4)

@@ -1,5 +1,6 @@
 """Results documents for the report tests: a real small run, and documents derived from it
 (hostile names, a regression against a baseline, benchmarks, a full-size matrix)."""
+
 from __future__ import annotations
 
 import copy
@@ -13,13 +14,31 @@ from typing import Any
 HOSTILE = "<img src=x onerror=alert(1)>"
 # Real checks: honest targets, two negative controls (values and a crash) and one unavailable target;
 # transformer_encoder has exporter findings recorded in the pack.
-SMALL_RUN = ["--target", "ort:cpu", "--target", "reference", "--target", "defect:noise", "--target", "defect:crash",
-             "--target", "ort:cuda", "--model", "mlp", "--model", "transformer_encoder"]
+SMALL_RUN = [
+    "--target",
+    "ort:cpu",
+    "--target",
+    "reference",
+    "--target",
+    "defect:noise",
+    "--target",
+    "defect:crash",
+    "--target",
+    "ort:cuda",
+    "--model",
+    "mlp",
+    "--model",
+    "transformer_encoder",
+]
 
 
 def run_small(run_dir: Path) -> Path:
-    result = subprocess.run([sys.executable, "-m", "conformance", "run", *SMALL_RUN, "--out", str(run_dir)],
-                            capture_output=True, text=True, check=False)
+    result = subprocess.run(
+        [sys.executable, "-m", "conformance", "run", *SMALL_RUN, "--out", str(run_dir)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert result.returncode in (0, 1), result.stdout[-2000:] + result.stderr[-2000:]
     return run_dir / "results.json"
 
@@ -32,7 +51,9 @@ def save(document: dict[str, Any], path: Path) -> Path:
 
 def rename_target(document: dict[str, Any], old: str, new: str) -> dict[str, Any]:
     document = copy.deepcopy(document)
-    document["targets"] = {new if name == old else name: info for name, info in document["targets"].items()}
+    document["targets"] = {
+        new if name == old else name: info for name, info in document["targets"].items()
+    }
     if "name" in document["targets"][new]:
         document["targets"][new]["name"] = new
     for check in document["checks"]:
@@ -61,52 +82,134 @@ def with_regression(document: dict[str, Any]) -> tuple[dict[str, Any], str]:
     current = copy.deepcopy(document)
     check = first(current, "ort:cpu", "passed")
     output = next(iter(check["outputs"]))
-    check.update(verdict="failed", margin=3.5, attributed_to="target",
-                 problems=[f"{output}: values out of tolerance: margin 3.5 (made up for the regression test)"])
+    check.update(
+        verdict="failed",
+        margin=3.5,
+        attributed_to="target",
+        problems=[
+            f"{output}: values out of tolerance: margin 3.5 (made up for the regression test)"
+        ],
+    )
     check["outputs"][output]["margin"] = 3.5
     return current, check["id"]
 
 
 def benchmarks() -> list[dict[str, Any]]:
     """A small synthetic benchmarks list in the shape the benchmarks issue writes, plus partial records."""
+
     def single(target: str, model: str, p50: float, queries: int) -> dict[str, Any]:
-        latency = {"p50": p50, "p90": p50 * 1.2, "p95": p50 * 1.3, "p99": p50 * 1.8, "p99.9": p50 * 2.5,
-                   "mean": p50 * 1.05, "min": p50 * 0.8, "max": p50 * 3}
-        return {"id": f"{model}-torch-dynamo-SingleStream-{target}", "model": model, "exporter": "torch-dynamo",
-                "target": target, "scenario": "SingleStream", "mode": "dev",
-                "rules": {"warmup_queries": 10, "min_queries": 64, "min_duration_s": 1.0},
-                "latency_ms": latency, "valid": {"p90": queries >= 64, "p99": queries >= 662},
-                "queries": queries, "duration_s": queries * p50 / 1000,
-                "latency_histogram": {"edges_ms": [p50 * f for f in (0.8, 1.0, 1.2, 1.5, 2.0, 3.0)],
-                                      "counts": [queries // 3, queries // 3, queries // 5, 8, 2]},
-                "status": "ok", "problems": [], "caching_guard": {"flagged": False, "ratio": 1.01}}
+        latency = {
+            "p50": p50,
+            "p90": p50 * 1.2,
+            "p95": p50 * 1.3,
+            "p99": p50 * 1.8,
+            "p99.9": p50 * 2.5,
+            "mean": p50 * 1.05,
+            "min": p50 * 0.8,
+            "max": p50 * 3,
+        }
+        return {
+            "id": f"{model}-torch-dynamo-SingleStream-{target}",
+            "model": model,
+            "exporter": "torch-dynamo",
+            "target": target,
+            "scenario": "SingleStream",
+            "mode": "dev",
+            "rules": {"warmup_queries": 10, "min_queries": 64, "min_duration_s": 1.0},
+            "latency_ms": latency,
+            "valid": {"p90": queries >= 64, "p99": queries >= 662},
+            "queries": queries,
+            "duration_s": queries * p50 / 1000,
+            "latency_histogram": {
+                "edges_ms": [p50 * f for f in (0.8, 1.0, 1.2, 1.5, 2.0, 3.0)],
+                "counts": [queries // 3, queries // 3, queries // 5, 8, 2],
+            },
+            "status": "ok",
+            "problems": [],
+            "caching_guard": {"flagged": False, "ratio": 1.01},
+        }
 
     def offline(target: str, model: str, scale: float) -> dict[str, Any]:
-        return {"id": f"{model}-torch-dynamo-Offline-{target}", "model": model, "exporter": "torch-dynamo",
-                "target": target, "scenario": "Offline", "mode": "dev", "status": "ok",
-                "throughput": [{"batch": b, "samples_per_s": scale * b / (1 + b / 16)} for b in (1, 8, 32)]}
+        return {
+            "id": f"{model}-torch-dynamo-Offline-{target}",
+            "model": model,
+            "exporter": "torch-dynamo",
+            "target": target,
+            "scenario": "Offline",
+            "mode": "dev",
+            "status": "ok",
+            "throughput": [
+                {"batch": b, "samples_per_s": scale * b / (1 + b / 16)} for b in (1, 8, 32)
+            ],
+        }
 
-    records = [single("ort:cpu", "mlp", 0.05, 700), single("reference", "mlp", 1.9, 100),
-               single("ort:cpu", "transformer_encoder", 0.4, 40),
-               offline("ort:cpu", "mlp", 20000.0), offline("reference", "mlp", 500.0),
-               {"id": "mlp-torch-dynamo-ColdStart-ort:cpu", "model": "mlp", "exporter": "torch-dynamo",
-                "target": "ort:cpu", "scenario": "ColdStart", "status": "ok",
-                "cold_start": {"session_create_ms": 12.5, "first_inference_ms": 0.9, "peak_rss_mb": 88.0}},
-               {"id": "mlp-torch-dynamo-CachingGuard-reference", "model": "mlp", "exporter": "torch-dynamo",
-                "target": "reference", "scenario": "CachingGuard", "status": "ok",
-                "caching_guard": {"flagged": True, "ratio": 3.2, "rotating_p50_ms": 1.9, "repeated_p50_ms": 0.6}},
-               {"id": "mlp-torch-dynamo-LoadGen-Offline-ort:cpu", "model": "mlp", "exporter": "torch-dynamo",
-                "target": "ort:cpu", "scenario": "LoadGen-Offline", "status": "ok", "latency_ms": {"p50": 0.3, "p90": 0.4},
-                "loadgen": {"result": "VALID", "valid": True, "settings": {}, "logs": {"summary": "s", "detail": "d"}},
-                "throughput": [{"batch": 8, "samples_per_s": 90000.0, "queries": 100}]},
-               {"id": "gru-tf2onnx-SingleStream-tract", "model": "gru", "exporter": "tf2onnx", "target": "tract",
-                "scenario": "SingleStream", "status": "error", "problems": ["load failed: TractError"]},
-               {"scenario": "SingleStream", "target": "reference"},  # partial: every figure missing
-               {"scenario": "Offline", "target": "ort:cpu", "throughput": [{"batch": "x"}, None]}]
+    records = [
+        single("ort:cpu", "mlp", 0.05, 700),
+        single("reference", "mlp", 1.9, 100),
+        single("ort:cpu", "transformer_encoder", 0.4, 40),
+        offline("ort:cpu", "mlp", 20000.0),
+        offline("reference", "mlp", 500.0),
+        {
+            "id": "mlp-torch-dynamo-ColdStart-ort:cpu",
+            "model": "mlp",
+            "exporter": "torch-dynamo",
+            "target": "ort:cpu",
+            "scenario": "ColdStart",
+            "status": "ok",
+            "cold_start": {
+                "session_create_ms": 12.5,
+                "first_inference_ms": 0.9,
+                "peak_rss_mb": 88.0,
+            },
+        },
+        {
+            "id": "mlp-torch-dynamo-CachingGuard-reference",
+            "model": "mlp",
+            "exporter": "torch-dynamo",
+            "target": "reference",
+            "scenario": "CachingGuard",
+            "status": "ok",
+            "caching_guard": {
+                "flagged": True,
+                "ratio": 3.2,
+                "rotating_p50_ms": 1.9,
+                "repeated_p50_ms": 0.6,
+            },
+        },
+        {
+            "id": "mlp-torch-dynamo-LoadGen-Offline-ort:cpu",
+            "model": "mlp",
+            "exporter": "torch-dynamo",
+            "target": "ort:cpu",
+            "scenario": "LoadGen-Offline",
+            "status": "ok",
+            "latency_ms": {"p50": 0.3, "p90": 0.4},
+            "loadgen": {
+                "result": "VALID",
+                "valid": True,
+                "settings": {},
+                "logs": {"summary": "s", "detail": "d"},
+            },
+            "throughput": [{"batch": 8, "samples_per_s": 90000.0, "queries": 100}],
+        },
+        {
+            "id": "gru-tf2onnx-SingleStream-tract",
+            "model": "gru",
+            "exporter": "tf2onnx",
+            "target": "tract",
+            "scenario": "SingleStream",
+            "status": "error",
+            "problems": ["load failed: TractError"],
+        },
+        {"scenario": "SingleStream", "target": "reference"},  # partial: every figure missing
+        {"scenario": "Offline", "target": "ort:cpu", "throughput": [{"batch": "x"}, None]},
+    ]
     return records
 
 
-def full_size(document: dict[str, Any], models: int = 10, exporters: int = 3, targets: int = 8) -> dict[str, Any]:
+def full_size(
+    document: dict[str, Any], models: int = 10, exporters: int = 3, targets: int = 8
+) -> dict[str, Any]:
     """A matrix of the size the issue names (10 models x 3 exporters x 8 targets x 3 data sets), each check
     a real record of the small run; the small run's share of failures (negative controls) is far above a
     default run's, so this bounds the default run's report size from above."""
@@ -115,9 +218,19 @@ def full_size(document: dict[str, Any], models: int = 10, exporters: int = 3, ta
     target_names = [f"runtime-{i}:cpu" for i in range(targets)]
     checks = []
     for model, exporter, target, data_set in itertools.product(
-            [f"model_{i}" for i in range(models)], [f"exporter-{i}" for i in range(exporters)], target_names, range(3)):
+        [f"model_{i}" for i in range(models)],
+        [f"exporter-{i}" for i in range(exporters)],
+        target_names,
+        range(3),
+    ):
         check = copy.deepcopy(next(records))
-        check.update(model=model, exporter=exporter, target=target, data_set=data_set, data_set_label=f"set{data_set}")
+        check.update(
+            model=model,
+            exporter=exporter,
+            target=target,
+            data_set=data_set,
+            data_set_label=f"set{data_set}",
+        )
         check["id"] = f"{model}-{exporter}-set{data_set}-{target}"
         checks.append(check)
     template = next(info for info in document["targets"].values() if info.get("available"))

@@ -4,6 +4,7 @@ No assertion here bounds a latency: timings on a shared CI machine prove nothing
 What is asserted is structure (records, flags, validity) and behaviour (a crash costs one case,
 stale outputs are flagged, xdist workers skip benchmarks).
 """
+
 from __future__ import annotations
 
 import json
@@ -20,22 +21,38 @@ from conformance.bench.cases import plan_cases, plan_groups
 from conformance.bench.inputs import batched, sample_pool
 from conformance.bench.rules import PERCENTILES, RulesError, load_rules, parse_rules
 from conformance.bench.runner import run_benchmarks
-from conformance.results.document import ResultsWriter, load_document, new_document, validate_document
+from conformance.results.document import (
+    ResultsWriter,
+    load_document,
+    new_document,
+    validate_document,
+)
 from conformance.spec import load_json
 from conformance.targets.interface import Session
 
-HOOKS = ["-p", "conformance.bench.pytest_hooks"]  # harmless once pytest_plugin registers the hooks itself
+HOOKS = [
+    "-p",
+    "conformance.bench.pytest_hooks",
+]  # harmless once pytest_plugin registers the hooks itself
 
 
 # --- statistics --------------------------------------------------------------------------------
 
+
 def test_percentiles_match_numpy():
     rng = np.random.default_rng(7)
-    for data in (rng.lognormal(-9, 0.5, 5000), rng.uniform(0, 1, 37), np.array([3.0]), np.arange(1.0, 101.0)):
+    for data in (
+        rng.lognormal(-9, 0.5, 5000),
+        rng.uniform(0, 1, 37),
+        np.array([3.0]),
+        np.arange(1.0, 101.0),
+    ):
         expected = np.percentile(data, [50, 90, 95, 99, 99.9])
         assert list(stats.percentiles(data).values()) == pytest.approx(list(expected), rel=0, abs=0)
     known = stats.percentiles(np.arange(1.0, 101.0))  # linear interpolation between ranks
-    assert known == pytest.approx({"p50": 50.5, "p90": 90.1, "p95": 95.05, "p99": 99.01, "p99.9": 99.901})
+    assert known == pytest.approx(
+        {"p50": 50.5, "p90": 90.1, "p95": 95.05, "p99": 99.01, "p99.9": 99.901}
+    )
 
 
 def test_latency_summary_is_in_ms_and_histogram_counts_every_call():
@@ -44,7 +61,9 @@ def test_latency_summary_is_in_ms_and_histogram_counts_every_call():
     assert summary["p50"] == pytest.approx(2.5) and summary["min"] == 1.0 and summary["max"] == 4.0
     assert summary["mean"] == pytest.approx(2.5)
     histogram = stats.histogram_ms(latencies_s)
-    assert sum(histogram["counts"]) == 4 and len(histogram["edges_ms"]) == len(histogram["counts"]) + 1
+    assert (
+        sum(histogram["counts"]) == 4 and len(histogram["edges_ms"]) == len(histogram["counts"]) + 1
+    )
     assert stats.samples_per_s(8, [0.5, 0.5]) == 16.0
 
 
@@ -52,23 +71,39 @@ def test_validity_follows_the_early_stopping_minimums():
     minimums = load_rules("dev").early_stopping_min_queries
     assert minimums["p90"] == 64 and minimums["p99"] == 662  # MLPerf's published minimums
     assert stats.validity(63, minimums)["p90"] is False
-    assert stats.validity(64, minimums) == {"p50": True, "p90": True, "p95": False, "p99": False, "p99.9": False}
+    assert stats.validity(64, minimums) == {
+        "p50": True,
+        "p90": True,
+        "p95": False,
+        "p99": False,
+        "p99.9": False,
+    }
     assert stats.validity(661, minimums)["p99"] is False
-    assert stats.validity(662, minimums)["p99"] is True and stats.validity(662, minimums)["p99.9"] is False
+    assert (
+        stats.validity(662, minimums)["p99"] is True
+        and stats.validity(662, minimums)["p99.9"] is False
+    )
     assert all(stats.validity(minimums["p99.9"], minimums).values())
 
 
 # --- rules and inputs --------------------------------------------------------------------------
 
+
 def test_rules_both_modes_and_dev_is_short():
     dev, cert = load_rules("dev"), load_rules("cert")
     assert dev.mode == "dev" and cert.mode == "cert"
-    assert {1, 8, 32} <= set(dev.offline.batch_sizes) and {1, 8, 32} <= set(cert.offline.batch_sizes)
-    assert cert.single_stream.min_queries >= cert.min_queries_for("p99")  # cert: a valid p99 by construction
+    assert {1, 8, 32} <= set(dev.offline.batch_sizes) and {1, 8, 32} <= set(
+        cert.offline.batch_sizes
+    )
+    assert cert.single_stream.min_queries >= cert.min_queries_for(
+        "p99"
+    )  # cert: a valid p99 by construction
     assert dev.single_stream.min_queries >= dev.min_queries_for("p90")
     # dev's worst case for the ten core models stays within two minutes of timed series
     assert 10 * dev.max_timed_s_per_case() <= 120
-    assert dev.in_force("SingleStream")["SingleStream"]["min_queries"] == dev.single_stream.min_queries
+    assert (
+        dev.in_force("SingleStream")["SingleStream"]["min_queries"] == dev.single_stream.min_queries
+    )
     with pytest.raises(RulesError):
         parse_rules(load_json("benchmarks.json"), "fast")
 
@@ -78,10 +113,14 @@ def test_inputs_rotate_over_distinct_buffers(pack):
     case = plan_cases(pack, ["ort:cpu"], ["embedding_mlp"], ["torch-script"], load_rules("dev"))[0]
     pool = sample_pool(Path(case.artifact_dir), case.data_set, 8, 0.05, seed=1)
     assert len(pool) == 8 and all(a.shape[0] == 1 for feeds in pool for a in feeds.values())
-    flat = [np.concatenate([a.ravel().astype(np.float64) for a in feeds.values()]) for feeds in pool]
+    flat = [
+        np.concatenate([a.ravel().astype(np.float64) for a in feeds.values()]) for feeds in pool
+    ]
     assert all(not np.array_equal(flat[i], flat[j]) for i in range(8) for j in range(i))
     ids = [feeds["item_ids"] for feeds in pool]
-    vocabulary = np.unique(np.concatenate([a.ravel() for _, a in model.artifacts[0].inputs(1) if a.dtype.kind == "i"]))
+    vocabulary = np.unique(
+        np.concatenate([a.ravel() for _, a in model.artifacts[0].inputs(1) if a.dtype.kind == "i"])
+    )
     assert all(np.isin(a, vocabulary).all() for a in ids)  # permuted, never out of range
     batches = batched(pool, 8, 4)
     assert all(b["item_ids"].shape[0] == 8 for b in batches)
@@ -92,10 +131,14 @@ def test_default_exporters_are_a_preference_list(pack):
     groups = plan_groups(pack, ["tract"], ["transformer_encoder"], (), load_rules("dev"))
     assert [c.exporter for c in groups[0]] == ["torch-script", "torch-dynamo", "tf2onnx"]
     explicit = plan_groups(pack, ["tract"], ["mlp"], ["tf2onnx", "torch-script"], load_rules("dev"))
-    assert [[c.exporter for c in g] for g in explicit] == [["torch-script"], ["tf2onnx"]]  # pack order
+    assert [[c.exporter for c in g] for g in explicit] == [
+        ["torch-script"],
+        ["tf2onnx"],
+    ]  # pack order
 
 
 # --- caching guard -----------------------------------------------------------------------------
+
 
 class CachingSession(Session):
     """Answers a repeated input (the same buffer) from a cache, skipping the 'model' (a 2 ms sleep)."""
@@ -118,7 +161,9 @@ def test_guard_judge_flags_timing_and_outputs():
     assert guard.judge(honest, 1.5)["flagged"] is False
     cached = {**honest, "repeated_s": [1e-5] * 10}
     verdict = guard.judge(cached, 1.5)
-    assert verdict["flagged"] and verdict["timing_flagged"] and verdict["ratio"] == pytest.approx(100)
+    assert (
+        verdict["flagged"] and verdict["timing_flagged"] and verdict["ratio"] == pytest.approx(100)
+    )
     stale = {**honest, "output_problems": ["input 1 issued twice ..."]}
     assert guard.judge(stale, 1.5)["outputs_flagged"] and guard.judge(stale, 1.5)["flagged"]
 
@@ -132,20 +177,40 @@ def test_guard_flags_a_session_that_caches_repeated_inputs():
 
 # --- the CLI: dev rules end to end -------------------------------------------------------------
 
+
 @pytest.fixture(scope="module")
 def bench_run(tmp_path_factory):
     """`conformance bench` on mlp for an honest target, the stale and the crashing negative controls."""
     out = tmp_path_factory.mktemp("bench") / "run"
     started = time.perf_counter()
     result = subprocess.run(
-        [sys.executable, "-m", "conformance.bench.command", "--target", "defect:crash", "--target", "ort:cpu",
-         "--target", "defect:stale", "--model", "mlp", "--exporter", "torch-script", "--out", str(out)],
-        capture_output=True, text=True)
+        [
+            sys.executable,
+            "-m",
+            "conformance.bench.command",
+            "--target",
+            "defect:crash",
+            "--target",
+            "ort:cpu",
+            "--target",
+            "defect:stale",
+            "--model",
+            "mlp",
+            "--exporter",
+            "torch-script",
+            "--out",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+    )
     return result, load_document(out / "results.json"), time.perf_counter() - started
 
 
 def by_id(document, target, scenario):
-    return next(r for r in document["benchmarks"] if r["target"] == target and r["scenario"] == scenario)
+    return next(
+        r for r in document["benchmarks"] if r["target"] == target and r["scenario"] == scenario
+    )
 
 
 def test_bench_command_writes_valid_records(bench_run):
@@ -156,14 +221,19 @@ def test_bench_command_writes_valid_records(bench_run):
     assert single["status"] == "ok" and single["queries"] >= 64 and single["valid"]["p90"]
     assert single["valid"]["p99"] == (single["queries"] >= 662)
     assert set(single["latency_ms"]) == {*PERCENTILES, "mean", "min", "max"}
-    assert single["rules"]["SingleStream"]["min_queries"] == load_rules("dev").single_stream.min_queries
+    assert (
+        single["rules"]["SingleStream"]["min_queries"]
+        == load_rules("dev").single_stream.min_queries
+    )
     assert "pytest-benchmark" in single["environment"]["timer"] and single["environment"]["threads"]
     offline = by_id(document, "ort:cpu", "Offline")
     assert [e["batch"] for e in offline["throughput"]] == [1, 8, 32]
     cold = by_id(document, "ort:cpu", "ColdStart")["cold_start"]
     assert cold["session_create_ms"] > 0 and cold["first_inference_ms"] > 0
     assert cold["peak_rss_mb"] > cold["model_rss_mb"] >= 0
-    assert "SingleStream (batch 1) latency" in result.stdout and "Offline throughput" in result.stdout
+    assert (
+        "SingleStream (batch 1) latency" in result.stdout and "Offline throughput" in result.stdout
+    )
 
 
 def test_caching_guard_flags_stale_outputs_and_not_an_honest_target(bench_run):
@@ -183,24 +253,58 @@ def test_a_crashing_target_costs_its_own_benchmarks_only(bench_run):
 def test_bench_adds_to_an_existing_run_and_refuses_bad_input(bench_run, tmp_path):
     result, document, _ = bench_run
     run_dir = Path(result.stdout.strip().splitlines()[-1].split("results: ", 1)[1]).parent
-    again = subprocess.run([sys.executable, "-m", "conformance.bench.command", "--target", "ort:cpu", "--model", "mlp",
-                            "--exporter", "torch-script", "--scenario", "ColdStart", "--out", str(run_dir)],
-                           capture_output=True, text=True)
+    again = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "conformance.bench.command",
+            "--target",
+            "ort:cpu",
+            "--model",
+            "mlp",
+            "--exporter",
+            "torch-script",
+            "--scenario",
+            "ColdStart",
+            "--out",
+            str(run_dir),
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert again.returncode == 0, again.stderr
     updated = load_document(run_dir / "results.json")
-    assert len(updated["benchmarks"]) == len(document["benchmarks"])  # same id: replaced, not duplicated
-    bad = subprocess.run([sys.executable, "-m", "conformance.bench.command", "--target", "ort:cpu",
-                          "--model", "nope", "--out", str(tmp_path / "x")], capture_output=True, text=True)
+    assert len(updated["benchmarks"]) == len(
+        document["benchmarks"]
+    )  # same id: replaced, not duplicated
+    bad = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "conformance.bench.command",
+            "--target",
+            "ort:cpu",
+            "--model",
+            "nope",
+            "--out",
+            str(tmp_path / "x"),
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert bad.returncode == 2 and "unknown model" in bad.stderr and "Traceback" not in bad.stderr
 
 
 # --- LoadGen -----------------------------------------------------------------------------------
 
+
 def test_loadgen_dev_runs_end_valid_with_logs_beside_the_results(pack, tmp_path):
     pytest.importorskip("mlperf_loadgen")
     document = new_document(pack.manifest, {}, ["test"])
     writer = ResultsWriter(tmp_path / "results.json", document)
-    written = run_benchmarks(writer, pack, ["ort:cpu"], ["mlp"], ["torch-script"], "dev", ["ColdStart"], loadgen=True)
+    written = run_benchmarks(
+        writer, pack, ["ort:cpu"], ["mlp"], ["torch-script"], "dev", ["ColdStart"], loadgen=True
+    )
     loadgen = {r["scenario"]: r for r in written if r["scenario"].startswith("LoadGen")}
     assert set(loadgen) == {"LoadGen-Offline", "LoadGen-Server"}
     for record in loadgen.values():
@@ -215,24 +319,59 @@ def test_loadgen_dev_runs_end_valid_with_logs_beside_the_results(pack, tmp_path)
 
 # --- pytest glue -------------------------------------------------------------------------------
 
+
 def pytest_bench(tmp_path: Path, *extra: str) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *HOOKS, "--conformance", "--bench",
-         "--target", "ort:cpu", "--model", "mlp", "--exporter", "torch-script", "--bench-scenario", "SingleStream",
-         "--bench-scenario", "Offline", "--conformance-out", str(tmp_path / "out"), "--rootdir", str(tmp_path),
-         *extra, str(tmp_path)],
-        capture_output=True, text=True, cwd=tmp_path)
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            *HOOKS,
+            "--conformance",
+            "--bench",
+            "--target",
+            "ort:cpu",
+            "--model",
+            "mlp",
+            "--exporter",
+            "torch-script",
+            "--bench-scenario",
+            "SingleStream",
+            "--bench-scenario",
+            "Offline",
+            "--conformance-out",
+            str(tmp_path / "out"),
+            "--rootdir",
+            str(tmp_path),
+            *extra,
+            str(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+    )
 
 
 def test_pytest_benchmark_json_carries_the_percentiles(tmp_path):
     storage = f"file://{tmp_path / 'storage'}"
-    first = pytest_bench(tmp_path, "--benchmark-json", str(tmp_path / "bench.json"),
-                         "--benchmark-autosave", "--benchmark-storage", storage)
+    first = pytest_bench(
+        tmp_path,
+        "--benchmark-json",
+        str(tmp_path / "bench.json"),
+        "--benchmark-autosave",
+        "--benchmark-storage",
+        storage,
+    )
     assert first.returncode == 0, first.stdout[-3000:]
     output = json.loads((tmp_path / "bench.json").read_text())
     single = next(b for b in output["benchmarks"] if b["name"].endswith("SingleStream]"))
     for name in PERCENTILES:
-        assert single["stats"][name] == pytest.approx(np.percentile(single["stats"]["data"], float(name[1:])))
+        assert single["stats"][name] == pytest.approx(
+            np.percentile(single["stats"]["data"], float(name[1:]))
+        )
     assert single["stats"]["percentiles_valid"]["p90"] is True
     assert single["extra_info"]["latency_ms"]["p50"] == pytest.approx(single["stats"]["p50"] * 1e3)
     assert len([b for b in output["benchmarks"] if "Offline" in b["name"]]) == 3

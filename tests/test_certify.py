@@ -5,6 +5,7 @@ the CLI) and every tamper case rewrites a copy of one the way an attacker would,
 manifest so that the deeper rules must catch it. Each case must be rejected with its own reason
 code, and the CLI's exit code must agree with its summary line.
 """
+
 from __future__ import annotations
 
 import json
@@ -75,11 +76,27 @@ def bundles(tmp_path_factory, context) -> Bundles:
     system.write_text(json.dumps(SYSTEM))
     pair = keys.generate(folder / "vendor.pem")
     other = keys.generate(folder / "other.pem")
-    honest = certify(CertifyRequest("ort:cpu", ("core",), system, folder / "ort.zip", pair.private_path), context).bundle
+    honest = certify(
+        CertifyRequest("ort:cpu", ("core",), system, folder / "ort.zip", pair.private_path), context
+    ).bundle
     noise_cli = subprocess.run(
-        [sys.executable, "-c", "from conformance.certify.command import certify_command; certify_command()",
-         "--target", "defect:noise", "--profile", "core", "--system", str(system), "--out", str(folder / "noise.zip")],
-        capture_output=True, text=True, check=False)
+        [
+            sys.executable,
+            "-c",
+            "from conformance.certify.command import certify_command; certify_command()",
+            "--target",
+            "defect:noise",
+            "--profile",
+            "core",
+            "--system",
+            str(system),
+            "--out",
+            str(folder / "noise.zip"),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     return Bundles(honest, folder / "noise.zip", pair.public_path, other.public_path, noise_cli)
 
 
@@ -93,6 +110,7 @@ def cli_verify(*args: str) -> tuple[int, str]:
 
 
 # ---- the spec data ----
+
 
 def test_shipped_pack_matches_its_pin():
     spec = load_json("spec.json")
@@ -108,19 +126,29 @@ def test_core_profile_requires_every_model_artifact_and_data_set(context):
     assert len(required) == expected == 69
     exporter_findings = {r.check_id for r in required if not r.normative}
     assert "transformer_encoder-torch-script-batch4-seq20-ort:cpu" in exporter_findings
-    assert len(exporter_findings) == 4  # gru/tf2onnx (3 sets) and one transformer_encoder set: recorded in the pack
+    assert (
+        len(exporter_findings) == 4
+    )  # gru/tf2onnx (3 sets) and one transformer_encoder set: recorded in the pack
     assert load_profiles()["perf"].benchmarks.mode == "cert"
 
 
 # ---- honest bundles ----
+
 
 def test_honest_signed_bundle_verifies_and_is_certified(bundles, context):
     verification = verify(bundles.honest, context, public_key=bundles.public_key)
     assert verification.verified, [f.describe() for f in verification.findings]
     assert verification.outcome("core").certified and verification.outcome("core").required == 65
     assert verification.signature.valid and verification.signature.trusted
-    assert set(members(bundles.honest)) == {MANIFEST, "signature.json", RESULTS, "report.html", "environment.json",
-                                            "system.json", "logs/certify.log"}
+    assert set(members(bundles.honest)) == {
+        MANIFEST,
+        "signature.json",
+        RESULTS,
+        "report.html",
+        "environment.json",
+        "system.json",
+        "logs/certify.log",
+    }
     code, output = cli_verify(bundles.honest, "--public-key", bundles.public_key)
     assert code == 0 and output.strip().splitlines()[-1].startswith("VERIFIED")
 
@@ -134,7 +162,9 @@ def test_negative_control_fails_certification_but_its_bundle_verifies(bundles, c
     assert not core.certified and core.passed == 0 and "runtime's account" in core.reasons[0]
 
 
-def test_rerun_agrees_with_an_honest_bundle_and_catches_a_fabricated_one(bundles, context, tmp_path):
+def test_rerun_agrees_with_an_honest_bundle_and_catches_a_fabricated_one(
+    bundles, context, tmp_path
+):
     verification = verify(bundles.honest, context, rerun=3, seed=7)
     assert verification.verified and any("3 agree" in n for n in verification.notes)
     # defect:noise's failures claimed as ort:cpu's, consistently everywhere: offline rules all hold
@@ -150,26 +180,44 @@ def test_perf_profile_runs_benchmarks_and_is_judged_on_the_rules(tmp_path):
     system.write_text(json.dumps(SYSTEM))
     request = CertifyRequest("ort:cpu", ("core", "perf-dev"), system, tmp_path / "perf.zip")
     outcome = certify(request, context)
-    assert [o.profile for o in outcome.outcomes] == ["core", "perf-dev"] and outcome.certified, outcome.outcomes
+    assert [o.profile for o in outcome.outcomes] == ["core", "perf-dev"] and outcome.certified, (
+        outcome.outcomes
+    )
     assert verify(outcome.bundle, context).verified
 
     def first_single_stream(edit):
         def change(document):
             edit(next(b for b in document["benchmarks"] if b["scenario"] == "SingleStream"))
+
         return {RESULTS: edit_json(outcome.bundle, RESULTS, change)}
 
     cases = {
-        Reason.BENCHMARK_INCONSISTENT: first_single_stream(lambda b: b["valid"].update({"p99.9": not b["valid"]["p99.9"]})),
-        Reason.BENCHMARK_RULES_NOT_MET: first_single_stream(lambda b: b["rules"].update({"threads": 64})),
-        Reason.MISSING_BENCHMARK: {RESULTS: edit_json(outcome.bundle, RESULTS, lambda d: d.update(
-            benchmarks=[b for b in d["benchmarks"] if b["scenario"] != "Offline"]))},
+        Reason.BENCHMARK_INCONSISTENT: first_single_stream(
+            lambda b: b["valid"].update({"p99.9": not b["valid"]["p99.9"]})
+        ),
+        Reason.BENCHMARK_RULES_NOT_MET: first_single_stream(
+            lambda b: b["rules"].update({"threads": 64})
+        ),
+        Reason.MISSING_BENCHMARK: {
+            RESULTS: edit_json(
+                outcome.bundle,
+                RESULTS,
+                lambda d: d.update(
+                    benchmarks=[b for b in d["benchmarks"] if b["scenario"] != "Offline"]
+                ),
+            )
+        },
     }
     for reason, changes in cases.items():
         verification = verify(rewrite(outcome.bundle, tmp_path / f"{reason}.zip", changes), context)
-        assert reason in verification.reasons, (reason, [f.describe() for f in verification.findings])
+        assert reason in verification.reasons, (
+            reason,
+            [f.describe() for f in verification.findings],
+        )
 
 
 # ---- tampered and hostile bundles: each rejected with its own reason ----
+
 
 def _passed_output(document):
     check = first_check(document, "passed")
@@ -192,6 +240,7 @@ def _flip(document):
 def _respec(version):
     def edit(document):
         document.get("run", document)["spec_version"] = version
+
     return edit
 
 
@@ -205,9 +254,21 @@ JSON_EDITS = {
     "flip-verdict": ("noise", RESULTS, _flip),
     "drop-check": ("honest", RESULTS, lambda d: d["checks"].pop(5) and None),
     "swap-model": ("honest", RESULTS, _swap_model),
-    "loosen-tolerance": ("noise", RESULTS, lambda d: first_check(d, "failed")["tolerance"].update(atol=1.0)),
-    "blame-exporter": ("noise", RESULTS, lambda d: first_check(d, "failed").update(attributed_to="exporter")),
-    "claim-certified": ("noise", MANIFEST, lambda d: d["profiles"]["core"].update(status="certified", reasons=[])),
+    "loosen-tolerance": (
+        "noise",
+        RESULTS,
+        lambda d: first_check(d, "failed")["tolerance"].update(atol=1.0),
+    ),
+    "blame-exporter": (
+        "noise",
+        RESULTS,
+        lambda d: first_check(d, "failed").update(attributed_to="exporter"),
+    ),
+    "claim-certified": (
+        "noise",
+        MANIFEST,
+        lambda d: d["profiles"]["core"].update(status="certified", reasons=[]),
+    ),
     "schema-invalid": ("honest", RESULTS, lambda d: d["checks"][0].pop("verdict") and None),
     "incomplete-run": ("honest", RESULTS, lambda d: d["run"].update(status="interrupted")),
     "replay-spec-version": ("honest", (MANIFEST, RESULTS), _respec("0.2.0")),
@@ -219,19 +280,29 @@ def archive_builders(b: Bundles, out: Path) -> dict:
     honest, noise = b.honest, b.noise
     return {
         "swap-results-file": lambda: rewrite(honest, out, {RESULTS: members(noise)[RESULTS]}),
-        "edit-without-rehash": lambda: rewrite(honest, out, {"report.html": b"<p>all good</p>"}, rehashed=False),
-        "bad-signature": lambda: rewrite(honest, out, {RESULTS: edit_json(honest, RESULTS, _passed_output)}),
+        "edit-without-rehash": lambda: rewrite(
+            honest, out, {"report.html": b"<p>all good</p>"}, rehashed=False
+        ),
+        "bad-signature": lambda: rewrite(
+            honest, out, {RESULTS: edit_json(honest, RESULTS, _passed_output)}
+        ),
         "unexpected-member": lambda: with_member(honest, out, "run_me.py", b"import os"),
         "missing-member": lambda: rewrite(honest, out, {"report.html": None}, rehashed=False),
         "malformed-json": lambda: rewrite(honest, out, {RESULTS: b'{"checks": ['}),
-        "duplicate-json-key": lambda: rewrite(honest, out, {"system.json": b'{"attested": {}, "attested": {}}'}),
+        "duplicate-json-key": lambda: rewrite(
+            honest, out, {"system.json": b'{"attested": {}, "attested": {}}'}
+        ),
         "path-traversal": lambda: with_member(honest, out, "../../evil.txt", b"x"),
         "absolute-path": lambda: with_member(honest, out, "/tmp/evil.txt", b"x"),
-        "symlink": lambda: with_member(honest, out, unix_member("logs/link", 0o120777), b"/etc/passwd"),
+        "symlink": lambda: with_member(
+            honest, out, unix_member("logs/link", 0o120777), b"/etc/passwd"
+        ),
         "special-file": lambda: with_member(honest, out, unix_member("logs/fifo", 0o010644), b""),
         "zip-bomb": lambda: with_member(honest, out, "logs/bomb.log", bytes(24 << 20)),
         "duplicate-name": lambda: duplicate_name(honest, out),
-        "truncated": lambda: out.write_bytes(honest.read_bytes()[: honest.stat().st_size // 2]) and out,
+        "truncated": lambda: (
+            out.write_bytes(honest.read_bytes()[: honest.stat().st_size // 2]) and out
+        ),
         "not-a-zip": lambda: out.write_bytes(b"#!/bin/sh\nrm -rf /\n") and out,
         "overlapping-members": lambda: overlapping(out),
         "lying-size-header": lambda: lying_size(honest, out),
@@ -249,26 +320,45 @@ def tamper(name: str, b: Bundles, tmp: Path) -> tuple[Path, dict]:
     builders = archive_builders(b, out)
     if name in builders:
         return builders[name](), {"public_key": b.public_key} if name == "bad-signature" else {}
-    options = {"wrong-key": (b.honest, {"public_key": b.other_key}),
-               "unsigned-with-key": (b.noise, {"public_key": b.public_key}),
-               "oversized-member": (b.honest, {"limits": Limits(max_member_bytes=64 * 1024)})}
+    options = {
+        "wrong-key": (b.honest, {"public_key": b.other_key}),
+        "unsigned-with-key": (b.noise, {"public_key": b.public_key}),
+        "oversized-member": (b.honest, {"limits": Limits(max_member_bytes=64 * 1024)}),
+    }
     return options[name]
 
 
 CASES = {
-    "edit-figure": Reason.FIGURES_INCONSISTENT, "flip-verdict": Reason.VERDICT_MISMATCH,
-    "drop-check": Reason.MISSING_CHECK, "swap-model": Reason.GOLDEN_MISMATCH,
-    "swap-results-file": Reason.TARGET_MISMATCH, "edit-without-rehash": Reason.HASH_MISMATCH,
-    "change-pack-digest": Reason.PACK_DIGEST_NOT_PINNED, "replay-spec-version": Reason.SPEC_VERSION_MISMATCH,
-    "bad-signature": Reason.BAD_SIGNATURE, "wrong-key": Reason.BAD_SIGNATURE, "unsigned-with-key": Reason.UNSIGNED,
-    "loosen-tolerance": Reason.TOLERANCE_MISMATCH, "blame-exporter": Reason.ATTRIBUTION_MISMATCH,
-    "claim-certified": Reason.CLAIM_MISMATCH, "schema-invalid": Reason.SCHEMA_INVALID,
-    "incomplete-run": Reason.RUN_INCOMPLETE, "unexpected-member": Reason.UNEXPECTED_MEMBER,
-    "missing-member": Reason.MISSING_MEMBER, "malformed-json": Reason.MALFORMED_JSON,
-    "duplicate-json-key": Reason.MALFORMED_JSON, "path-traversal": Reason.PATH_TRAVERSAL,
-    "absolute-path": Reason.ABSOLUTE_PATH, "symlink": Reason.SYMLINK, "special-file": Reason.SPECIAL_FILE,
-    "zip-bomb": Reason.ZIP_BOMB, "oversized-member": Reason.ZIP_BOMB, "duplicate-name": Reason.DUPLICATE_NAME,
-    "truncated": Reason.TRUNCATED, "not-a-zip": Reason.NOT_A_ZIP, "overlapping-members": Reason.OVERLAPPING_MEMBERS,
+    "edit-figure": Reason.FIGURES_INCONSISTENT,
+    "flip-verdict": Reason.VERDICT_MISMATCH,
+    "drop-check": Reason.MISSING_CHECK,
+    "swap-model": Reason.GOLDEN_MISMATCH,
+    "swap-results-file": Reason.TARGET_MISMATCH,
+    "edit-without-rehash": Reason.HASH_MISMATCH,
+    "change-pack-digest": Reason.PACK_DIGEST_NOT_PINNED,
+    "replay-spec-version": Reason.SPEC_VERSION_MISMATCH,
+    "bad-signature": Reason.BAD_SIGNATURE,
+    "wrong-key": Reason.BAD_SIGNATURE,
+    "unsigned-with-key": Reason.UNSIGNED,
+    "loosen-tolerance": Reason.TOLERANCE_MISMATCH,
+    "blame-exporter": Reason.ATTRIBUTION_MISMATCH,
+    "claim-certified": Reason.CLAIM_MISMATCH,
+    "schema-invalid": Reason.SCHEMA_INVALID,
+    "incomplete-run": Reason.RUN_INCOMPLETE,
+    "unexpected-member": Reason.UNEXPECTED_MEMBER,
+    "missing-member": Reason.MISSING_MEMBER,
+    "malformed-json": Reason.MALFORMED_JSON,
+    "duplicate-json-key": Reason.MALFORMED_JSON,
+    "path-traversal": Reason.PATH_TRAVERSAL,
+    "absolute-path": Reason.ABSOLUTE_PATH,
+    "symlink": Reason.SYMLINK,
+    "special-file": Reason.SPECIAL_FILE,
+    "zip-bomb": Reason.ZIP_BOMB,
+    "oversized-member": Reason.ZIP_BOMB,
+    "duplicate-name": Reason.DUPLICATE_NAME,
+    "truncated": Reason.TRUNCATED,
+    "not-a-zip": Reason.NOT_A_ZIP,
+    "overlapping-members": Reason.OVERLAPPING_MEMBERS,
     "lying-size-header": Reason.CORRUPT_MEMBER,
 }
 
@@ -279,11 +369,15 @@ def test_tampered_bundle_is_rejected_with_its_reason(case, bundles, context, tmp
     verification = verify(path, context, **options)
     assert not verification.verified and verification.exit_code == 1
     assert CASES[case] in verification.reasons, [f.describe() for f in verification.findings]
-    args = [path] + [x for k, v in options.items() if k == "public_key" for x in ("--public-key", v)]
+    args = [path] + [
+        x for k, v in options.items() if k == "public_key" for x in ("--public-key", v)
+    ]
     if "limits" not in options:  # the CLI uses the default limits
         code, output = cli_verify(*args)
         summary = output.strip().splitlines()[-1]
-        assert code == 1 and summary.startswith("REJECTED") and str(CASES[case]) in summary, output[-3000:]
+        assert code == 1 and summary.startswith("REJECTED") and str(CASES[case]) in summary, output[
+            -3000:
+        ]
 
 
 def test_nothing_is_written_outside_and_nothing_runs(bundles, context, tmp_path):
@@ -296,15 +390,25 @@ def test_nothing_is_written_outside_and_nothing_runs(bundles, context, tmp_path)
     assert not (tmp_path / "evil.txt").exists()
 
 
-@pytest.mark.parametrize("case", ["edit-without-rehash", "zip-bomb", "truncated", "replay-spec-version"])
+@pytest.mark.parametrize(
+    "case", ["edit-without-rehash", "zip-bomb", "truncated", "replay-spec-version"]
+)
 def test_cli_exit_code_agrees_with_its_summary_in_a_subprocess(case, bundles, tmp_path):
     path, _ = tamper(case, bundles, tmp_path)
     for bundle, code, word in ((bundles.honest, 0, "VERIFIED"), (path, 1, "REJECTED")):
-        result = subprocess.run([sys.executable, "-c", CLI, str(bundle), "--json"], capture_output=True, text=True,
-                                check=False)
+        result = subprocess.run(
+            [sys.executable, "-c", CLI, str(bundle), "--json"],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
         summary = json.loads(result.stdout)
-        assert result.returncode == code == summary["exit_code"] and summary["verified"] == (word == "VERIFIED")
-        text = subprocess.run([sys.executable, "-c", CLI, str(bundle)], capture_output=True, text=True, check=False)
+        assert result.returncode == code == summary["exit_code"] and summary["verified"] == (
+            word == "VERIFIED"
+        )
+        text = subprocess.run(
+            [sys.executable, "-c", CLI, str(bundle)], capture_output=True, text=True, check=False
+        )
         assert text.returncode == code and text.stdout.strip().splitlines()[-1].startswith(word)
 
 
@@ -315,10 +419,16 @@ def test_usage_errors_exit_2(bundles, tmp_path):
     bad_system.write_text(json.dumps({"system_name": "no submitter"}))
     out = str(tmp_path / "b.zip")
     runs = [
-        (certify_command, ["--target", "ort:cpu", "--profile", "gold", "--system", system, "--out", out]),
+        (
+            certify_command,
+            ["--target", "ort:cpu", "--profile", "gold", "--system", system, "--out", out],
+        ),
         (certify_command, ["--target", "ort:cuda", "--system", system, "--out", out]),
         (certify_command, ["--target", "ort:cpu", "--system", bad_system, "--out", out]),
-        (certify_command, ["--target", "ort:cpu", "--system", system, "--key", system, "--out", out]),
+        (
+            certify_command,
+            ["--target", "ort:cpu", "--system", system, "--key", system, "--out", out],
+        ),
         (verify_command, [tmp_path / "missing.zip"]),
         (verify_command, [bundles.honest, "--public-key", system]),
         (keygen_command, ["--out", bundles.public_key.with_suffix(".pem")]),
@@ -337,15 +447,28 @@ def test_cli_registers_the_certification_commands():
 
 # ---- the scoreboard ----
 
+
 @pytest.fixture(scope="module")
 def scoreboard(bundles, tmp_path_factory) -> Path:
     folder = tmp_path_factory.mktemp("scoreboard")
-    hostile = rewrite(bundles.honest, folder / "hostile.zip", {"signature.json": None, "system.json": edit_json(
-        bundles.honest, "system.json", lambda d: d["attested"].update(system_name=HOSTILE, submitter=HOSTILE))})
+    hostile = rewrite(
+        bundles.honest,
+        folder / "hostile.zip",
+        {
+            "signature.json": None,
+            "system.json": edit_json(
+                bundles.honest,
+                "system.json",
+                lambda d: d["attested"].update(system_name=HOSTILE, submitter=HOSTILE),
+            ),
+        },
+    )
     replayed, _ = tamper("replay-spec-version", bundles, folder)
     out = folder / "scoreboard.html"
-    result = CliRunner().invoke(scoreboard_command, [str(p) for p in (bundles.honest, bundles.noise, hostile, replayed)]
-                                + ["-o", str(out)])
+    result = CliRunner().invoke(
+        scoreboard_command,
+        [str(p) for p in (bundles.honest, bundles.noise, hostile, replayed)] + ["-o", str(out)],
+    )
     assert result.exit_code == 0, result.output
     assert "3 compared, 1 not compared" in result.output
     return out
@@ -354,8 +477,12 @@ def scoreboard(bundles, tmp_path_factory) -> Path:
 def test_scoreboard_compares_verified_bundles_only(bundles, context):
     entries = [entry_of(p, verify(p, context)) for p in (bundles.honest, bundles.noise)]
     board = build_scoreboard(entries, context)
-    assert [e.target for e in board.compared] == ["ort:cpu", "defect:noise"] and board.profiles == ("core",)
-    assert board.interop_total.passed == 0 and board.interop_total.total == 65  # defect:noise passes nothing
+    assert [e.target for e in board.compared] == ["ort:cpu", "defect:noise"] and board.profiles == (
+        "core",
+    )
+    assert (
+        board.interop_total.passed == 0 and board.interop_total.total == 65
+    )  # defect:noise passes nothing
     mlp = next(r for r in board.families if r.model == "mlp")
     assert (mlp.cells[0].passed, mlp.cells[0].total, mlp.cells[1].passed) == (6, 6, 0)
 
@@ -365,7 +492,11 @@ def test_scoreboard_opens_offline_in_chromium(browser, scoreboard):  # noqa: F81
     page = page_view.page
     targets = page.inner_text("#targets")
     assert "ort:cpu" in targets and "defect:noise" in targets and "not certified" in targets
-    assert HOSTILE in targets and page.locator("img").count() == 0 and page.locator("script").count() == 0
+    assert (
+        HOSTILE in targets
+        and page.locator("img").count() == 0
+        and page.locator("script").count() == 0
+    )
     assert "SPEC_VERSION_MISMATCH" in page.inner_text("#excluded")
     assert "0 of 65" in page.inner_text("#interop-headline")
     assert page.locator("table.rates tbody tr").count() == 10

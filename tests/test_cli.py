@@ -1,4 +1,5 @@
 """The `conformance` command and `pytest --conformance`, driven as a user would, in subprocesses."""
+
 from __future__ import annotations
 
 import json
@@ -20,12 +21,15 @@ def conformance(*args, **kwargs):
     return subprocess.run([*CLI, *args], capture_output=True, text=True, **kwargs)
 
 
-@pytest.mark.parametrize("args,message", [
-    (["run", "--target", "ort:cpux"], "did you mean 'ort:cpu'"),
-    (["run", "--target", "ort:cpu:fast=1"], "unknown options"),
-    (["run", "--target", "ort:cpu", "--model", "nope"], "unknown model"),
-    (["run", "--pack", "/nonexistent"], "no pack at /nonexistent"),
-])
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["run", "--target", "ort:cpux"], "did you mean 'ort:cpu'"),
+        (["run", "--target", "ort:cpu:fast=1"], "unknown options"),
+        (["run", "--target", "ort:cpu", "--model", "nope"], "unknown model"),
+        (["run", "--pack", "/nonexistent"], "no pack at /nonexistent"),
+    ],
+)
 def test_bad_input_is_one_line(tmp_path, args, message):
     result = conformance(*args, "--out", str(tmp_path / "run"))
     assert result.returncode == 2, result.stderr
@@ -43,16 +47,23 @@ def test_targets_lists_availability():
 
 def test_run_writes_valid_results_and_exits_zero_on_known_findings(tmp_path):
     run_dir = tmp_path / "run"
-    result = conformance("run", "--target", "ort:cpu", "--model", "transformer_encoder", "--out", str(run_dir))
+    result = conformance(
+        "run", "--target", "ort:cpu", "--model", "transformer_encoder", "--out", str(run_dir)
+    )
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "exporter findings" in result.stdout and "transformer_encoder-torch-script-batch4-seq20-ort:cpu" in result.stdout
+    assert (
+        "exporter findings" in result.stdout
+        and "transformer_encoder-torch-script-batch4-seq20-ort:cpu" in result.stdout
+    )
     document = load_document(run_dir / "results.json")
     validate_document(document)
     assert document["run"]["status"] == "complete" and len(document["checks"]) == 9
 
 
 def test_run_exits_one_on_a_runtime_finding(tmp_path):
-    result = conformance("run", "--target", "defect:noise", "--model", "mlp", "--out", str(tmp_path / "run"))
+    result = conformance(
+        "run", "--target", "defect:noise", "--model", "mlp", "--out", str(tmp_path / "run")
+    )
     assert result.returncode == 1
     assert "runtime findings" in result.stdout
 
@@ -69,9 +80,22 @@ def wait_for_checks(path: Path, count: int, timeout_s: float = 60) -> None:
 def test_interrupted_run_keeps_its_checks_and_resumes(tmp_path):
     """Ctrl-C while a target hangs: finished checks stay; --resume runs only the rest."""
     run_dir = tmp_path / "run"
-    args = ["run", "--target", "ort:cpu", "--target", "defect:hang", "--model", "mlp", "--exporter", "torch-script",
-            "--out", str(run_dir)]
-    process = subprocess.Popen([*CLI, *args, "--timeout", "60"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    args = [
+        "run",
+        "--target",
+        "ort:cpu",
+        "--target",
+        "defect:hang",
+        "--model",
+        "mlp",
+        "--exporter",
+        "torch-script",
+        "--out",
+        str(run_dir),
+    ]
+    process = subprocess.Popen(
+        [*CLI, *args, "--timeout", "60"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
     wait_for_checks(run_dir / "results.json", 2)
     time.sleep(0.5)  # inside the hanging check now
     process.send_signal(signal.SIGINT)
@@ -94,10 +118,35 @@ def test_interrupted_run_keeps_its_checks_and_resumes(tmp_path):
 def pytest_conformance(tmp_path, *extra):
     out = tmp_path / "out"
     result = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--conformance", "--target", "ort:cpu",
-         "--target", "reference", "--model", "mlp", "--model", "transformer_encoder", "--conformance-out", str(out),
-         "--junitxml", str(tmp_path / "junit.xml"), "--rootdir", str(tmp_path), *extra, str(tmp_path)],
-        capture_output=True, text=True, cwd=tmp_path)
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            "--conformance",
+            "--target",
+            "ort:cpu",
+            "--target",
+            "reference",
+            "--model",
+            "mlp",
+            "--model",
+            "transformer_encoder",
+            "--conformance-out",
+            str(out),
+            "--junitxml",
+            str(tmp_path / "junit.xml"),
+            "--rootdir",
+            str(tmp_path),
+            *extra,
+            str(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+    )
     return result, load_document(out / "results.json")
 
 
@@ -122,17 +171,51 @@ def test_pytest_plugin_items_junit_and_xdist_give_the_same_results(tmp_path):
 def test_pytest_plugin_fails_a_defective_target(tmp_path):
     out = tmp_path / "out"
     result = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--conformance", "--target", "defect:nan",
-         "--model", "mlp", "--exporter", "torch-script", "--conformance-out", str(out), "--rootdir", str(tmp_path), str(tmp_path)],
-        capture_output=True, text=True, cwd=tmp_path)
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            "--conformance",
+            "--target",
+            "defect:nan",
+            "--model",
+            "mlp",
+            "--exporter",
+            "torch-script",
+            "--conformance-out",
+            str(out),
+            "--rootdir",
+            str(tmp_path),
+            str(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+    )
     assert result.returncode == 1
     assert "2 failed" in result.stdout and "NaN" in result.stdout
 
 
 def test_run_accepts_any_onnx_backend_class(tmp_path):
     repo = Path(__file__).resolve().parents[1]
-    result = subprocess.run([*CLI, "run", "--backend", "tests.backend_fixture:OrtBackend", "--model", "mlp",
-                             "--out", str(tmp_path / "run")], capture_output=True, text=True, cwd=repo)
+    result = subprocess.run(
+        [
+            *CLI,
+            "run",
+            "--backend",
+            "tests.backend_fixture:OrtBackend",
+            "--model",
+            "mlp",
+            "--out",
+            str(tmp_path / "run"),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=repo,
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     document = load_document(tmp_path / "run" / "results.json")
     assert {c["target"] for c in document["checks"]} == {"backend:tests.backend_fixture:OrtBackend"}
@@ -142,15 +225,25 @@ def test_run_accepts_any_onnx_backend_class(tmp_path):
 @needs_frameworks
 def test_live_mode_reexports_and_adds_the_native_targets(tmp_path):
     run_dir = tmp_path / "live"
-    result = conformance("run", "--live", "--target", "ort:cpu", "--model", "mlp", "--out", str(run_dir))
+    result = conformance(
+        "run", "--live", "--target", "ort:cpu", "--model", "mlp", "--out", str(run_dir)
+    )
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
     document = load_document(run_dir / "results.json")
     validate_document(document)
     live = document["run"]["live"]
-    assert live["golden_drift"]["max_rel_drift"] <= 1e-12  # same toolchain: the shipped goldens again
-    assert live["live_pack_digest"] != live["goldens_from_digest"]  # a fresh export, judged on shipped goldens
+    assert (
+        live["golden_drift"]["max_rel_drift"] <= 1e-12
+    )  # same toolchain: the shipped goldens again
+    assert (
+        live["live_pack_digest"] != live["goldens_from_digest"]
+    )  # a fresh export, judged on shipped goldens
     by_target = {}
     for check in document["checks"]:
         by_target.setdefault(check["target"], set()).add(check["exporter"])
-    assert by_target == {"ort:cpu": {"torch-dynamo", "torch-script", "tf2onnx"}, "torch": {"native"}, "tf": {"native"}}
+    assert by_target == {
+        "ort:cpu": {"torch-dynamo", "torch-script", "tf2onnx"},
+        "torch": {"native"},
+        "tf": {"native"},
+    }
     assert all(c["verdict"] == "passed" for c in document["checks"])

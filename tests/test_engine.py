@@ -1,4 +1,5 @@
 """The engine catches every negative control, survives crashes and hangs, and passes honest targets."""
+
 from __future__ import annotations
 
 from collections import defaultdict
@@ -9,13 +10,31 @@ from conformance.engine import describe_targets, execute, plan_checks, resolve_t
 from conformance.results.document import ResultsWriter, new_document, records_of, validate_document
 from conformance.results.records import CRASHED, FAILED, NOT_PASSED, PASSED, TIMED_OUT
 
-DEFECTS = ["noise", "fp16", "first-sample", "swap-outputs", "nan", "stale", "dtype", "crash", "hang"]
+DEFECTS = [
+    "noise",
+    "fp16",
+    "first-sample",
+    "swap-outputs",
+    "nan",
+    "stale",
+    "dtype",
+    "crash",
+    "hang",
+]
 
 
-def run_targets(pack, tmp_path, targets, models=("mlp",), exporters=("torch-script",), timeout_s=2.0):
+def run_targets(
+    pack, tmp_path, targets, models=("mlp",), exporters=("torch-script",), timeout_s=2.0
+):
     resolved = resolve_targets(targets)
-    writer = ResultsWriter(tmp_path / "results.json", new_document(pack.manifest, describe_targets(resolved), ["test"]))
-    execute(plan_checks(pack, writer.document["targets"], models, exporters), writer, timeout_s=timeout_s)
+    writer = ResultsWriter(
+        tmp_path / "results.json", new_document(pack.manifest, describe_targets(resolved), ["test"])
+    )
+    execute(
+        plan_checks(pack, writer.document["targets"], models, exporters),
+        writer,
+        timeout_s=timeout_s,
+    )
     writer.finish()
     return writer.document
 
@@ -37,15 +56,18 @@ def test_honest_targets_around_the_defects_pass(defect_run):
         assert [r.verdict for r in by_target[target]] == [PASSED, PASSED]
 
 
-@pytest.mark.parametrize("defect,verdict,where", [
-    ("noise", FAILED, "values out of tolerance"),
-    ("fp16", FAILED, "values out of tolerance"),
-    ("swap-outputs", FAILED, "values out of tolerance"),
-    ("nan", FAILED, "NaN"),
-    ("dtype", FAILED, "dtype"),
-    ("crash", CRASHED, "died"),
-    ("hang", TIMED_OUT, "no answer"),
-])
+@pytest.mark.parametrize(
+    "defect,verdict,where",
+    [
+        ("noise", FAILED, "values out of tolerance"),
+        ("fp16", FAILED, "values out of tolerance"),
+        ("swap-outputs", FAILED, "values out of tolerance"),
+        ("nan", FAILED, "NaN"),
+        ("dtype", FAILED, "dtype"),
+        ("crash", CRASHED, "died"),
+        ("hang", TIMED_OUT, "no answer"),
+    ],
+)
 def test_every_check_of_a_defect_is_caught(defect_run, defect, verdict, where):
     _, by_target = defect_run
     records = by_target[f"defect:{defect}"]
@@ -99,11 +121,19 @@ def test_schema_rejects_a_passed_check_with_a_margin_above_one(defect_run):
 
 def test_honest_cpu_targets_pass_the_whole_core_set(pack, tmp_path):
     """Every check passes, or fails on an artifact the pack already records as wrong (exporter finding)."""
-    document = run_targets(pack, tmp_path, ["ort:cpu", "ort:cpu:opt=basic", "ort:cpu:opt=disabled", "reference"],
-                           models=(), exporters=(), timeout_s=120)
+    document = run_targets(
+        pack,
+        tmp_path,
+        ["ort:cpu", "ort:cpu:opt=basic", "ort:cpu:opt=disabled", "reference"],
+        models=(),
+        exporters=(),
+        timeout_s=120,
+    )
     records = records_of(document)
     assert len(records) == 4 * sum(len(m.artifacts) * len(m.data_sets) for m in pack.models)
-    target_findings = [r for r in records if r.verdict in NOT_PASSED and r.attributed_to == "target"]
+    target_findings = [
+        r for r in records if r.verdict in NOT_PASSED and r.attributed_to == "target"
+    ]
     assert not target_findings, [(r.check_id, r.problems) for r in target_findings]
     exporter_findings = {(r.model, r.exporter) for r in records if r.attributed_to == "exporter"}
     assert ("transformer_encoder", "torch-script") in exporter_findings
@@ -119,5 +149,7 @@ def test_calibration_places_the_tolerance_between_honest_and_defect_errors(defec
     (row,) = calibration_rows(records)
     assert row.model == "mlp" and row.honest_margin < 1 < row.defect_margin and row.well_placed
     # A value defect that slips under the tolerance makes the row misplaced.
-    slipped = [dataclasses.replace(r, margin=0.5) if r.target == "defect:fp16" else r for r in records]
+    slipped = [
+        dataclasses.replace(r, margin=0.5) if r.target == "defect:fp16" else r for r in records
+    ]
     assert not calibration_rows(slipped)[0].well_placed

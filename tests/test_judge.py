@@ -1,10 +1,11 @@
 """The judge fails what it must: noise, NaN, wrong shape, dtype, name or count (real pack goldens)."""
+
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from conformance.compare.judge import Expected, judge
+from conformance.compare.judge import judge
 from conformance.compare.stats import error_stats
 from conformance.compare.tolerance import Tolerance, tolerance_for
 
@@ -29,7 +30,9 @@ def test_float32_rounding_of_the_golden_passes(expected):
 
 def test_relative_noise_of_1e_3_fails(expected):
     rng = np.random.default_rng(0)
-    noisy = as_outputs(expected, lambda i, g: (g * (1 + 1e-3 * rng.standard_normal(g.shape))).astype(np.float32))
+    noisy = as_outputs(
+        expected, lambda i, g: (g * (1 + 1e-3 * rng.standard_normal(g.shape))).astype(np.float32)
+    )
     judgement = judge(noisy, expected, TOLERANCE)
     assert not judgement.passed and judgement.margin > 1
 
@@ -47,7 +50,10 @@ def test_nan_fails_and_is_named(expected):
 
 
 def test_structure_is_exact(expected):
-    swapped = [(expected[0].name, expected[1].golden.astype(np.float32)), (expected[1].name, expected[0].golden.astype(np.float32))]
+    swapped = [
+        (expected[0].name, expected[1].golden.astype(np.float32)),
+        (expected[1].name, expected[0].golden.astype(np.float32)),
+    ]
     assert not judge(swapped, expected, TOLERANCE).passed
     wrong_dtype = as_outputs(expected, lambda i, g: g.astype(np.float64))
     assert any("dtype" in p for p in judge(wrong_dtype, expected, TOLERANCE).all_problems)
@@ -55,7 +61,9 @@ def test_structure_is_exact(expected):
     assert any("shape" in p for p in judge(wrong_shape, expected, TOLERANCE).all_problems)
     renamed = [("other", a) for _, a in as_outputs(expected)]
     assert any("name" in p for p in judge(renamed, expected, TOLERANCE).all_problems)
-    assert any("outputs" in p for p in judge(as_outputs(expected)[:1], expected, TOLERANCE).problems)
+    assert any(
+        "outputs" in p for p in judge(as_outputs(expected)[:1], expected, TOLERANCE).problems
+    )
 
 
 def test_error_statistics_and_minimum_passing_tolerance():

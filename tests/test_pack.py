@@ -1,4 +1,5 @@
 """The committed pack: layout, hashes, test data sets and recorded exporter facts."""
+
 from __future__ import annotations
 
 import json
@@ -48,7 +49,9 @@ def test_every_model_has_every_exporter_and_enough_data_sets(pack):
         batches = {d.batch for d in model.data_sets}
         assert 1 in batches and max(batches) >= 4, model.name
         if model.record["tags"] and any(d.seq_len for d in model.data_sets):
-            assert len({d.seq_len for d in model.data_sets}) >= 2, f"{model.name}: one sequence length"
+            assert len({d.seq_len for d in model.data_sets}) >= 2, (
+                f"{model.name}: one sequence length"
+            )
 
 
 def test_batch_one_input_is_sample_zero_of_the_batch(pack):
@@ -69,12 +72,20 @@ def test_artifact_folders_are_onnx_backend_test_cases(pack):
         if not artifact.exists or not artifact.record.get("valid_onnx"):
             continue
         session = ort.InferenceSession(str(artifact.path), providers=["CPUExecutionProvider"])
-        assert [i.name for i in session.get_inputs()] == [r["name"] for r in artifact.record["inputs"]]
+        assert [i.name for i in session.get_inputs()] == [
+            r["name"] for r in artifact.record["inputs"]
+        ]
         set0 = layout.data_set_dir(artifact.directory, 0)
         feeds = dict(layout.read_data_set(set0, "input"))
         outputs = session.run(None, feeds)
         for (name, expected), actual in zip(layout.read_data_set(set0, "output"), outputs):
-            np.testing.assert_allclose(actual, expected, rtol=1e-3, atol=1e-4, err_msg=f"{model.name}/{artifact.exporter}/{name}")
+            np.testing.assert_allclose(
+                actual,
+                expected,
+                rtol=1e-3,
+                atol=1e-4,
+                err_msg=f"{model.name}/{artifact.exporter}/{name}",
+            )
 
 
 def test_dims_are_dynamic_and_layouts_recorded(pack):
@@ -82,11 +93,15 @@ def test_dims_are_dynamic_and_layouts_recorded(pack):
         if "inputs" not in artifact.record:
             continue
         for tensor, spec_tensor in zip(artifact.record["inputs"], model.record["inputs"]):
-            assert isinstance(tensor["shape"][0], str), f"{model.name}/{artifact.exporter}: batch is fixed"
+            assert isinstance(tensor["shape"][0], str), (
+                f"{model.name}/{artifact.exporter}: batch is fixed"
+            )
             assert tensor["layout"] in {"NC", "NCHW", "NHWC", "NCL", "NLC", "NL"}
             if "seq" in spec_tensor["shape"]:
                 seq_axis = tensor["layout"].index("L")
-                assert isinstance(tensor["shape"][seq_axis], str), f"{model.name}/{artifact.exporter}: seq is fixed"
+                assert isinstance(tensor["shape"][seq_axis], str), (
+                    f"{model.name}/{artifact.exporter}: seq is fixed"
+                )
 
 
 def test_tf2onnx_image_models_take_nhwc_and_their_data_is_nhwc(pack):
@@ -95,8 +110,8 @@ def test_tf2onnx_image_models_take_nhwc_and_their_data_is_nhwc(pack):
     torch_artifact = next(a for a in cnn.artifacts if a.exporter == "torch-script")
     assert tf_artifact.record["inputs"][0]["layout"] == "NHWC"
     assert torch_artifact.record["inputs"][0]["layout"] == "NCHW"
-    (_, nhwc), = tf_artifact.inputs(1)
-    (_, nchw), = torch_artifact.inputs(1)
+    ((_, nhwc),) = tf_artifact.inputs(1)
+    ((_, nchw),) = torch_artifact.inputs(1)
     assert nhwc.shape == (4, 32, 32, 3) and nchw.shape == (4, 3, 32, 32)
     np.testing.assert_array_equal(nhwc, np.transpose(nchw, (0, 2, 3, 1)))
 
@@ -123,7 +138,9 @@ def test_export_fidelity_passes_or_is_a_recorded_finding(pack):
         fidelity_findings = [f for f in artifact.findings if f["kind"] == "fidelity"]
         for result in artifact.record["fidelity"]:
             if not result["passed"]:
-                assert any(f"set {result['test_data_set']} " in f["message"] for f in fidelity_findings), (model.name, artifact.exporter)
+                assert any(
+                    f"set {result['test_data_set']} " in f["message"] for f in fidelity_findings
+                ), (model.name, artifact.exporter)
         assert len(artifact.record["fidelity"]) == len(model.data_sets) or fidelity_findings
 
 
@@ -151,8 +168,11 @@ def test_verify_reports_a_corrupted_file(tmp_path):
     verification = verify_pack(copy)
     assert not verification.ok
     assert [m.path for m in verification.mismatches] == ["cnn/torch-script/model.onnx"]
-    result = subprocess.run([sys.executable, "-m", "conformance", "pack", "verify", "--pack", str(copy)],
-                            capture_output=True, text=True)
+    result = subprocess.run(
+        [sys.executable, "-m", "conformance", "pack", "verify", "--pack", str(copy)],
+        capture_output=True,
+        text=True,
+    )
     assert result.returncode == 1
     assert "cnn/torch-script/model.onnx" in result.stderr and "Traceback" not in result.stderr
 
@@ -182,7 +202,10 @@ def test_verify_a_missing_or_garbled_manifest_is_one_line(tmp_path, broken):
     copy.mkdir()
     if broken == "garbage":
         (copy / "pack.json").write_text("{not json")
-    result = subprocess.run([sys.executable, "-m", "conformance", "pack", "verify", "--pack", str(copy)],
-                            capture_output=True, text=True)
+    result = subprocess.run(
+        [sys.executable, "-m", "conformance", "pack", "verify", "--pack", str(copy)],
+        capture_output=True,
+        text=True,
+    )
     assert result.returncode == 2
     assert result.stderr.startswith("error:") and "Traceback" not in result.stderr

@@ -1,4 +1,5 @@
 """`conformance pack build` reproduces the committed pack (goldens to 1e-12, bytes where stable)."""
+
 from __future__ import annotations
 
 import json
@@ -11,7 +12,6 @@ import pytest
 from conformance.pack.artifact import without_metadata
 from conformance.pack.hashing import sha256_file
 from conformance.pack.load import Pack
-from conformance.spec import PACK_DIR
 from tests.conftest import needs_frameworks
 
 GOLDEN_RTOL = 1e-12
@@ -20,8 +20,11 @@ GOLDEN_RTOL = 1e-12
 @pytest.fixture(scope="module")
 def rebuilt(tmp_path_factory):
     out = tmp_path_factory.mktemp("rebuild") / "pack"
-    result = subprocess.run([sys.executable, "-m", "conformance", "pack", "build", "--out", str(out)],
-                            capture_output=True, text=True)
+    result = subprocess.run(
+        [sys.executable, "-m", "conformance", "pack", "build", "--out", str(out)],
+        capture_output=True,
+        text=True,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     return Pack(out)
 
@@ -32,7 +35,9 @@ def test_rebuild_reproduces_goldens(pack, rebuilt):
         fresh = rebuilt.model(model.name)
         assert fresh.golden.keys() == model.golden.keys()
         for key, golden in model.golden.items():
-            np.testing.assert_allclose(fresh.golden[key], golden, rtol=GOLDEN_RTOL, atol=0, err_msg=f"{model.name}:{key}")
+            np.testing.assert_allclose(
+                fresh.golden[key], golden, rtol=GOLDEN_RTOL, atol=0, err_msg=f"{model.name}:{key}"
+            )
 
 
 @needs_frameworks
@@ -46,9 +51,12 @@ def test_rebuild_reproduces_bytes_where_the_exporter_is_deterministic(pack, rebu
             same = sha256_file(fresh) == sha256_file(artifact.path)
             if artifact.record["reproducible_bytes"]:
                 # Stack traces with this checkout's paths sit in metadata: compare what computes.
-                assert without_metadata(fresh) == without_metadata(artifact.path), \
+                assert without_metadata(fresh) == without_metadata(artifact.path), (
                     f"{model.name}/{artifact.exporter} claims reproducible bytes"
-                assert same or artifact.record["embeds_source_paths"], f"{model.name}/{artifact.exporter}"
+                )
+                assert same or artifact.record["embeds_source_paths"], (
+                    f"{model.name}/{artifact.exporter}"
+                )
             elif not same:
                 differing.append(f"{model.name}/{artifact.exporter}")
     noted = {note.split(":")[0] for note in pack.manifest["notes"]}

@@ -1,4 +1,5 @@
 """Third-party targets (entry points, onnx.backend Backends) and the negative controls (defect:*)."""
+
 from __future__ import annotations
 
 import os
@@ -90,12 +91,16 @@ def test_entry_point_options_reach_the_adapter(site):
 
 
 def test_broken_entry_points_give_clear_errors(site):
-    fake_distribution(site, "broken_vendor", {
-        "broken": "no_such_vendor_module:Target",
-        "bad": "not a module path",
-        "ort:cpu": "acme_runtime:AcmeTarget",
-        "notarget": "acme_runtime:AcmeSession",
-    })
+    fake_distribution(
+        site,
+        "broken_vendor",
+        {
+            "broken": "no_such_vendor_module:Target",
+            "bad": "not a module path",
+            "ort:cpu": "acme_runtime:AcmeTarget",
+            "notarget": "acme_runtime:AcmeSession",
+        },
+    )
     with pytest.raises(TargetError) as missing:
         get_target("broken")
     message = str(missing.value)
@@ -107,7 +112,9 @@ def test_broken_entry_points_give_clear_errors(site):
         get_target("bad")
     with pytest.raises(PluginError, match="is not a conformance.targets.interface.Target subclass"):
         get_target("notarget")
-    assert type(get_target("ort:cpu")).__name__ == "OrtCpuTarget"  # a plugin never shadows a built-in
+    assert (
+        type(get_target("ort:cpu")).__name__ == "OrtCpuTarget"
+    )  # a plugin never shadows a built-in
     with pytest.raises(PluginError) as listed:
         load_entry_point_targets()
     assert "reserved for a built-in target" in str(listed.value)
@@ -171,7 +178,11 @@ def test_defect_targets_describe_themselves():
 
     for kind in KINDS:
         info = get_target(f"defect:{kind}").describe()
-        assert (info.runtime, info.version, info.device) == ("defect", onnxruntime.__version__, "cpu")
+        assert (info.runtime, info.version, info.device) == (
+            "defect",
+            onnxruntime.__version__,
+            "cpu",
+        )
         assert info.options == {"defect": kind} and info.deterministic
 
 
@@ -197,7 +208,9 @@ def test_noise(honest):
 
 def test_fp16(honest):
     outputs = run("defect:fp16")
-    errors = [np.abs(got.astype(np.float64) - want).max() for (_, got), (_, want) in zip(outputs, honest)]
+    errors = [
+        np.abs(got.astype(np.float64) - want).max() for (_, got), (_, want) in zip(outputs, honest)
+    ]
     assert all(got.dtype == np.float32 for _, got in outputs)  # keep_io_types: float32 outside
     assert 1e-6 < max(errors) < 1e-1
 
@@ -213,11 +226,15 @@ def test_first_sample(honest):
 def test_swap_outputs(honest):
     outputs = run("defect:swap-outputs")
     assert [n for n, _ in outputs] == [n for n, _ in honest] == ["logits", "probs"]
-    assert np.array_equal(outputs[0][1], honest[1][1]) and np.array_equal(outputs[1][1], honest[0][1])
+    assert np.array_equal(outputs[0][1], honest[1][1]) and np.array_equal(
+        outputs[1][1], honest[0][1]
+    )
     # One output: the rows come back in reverse batch order (each request gets another's result).
     single = run("defect:swap-outputs", GRU, 1)
     want = run("ort:cpu", GRU, 1)
-    assert np.array_equal(single[0][1], want[0][1][::-1]) and not np.array_equal(single[0][1], want[0][1])
+    assert np.array_equal(single[0][1], want[0][1][::-1]) and not np.array_equal(
+        single[0][1], want[0][1]
+    )
 
 
 def test_nan(honest):
@@ -230,7 +247,7 @@ def test_nan(honest):
 
 def test_stale(honest):
     session = get_target("defect:stale").load(MLP / "model.onnx")
-    (name, image), = data(MLP, 1, "input")
+    ((name, image),) = data(MLP, 1, "input")
     first = session.run({name: image})
     second = session.run({name: image[::-1].copy()})
     for (_, a), (_, b), (_, want) in zip(first, second, honest):
@@ -264,18 +281,29 @@ def child(kind: str) -> list[str]:
 
 
 def child_env() -> dict[str, str]:
-    return {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
+    return {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]),
+    }
 
 
 def test_crash_aborts_the_process():
-    result = subprocess.run(child("crash"), cwd=REPO, env=child_env(), capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        child("crash"), cwd=REPO, env=child_env(), capture_output=True, text=True, timeout=120
+    )
     assert result.returncode == -signal.SIGABRT, result.stderr[-2000:]
     assert result.stdout.split() == ["running"]  # died inside run, no exception, no return
 
 
 def test_hang_never_returns():
-    process = subprocess.Popen(child("hang"), cwd=REPO, env=child_env(), stdout=subprocess.PIPE,
-                               stderr=subprocess.DEVNULL, text=True)
+    process = subprocess.Popen(
+        child("hang"),
+        cwd=REPO,
+        env=child_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
     try:
         assert process.stdout.readline().strip() == "running"
         time.sleep(1.0)

@@ -1,4 +1,5 @@
 """Every model family fulfils the contract, and its torch and Keras twins are the same function."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -87,4 +88,8 @@ def test_goldens_vary_with_the_input(pack):
         for output in model.record["outputs"]:
             golden = model.golden[f"set{big.index}.output.{output['name']}"]
             spread = golden.std(axis=0).mean()
-            assert spread > 0.01 * (np.abs(golden).mean() + 1e-12), (model.name, output["name"], spread)
+            assert spread > 0.01 * (np.abs(golden).mean() + 1e-12), (
+                model.name,
+                output["name"],
+                spread,
+            )

@@ -1,4 +1,5 @@
 """The HTML report: view data and Markdown from real results, and the page itself in headless Chromium."""
+
 from __future__ import annotations
 
 import copy
@@ -28,8 +29,15 @@ from conformance.results.records import CheckRecord
 
 REPORTS = Path(__file__).resolve().parent.parent / "reports"
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--no-first-run", "--disable-sync"]
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+    "--disable-sync",
+]
 MAX_REPORT_BYTES = 2 * 1024 * 1024
 
 
@@ -45,14 +53,22 @@ def document(results) -> dict:
 
 # ---- view data, Markdown and the command (no browser) ----
 
+
 def test_verdicts_follow_the_core_rule(document):
     verdicts = {v.target: v for v in build_view(document).verdicts}
     assert verdicts["ort:cpu"].profiles[0].status == "conformant"
-    assert verdicts["ort:cpu"].exporter_findings > 0  # transformer_encoder's recorded findings: not counted
-    assert verdicts["defect:noise"].profiles[0].status == "not conformant" and verdicts["defect:noise"].negative_control
+    assert (
+        verdicts["ort:cpu"].exporter_findings > 0
+    )  # transformer_encoder's recorded findings: not counted
+    assert (
+        verdicts["defect:noise"].profiles[0].status == "not conformant"
+        and verdicts["defect:noise"].negative_control
+    )
     assert verdicts["defect:crash"].counts["crashed"] > 0
     cuda = verdicts["ort:cuda"]
-    assert cuda.profiles[0].status == "not run" and cuda.skip_reasons[0][0].startswith("target unavailable")
+    assert cuda.profiles[0].status == "not run" and cuda.skip_reasons[0][0].startswith(
+        "target unavailable"
+    )
 
 
 def test_matrix_groups_data_sets_and_leaves_out_unavailable_targets(document):
@@ -62,7 +78,9 @@ def test_matrix_groups_data_sets_and_leaves_out_unavailable_targets(document):
     assert len(matrix.cells) == 2 * len(matrix.exporters) * len(matrix.targets)
     noise = next(c for c in matrix.cells if c.target == "defect:noise" and c.model == "mlp")
     assert noise.sign.word == "fail" and noise.margin > 1 and noise.label[0].isdigit()
-    exporter_cell = next(c for c in matrix.cells if c.target == "ort:cpu" and c.worst.attributed_to == "exporter")
+    exporter_cell = next(
+        c for c in matrix.cells if c.target == "ort:cpu" and c.worst.attributed_to == "exporter"
+    )
     assert exporter_cell.sign.word == "exporter"  # not the runtime's failure, and shown as such
 
 
@@ -71,12 +89,24 @@ def test_comparison_marks_regression_and_moved_figures(document):
     comparison = build_view(current, baseline=document).comparison
     assert comparison.count("regressed") == 1 and comparison.checks[0].check_id == regressed_id
     assert comparison.unchanged == len(document["checks"]) - 1
-    before = CheckRecord(model="m", exporter="e", data_set=0, data_set_label="b1", target="t", verdict="passed", margin=0.1)
+    before = CheckRecord(
+        model="m",
+        exporter="e",
+        data_set=0,
+        data_set_label="b1",
+        target="t",
+        verdict="passed",
+        margin=0.1,
+    )
     assert check_change(before, CheckRecord(**{**before.__dict__, "margin": 0.3})) == "moved"
     assert check_change(before, CheckRecord(**{**before.__dict__, "margin": 0.15})) is None
     baseline_bench, current_bench = benchmarks(), benchmarks()
-    current_bench[0]["latency_ms"] = dict(current_bench[0]["latency_ms"], p50=0.08)  # +60%: beyond noise
-    current_bench[1]["latency_ms"] = dict(current_bench[1]["latency_ms"], p50=1.95)  # +2.6%: within noise
+    current_bench[0]["latency_ms"] = dict(
+        current_bench[0]["latency_ms"], p50=0.08
+    )  # +60%: beyond noise
+    current_bench[1]["latency_ms"] = dict(
+        current_bench[1]["latency_ms"], p50=1.95
+    )  # +2.6%: within noise
     moved = compare_benchmarks(baseline_bench, current_bench)
     assert [(m.benchmark, m.worse) for m in moved] == [(current_bench[0]["id"], True)]
 
@@ -84,16 +114,26 @@ def test_comparison_marks_regression_and_moved_figures(document):
 def test_performance_reads_whatever_is_present(document):
     assert not build_view(document).performance.present
     perf = build_view(dict(document, benchmarks=benchmarks())).performance
-    assert len(perf.single_stream) == 4 and perf.offline_batches == (1, 8, 32) and len(perf.cold_start) == 1
+    assert (
+        len(perf.single_stream) == 4
+        and perf.offline_batches == (1, 8, 32)
+        and len(perf.cold_start) == 1
+    )
     assert [(r.target, r.caching_flagged) for r in perf.caching_guard] == [
-        ("ort:cpu", False), ("reference", False), ("ort:cpu", False), ("reference", True)]
+        ("ort:cpu", False),
+        ("reference", False),
+        ("ort:cpu", False),
+        ("reference", True),
+    ]
     assert [r.scenario for r in perf.loadgen] == ["LoadGen-Offline"]
     assert [r.status for r in perf.not_measured] == ["error"]
     assert {c.target for c in perf.charts if c.ladder and c.throughput} == {"ort:cpu", "reference"}
 
 
 def test_unfinished_run_renders_what_it_has(document):
-    started = dict(document, run=dict(document["run"], status="running", finished_at=None), checks=[])
+    started = dict(
+        document, run=dict(document["run"], status="running", finished_at=None), checks=[]
+    )
     view = build_view(started)
     assert not view.complete and view.matrix.rows == () and view.findings == ()
     assert {v.profiles[0].status for v in view.verdicts} == {"not run"}
@@ -102,7 +142,9 @@ def test_unfinished_run_renders_what_it_has(document):
 
 
 def test_untrusted_names_are_escaped_in_html_and_markdown(document, tmp_path):
-    path = write_report(save(hostile(document), tmp_path / "results.json"), tmp_path / "report.html")
+    path = write_report(
+        save(hostile(document), tmp_path / "results.json"), tmp_path / "report.html"
+    )
     html = path.read_text(encoding="utf-8")
     assert "<img" not in html and "<script>alert" not in html
     assert "&lt;img src=x onerror=alert(1)&gt;" in html
@@ -113,16 +155,27 @@ def test_untrusted_names_are_escaped_in_html_and_markdown(document, tmp_path):
 def test_report_command_writes_html_and_markdown(results, document, tmp_path):
     baseline = save(copy.deepcopy(document), tmp_path / "baseline.json")
     out, summary = tmp_path / "out" / "report.html", tmp_path / "summary.md"
-    result = CliRunner().invoke(report_command, [str(results), "-o", str(out), "--baseline", str(baseline),
-                                                 "--markdown", str(summary)])
+    result = CliRunner().invoke(
+        report_command,
+        [str(results), "-o", str(out), "--baseline", str(baseline), "--markdown", str(summary)],
+    )
     assert result.exit_code == 0, result.output
     assert out.is_file() and "Comparison with the baseline" in out.read_text(encoding="utf-8")
     text = summary.read_text(encoding="utf-8")
-    assert "targets conformant for the **core** profile" in text and "| ort:cpu | ✔ conformant |" in text
+    assert (
+        "targets conformant for the **core** profile" in text
+        and "| ort:cpu | ✔ conformant |" in text
+    )
 
 
-@pytest.mark.parametrize("content,message", [(None, "no results file"), ("{not json", "not a readable JSON"),
-                                             ('{"run": {}}', "not a results document")])
+@pytest.mark.parametrize(
+    "content,message",
+    [
+        (None, "no results file"),
+        ("{not json", "not a readable JSON"),
+        ('{"run": {}}', "not a results document"),
+    ],
+)
 def test_report_command_bad_input_is_one_line(tmp_path, content, message):
     path = tmp_path / "results.json"
     if content is not None:
@@ -140,9 +193,12 @@ def test_full_size_report_stays_under_2_mb(document, tmp_path):
 
 # ---- the page in headless Chromium ----
 
+
 @pytest.fixture(scope="module")
 def browser():
-    sync_api = pytest.importorskip("playwright.sync_api", reason="the browser tests need playwright: pip install playwright")
+    sync_api = pytest.importorskip(
+        "playwright.sync_api", reason="the browser tests need playwright: pip install playwright"
+    )
     if not Path(CHROMIUM).is_file():
         pytest.skip(f"the browser tests need Chromium at {CHROMIUM}: apt-get install -y chromium")
     with sync_api.sync_playwright() as playwright:
@@ -160,9 +216,17 @@ class OpenedReport:
         self.console_errors: list[str] = []
         self.requests: list[str] = []
         self.dialogs: list[str] = []
-        self.page.on("console", lambda m: self.console_errors.append(m.text) if m.type in ("error", "warning") else None)
+        self.page.on(
+            "console",
+            lambda m: (
+                self.console_errors.append(m.text) if m.type in ("error", "warning") else None
+            ),
+        )
         self.page.on("pageerror", lambda error: self.console_errors.append(str(error)))
-        self.page.on("request", lambda r: self.requests.append(r.url) if r.url.split("#")[0] != self.url else None)
+        self.page.on(
+            "request",
+            lambda r: self.requests.append(r.url) if r.url.split("#")[0] != self.url else None,
+        )
         self.page.on("dialog", lambda d: (self.dialogs.append(d.message), d.dismiss()))
         self.page.goto(self.url)
         self.page.wait_for_load_state("load")
@@ -172,10 +236,15 @@ class OpenedReport:
 
 
 def test_report_opens_offline_with_verdict_matrix_and_drilldown(browser, document, tmp_path):
-    path = write_report(save(dict(document, benchmarks=benchmarks()), tmp_path / "results.json"), tmp_path / "report.html")
+    path = write_report(
+        save(dict(document, benchmarks=benchmarks()), tmp_path / "results.json"),
+        tmp_path / "report.html",
+    )
     report = OpenedReport(browser, path)
     page = report.page
-    assert page.locator("#headline").is_visible() and "targets conformant for the core profile" in page.inner_text("#headline")
+    assert page.locator(
+        "#headline"
+    ).is_visible() and "targets conformant for the core profile" in page.inner_text("#headline")
     row = page.locator("table.verdicts tr", has=page.locator("th", has_text="defect:noise"))
     assert "not conformant" in row.inner_text()
     assert page.locator("table.matrix").is_visible()
@@ -188,13 +257,20 @@ def test_report_opens_offline_with_verdict_matrix_and_drilldown(browser, documen
     cell = page.locator(f"details#{failing.cell_anchor}")
     assert cell.get_attribute("open") is not None
     detail = page.locator(f"#{failing.check.anchor}")
-    assert detail.is_visible() and detail.locator("table.worst").first.is_visible() and detail.locator("svg").first.is_visible()
+    assert (
+        detail.is_visible()
+        and detail.locator("table.worst").first.is_visible()
+        and detail.locator("svg").first.is_visible()
+    )
     page.screenshot(path=str(REPORTS / "report-drilldown.png"))
 
     passed_cell = next(c for c in build_view(document).matrix.cells if c.passed == len(c.checks))
     page.click(f"table.matrix a[href='#{passed_cell.anchor}']")
     assert page.locator(f"details#{passed_cell.anchor} table.checks").is_visible()
-    assert page.locator("table.bench.single").is_visible() and page.locator("#performance svg").count() >= 4
+    assert (
+        page.locator("table.bench.single").is_visible()
+        and page.locator("#performance svg").count() >= 4
+    )
     page.emulate_media(media="print")
     assert not page.locator("nav").is_visible()
     report.assert_quiet()
@@ -207,23 +283,33 @@ def test_report_without_benchmarks_says_so(browser, results, tmp_path):
 
 
 def test_hostile_target_name_is_shown_as_text(browser, document, tmp_path):
-    path = write_report(save(hostile(document), tmp_path / "results.json"), tmp_path / "report.html")
+    path = write_report(
+        save(hostile(document), tmp_path / "results.json"), tmp_path / "report.html"
+    )
     report = OpenedReport(browser, path)
     page = report.page
     assert page.locator("img").count() == 0 and page.locator("script").count() == 1
-    assert HOSTILE in page.inner_text("table.verdicts") and HOSTILE in page.inner_text("table.matrix thead")
+    assert HOSTILE in page.inner_text("table.verdicts") and HOSTILE in page.inner_text(
+        "table.matrix thead"
+    )
     report.assert_quiet()  # no dialog fired, no console error, no request for "x"
 
 
 def test_baseline_comparison_marks_the_regression(browser, document, tmp_path):
     current, regressed_id = with_regression(document)
     baseline = save(document, tmp_path / "baseline.json")
-    path = write_report(save(current, tmp_path / "results.json"), tmp_path / "report.html", baseline=baseline)
+    path = write_report(
+        save(current, tmp_path / "results.json"), tmp_path / "report.html", baseline=baseline
+    )
     report = OpenedReport(browser, path)
     page = report.page
     assert page.locator("#comparison").is_visible()
     row = page.locator("table.changes tr", has_text=regressed_id)
-    assert "regressed" in row.inner_text() and "passed" in row.inner_text() and "failed" in row.inner_text()
+    assert (
+        "regressed" in row.inner_text()
+        and "passed" in row.inner_text()
+        and "failed" in row.inner_text()
+    )
     cell = page.locator("table.matrix a[aria-label*='regressed against the baseline']")
     assert cell.count() == 1 and "▼" in cell.inner_text()
     assert first(current, "ort:cpu", "failed")["id"] == regressed_id

@@ -1,4 +1,5 @@
 """The run stage never loads torch or TensorFlow: a vendor certifies with onnx and numpy only."""
+
 from __future__ import annotations
 
 import pkgutil
@@ -25,6 +26,7 @@ def test_run_stage_imports_no_framework():
         "loaded = [m for m in ('torch', 'tensorflow', 'keras', 'tf2onnx') if m in sys.modules]\n"
         "print(','.join(loaded))\n"
     )
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
     assert result.stdout.strip() == "", f"run stage loaded: {result.stdout.strip()}"
-

@@ -3,6 +3,7 @@ model's outputs under their graph names and within float32 error, clean errors o
 
 Unavailable targets (no GPU, package missing) skip with their own reason.
 """
+
 from __future__ import annotations
 
 from pathlib import Path

@@ -1,4 +1,5 @@
 """What gets benchmarked: one case per (artifact, target), and the target as the rules configure it."""
+
 from __future__ import annotations
 
 import os
@@ -35,8 +36,13 @@ def source_data_set(model: PackModel) -> TestDataSet:
     return max(same_length, key=lambda d: d.batch)
 
 
-def plan_groups(pack: Pack, targets: Iterable[str], models: Iterable[str] = (),
-                exporters: Iterable[str] = (), rules: BenchRules | None = None) -> list[tuple[BenchCase, ...]]:
+def plan_groups(
+    pack: Pack,
+    targets: Iterable[str],
+    models: Iterable[str] = (),
+    exporters: Iterable[str] = (),
+    rules: BenchRules | None = None,
+) -> list[tuple[BenchCase, ...]]:
     """Targets outermost, then models in pack order. Each group is benchmarked once:
 
     with ``exporters`` given, every such artifact is its own group (in pack order); without, a
@@ -52,10 +58,23 @@ def plan_groups(pack: Pack, targets: Iterable[str], models: Iterable[str] = (),
                 continue
             data_set = source_data_set(model)
             by_exporter = {a.exporter: a for a in model.artifacts if a.exists}
-            names = [e for e in by_exporter if e in chosen] if chosen else \
-                [e for e in preference or by_exporter if e in by_exporter]
-            candidates = tuple(BenchCase(model.name, e, target, str(by_exporter[e].path), str(by_exporter[e].directory),
-                                         data_set.index, data_set.seq_len) for e in names)
+            names = (
+                [e for e in by_exporter if e in chosen]
+                if chosen
+                else [e for e in preference or by_exporter if e in by_exporter]
+            )
+            candidates = tuple(
+                BenchCase(
+                    model.name,
+                    e,
+                    target,
+                    str(by_exporter[e].path),
+                    str(by_exporter[e].directory),
+                    data_set.index,
+                    data_set.seq_len,
+                )
+                for e in names
+            )
             if chosen:
                 groups += [(case,) for case in candidates]
             elif candidates:
@@ -63,8 +82,13 @@ def plan_groups(pack: Pack, targets: Iterable[str], models: Iterable[str] = (),
     return groups
 
 
-def plan_cases(pack: Pack, targets: Iterable[str], models: Iterable[str] = (),
-               exporters: Iterable[str] = (), rules: BenchRules | None = None) -> list[BenchCase]:
+def plan_cases(
+    pack: Pack,
+    targets: Iterable[str],
+    models: Iterable[str] = (),
+    exporters: Iterable[str] = (),
+    rules: BenchRules | None = None,
+) -> list[BenchCase]:
     """One case per group: its first (preferred) artifact, without trying whether it loads."""
     return [group[0] for group in plan_groups(pack, targets, models, exporters, rules)]
 
@@ -79,12 +103,18 @@ def bench_target(name: str, threads: int) -> tuple[Target, str]:
     if "threads" in parse_target_name(name)[1]:
         return get_target(name), "set by the target name"
     try:
-        return get_target(f"{name}:threads={threads}"), f"{threads} (target option threads={threads})"
+        return get_target(
+            f"{name}:threads={threads}"
+        ), f"{threads} (target option threads={threads})"
     except TargetError:
-        return get_target(name), f"runtime default: {name} has no threads option, {threads} not enforced"
+        return get_target(
+            name
+        ), f"runtime default: {name} has no threads option, {threads} not enforced"
 
 
-def environment(target: Target, threads_in_force: str, requested: int, process: str) -> dict[str, Any]:
+def environment(
+    target: Target, threads_in_force: str, requested: int, process: str
+) -> dict[str, Any]:
     """The record's ``environment``: what could move the numbers besides the runtime itself."""
     info = asdict(target.describe())
     try:
@@ -92,8 +122,12 @@ def environment(target: Target, threads_in_force: str, requested: int, process: 
     except (AttributeError, OSError):
         affinity = None
     return {
-        "threads_requested": requested, "threads": threads_in_force,
-        "target_options": info.get("options", {}), "runtime_version": info.get("version"),
-        "cpu_count": os.cpu_count(), "affinity_cpus": affinity, "load_avg_1m": os.getloadavg()[0],
+        "threads_requested": requested,
+        "threads": threads_in_force,
+        "target_options": info.get("options", {}),
+        "runtime_version": info.get("version"),
+        "cpu_count": os.cpu_count(),
+        "affinity_cpus": affinity,
+        "load_avg_1m": os.getloadavg()[0],
         "process": process,
     }

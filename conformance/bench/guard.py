@@ -12,6 +12,7 @@ Two signs of a target that answers from a cache instead of running the model:
 
 Timing alone cannot catch ``defect:stale``: it runs the model on every call, so it is not faster.
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -23,7 +24,10 @@ from conformance.bench.rules import GuardRules
 from conformance.bench.timing import time_calls, warm_up
 from conformance.targets.interface import Session
 
-RTOL, ATOL = 1e-4, 1e-5  # far above run-to-run noise of an honest target, far below sample-to-sample differences
+RTOL, ATOL = (
+    1e-4,
+    1e-5,
+)  # far above run-to-run noise of an honest target, far below sample-to-sample differences
 DISTINCT_SAMPLES = 4
 MIN_BLOCK_QUERIES = 8
 
@@ -31,7 +35,8 @@ MIN_BLOCK_QUERIES = 8
 def _agree(first: list, second: list) -> bool:
     return len(first) == len(second) and all(
         a.shape == b.shape and np.allclose(a, b, rtol=RTOL, atol=ATOL, equal_nan=True)
-        for (_, a), (_, b) in zip(first, second))
+        for (_, a), (_, b) in zip(first, second)
+    )
 
 
 def _identical(first: list, second: list) -> bool:
@@ -45,8 +50,10 @@ def output_problems(session: Session, pool: list[Feeds]) -> list[str]:
     for index, feeds in enumerate(pool[:DISTINCT_SAMPLES]):
         first, second = session.run(feeds), session.run(feeds)
         if not _agree(first, second):
-            problems.append(f"input {index} issued twice in a row gave two different results: "
-                            "the first answer depends on the previous call (a stale or cached result)")
+            problems.append(
+                f"input {index} issued twice in a row gave two different results: "
+                "the first answer depends on the previous call (a stale or cached result)"
+            )
         answers.append(second)
     for index in range(1, len(answers)):
         if _identical(answers[index - 1], answers[index]):
@@ -66,12 +73,17 @@ def measure(session: Session, pool: list[Feeds], rules: GuardRules) -> dict[str,
         order = ("rotating", "repeated") if block % 2 == 0 else ("repeated", "rotating")
         for kind in order:
             feeds = pool if kind == "rotating" else [pool[0]]
-            series = time_calls(session.run, feeds, per_block,
-                                name=f"CachingGuard[{kind}]", start_at=block)
+            series = time_calls(
+                session.run, feeds, per_block, name=f"CachingGuard[{kind}]", start_at=block
+            )
             (rotating if kind == "rotating" else repeated).extend(series.latencies_s)
             engine = series.engine
-    return {"rotating_s": rotating, "repeated_s": repeated, "engine": engine,
-            "output_problems": output_problems(session, pool)}
+    return {
+        "rotating_s": rotating,
+        "repeated_s": repeated,
+        "engine": engine,
+        "output_problems": output_problems(session, pool),
+    }
 
 
 def judge(raw: dict[str, Any], threshold_ratio: float) -> dict[str, Any]:
@@ -82,8 +94,11 @@ def judge(raw: dict[str, Any], threshold_ratio: float) -> dict[str, Any]:
     timing_flagged = ratio > threshold_ratio
     problems = list(raw["output_problems"])
     if timing_flagged:
-        problems.insert(0, f"repeating one sample is {ratio:.2f}x faster than rotating inputs "
-                           f"(threshold {threshold_ratio:g}x)")
+        problems.insert(
+            0,
+            f"repeating one sample is {ratio:.2f}x faster than rotating inputs "
+            f"(threshold {threshold_ratio:g}x)",
+        )
     return {
         "flagged": timing_flagged or bool(raw["output_problems"]),
         "ratio": ratio if np.isfinite(ratio) else None,

@@ -6,6 +6,7 @@ rules' ``rotating_inputs``: float inputs get seeded noise scaled by their spread
 (token ids) are permuted within the sample so every id stays in range. Offline batches are cut
 from the same pool at rotating offsets. Every pack model has its batch on axis 0, in every layout.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -21,7 +22,7 @@ def read_samples(artifact_dir: Path, data_set: int) -> list[Feeds]:
     """The data set's inputs split into batch-1 feeds (contiguous copies)."""
     arrays = layout.read_data_set(layout.data_set_dir(artifact_dir, data_set), "input")
     batch = arrays[0][1].shape[0]
-    return [{name: np.ascontiguousarray(a[i:i + 1]) for name, a in arrays} for i in range(batch)]
+    return [{name: np.ascontiguousarray(a[i : i + 1]) for name, a in arrays} for i in range(batch)]
 
 
 def perturbed(sample: Feeds, scale: float, rng: np.random.Generator) -> Feeds:
@@ -35,7 +36,9 @@ def perturbed(sample: Feeds, scale: float, rng: np.random.Generator) -> Feeds:
     return out
 
 
-def sample_pool(artifact_dir: Path, data_set: int, count: int, perturbation: float, seed: int) -> list[Feeds]:
+def sample_pool(
+    artifact_dir: Path, data_set: int, count: int, perturbation: float, seed: int
+) -> list[Feeds]:
     """``count`` distinct batch-1 feeds: the data set's samples, then perturbed copies of them."""
     samples = read_samples(artifact_dir, data_set)
     rng = np.random.default_rng(seed)

@@ -14,6 +14,7 @@ long (cert) as the rules say, and calibrated from a quick measurement of the ses
 LoadGen writes mlperf_log_summary.txt and mlperf_log_detail.txt into ``log_dir`` (kept beside the
 results); its figures are parsed from the detail log's ``result_*`` entries.
 """
+
 from __future__ import annotations
 
 import json
@@ -33,7 +34,14 @@ SUMMARY, DETAIL = "mlperf_log_summary.txt", "mlperf_log_detail.txt"
 KEPT_LOGS = (SUMMARY, DETAIL)
 CALIBRATION_QUERIES = 64
 CALIBRATION_S = 0.2
-LATENCY_KEYS = {"p50": "50.00", "p90": "90.00", "p95": "95.00", "p97": "97.00", "p99": "99.00", "p99.9": "99.90"}
+LATENCY_KEYS = {
+    "p50": "50.00",
+    "p90": "90.00",
+    "p95": "95.00",
+    "p97": "97.00",
+    "p99": "99.00",
+    "p99.9": "99.90",
+}
 
 
 class LoadGenUnavailable(RuntimeError):
@@ -44,7 +52,9 @@ def _lg():
     try:
         import mlperf_loadgen
     except ImportError as error:
-        raise LoadGenUnavailable("mlperf_loadgen is not installed: pip install mlcommons-loadgen") from error
+        raise LoadGenUnavailable(
+            "mlperf_loadgen is not installed: pip install mlcommons-loadgen"
+        ) from error
     return mlperf_loadgen
 
 
@@ -70,24 +80,42 @@ def calibrate(session: Session, pool: list[Feeds], offline_batch: int) -> dict[s
     while spent < CALIBRATION_S or block < 3:
         start = time.perf_counter()
         for chunk in range(4):
-            session.run(_concatenated(pool, [(block * 4 + chunk + j) % len(pool) for j in range(offline_batch)]))
+            session.run(
+                _concatenated(
+                    pool, [(block * 4 + chunk + j) % len(pool) for j in range(offline_batch)]
+                )
+            )
         elapsed = time.perf_counter() - start
         best, spent, block = max(best, 4 * offline_batch / elapsed), spent + elapsed, block + 1
-    return {"p50_s": float(np.percentile(singles, 50)), "p99_s": float(np.percentile(singles, 99)),
-            "samples_per_s": best}
+    return {
+        "p50_s": float(np.percentile(singles, 50)),
+        "p99_s": float(np.percentile(singles, 99)),
+        "samples_per_s": best,
+    }
 
 
-def settings_for(scenario: str, rules: dict[str, Any], calibration: dict[str, float]) -> dict[str, Any]:
+def settings_for(
+    scenario: str, rules: dict[str, Any], calibration: dict[str, float]
+) -> dict[str, Any]:
     """The TestSettings values we choose (recorded with the result)."""
-    chosen: dict[str, Any] = {"scenario": scenario, "mode": "PerformanceOnly",
-                              "min_duration_ms": int(rules["min_duration_ms"])}
+    chosen: dict[str, Any] = {
+        "scenario": scenario,
+        "mode": "PerformanceOnly",
+        "min_duration_ms": int(rules["min_duration_ms"]),
+    }
     if scenario == "Offline":
-        chosen["offline_expected_qps"] = rules["offline_qps_headroom"] * calibration["samples_per_s"]
+        chosen["offline_expected_qps"] = (
+            rules["offline_qps_headroom"] * calibration["samples_per_s"]
+        )
         chosen["min_query_count"] = int(rules["offline_min_query_count"])
     else:
-        chosen["server_target_qps"] = min(rules["server_max_qps"],
-                                          rules["server_load_fraction"] / calibration["p50_s"])
-        latency_ms = max(rules["server_target_latency_ms"], rules["server_latency_factor"] * calibration["p99_s"] * 1e3)
+        chosen["server_target_qps"] = min(
+            rules["server_max_qps"], rules["server_load_fraction"] / calibration["p50_s"]
+        )
+        latency_ms = max(
+            rules["server_target_latency_ms"],
+            rules["server_latency_factor"] * calibration["p99_s"] * 1e3,
+        )
         chosen["server_target_latency_ns"] = int(latency_ms * 1e6)
         chosen["server_target_latency_percentile"] = rules["server_target_percentile"]
         chosen["min_query_count"] = int(rules["server_min_query_count"])
@@ -112,7 +140,7 @@ class _OfflineSut:
 
     def issue(self, samples) -> None:
         for start in range(0, len(samples), self.batch):
-            chunk = samples[start:start + self.batch]
+            chunk = samples[start : start + self.batch]
             self.session.run(_concatenated(self.pool, [s.index for s in chunk]))
             self.lg.QuerySamplesComplete([self.lg.QuerySampleResponse(s.id, 0, 0) for s in chunk])
 
@@ -146,8 +174,14 @@ class _ServerSut:
         self.worker.join(timeout=60)
 
 
-def _start_test(lg, session: Session, pool: list[Feeds], chosen: dict[str, Any], rules: dict[str, Any],
-                log_dir: Path) -> float:
+def _start_test(
+    lg,
+    session: Session,
+    pool: list[Feeds],
+    chosen: dict[str, Any],
+    rules: dict[str, Any],
+    log_dir: Path,
+) -> float:
     """One LoadGen test; returns its wall time. Only the summary and detail logs are kept."""
     log_dir.mkdir(parents=True, exist_ok=True)
     log_settings = lg.LogSettings()
@@ -160,7 +194,9 @@ def _start_test(lg, session: Session, pool: list[Feeds], chosen: dict[str, Any],
     handle_qsl = lg.ConstructQSL(len(pool), count, lambda indices: None, lambda indices: None)
     started = time.perf_counter()
     try:
-        lg.StartTestWithLogSettings(handle_sut, handle_qsl, _test_settings(lg, chosen), log_settings)
+        lg.StartTestWithLogSettings(
+            handle_sut, handle_qsl, _test_settings(lg, chosen), log_settings
+        )
     finally:
         sut.stop()
         lg.DestroyQSL(handle_qsl)
@@ -172,12 +208,23 @@ def _start_test(lg, session: Session, pool: list[Feeds], chosen: dict[str, Any],
     return duration_s
 
 
-def probe_offline(lg, session: Session, pool: list[Feeds], rules: dict[str, Any], calibration: dict[str, float],
-                  log_dir: Path) -> float:
+def probe_offline(
+    lg,
+    session: Session,
+    pool: list[Feeds],
+    rules: dict[str, Any],
+    calibration: dict[str, float],
+    log_dir: Path,
+) -> float:
     """Samples/s of a very short LoadGen Offline run: LoadGen's own threads and per-sample
     bookkeeping slow a small model several-fold, which no measurement outside LoadGen shows."""
-    chosen = {"scenario": "Offline", "mode": "PerformanceOnly", "min_duration_ms": int(rules["offline_probe_ms"]),
-              "offline_expected_qps": calibration["samples_per_s"], "min_query_count": 1}
+    chosen = {
+        "scenario": "Offline",
+        "mode": "PerformanceOnly",
+        "min_duration_ms": int(rules["offline_probe_ms"]),
+        "offline_expected_qps": calibration["samples_per_s"],
+        "min_query_count": 1,
+    }
     probe_dir = log_dir / "probe"
     try:
         _start_test(lg, session, pool, chosen, rules, probe_dir)
@@ -186,8 +233,9 @@ def probe_offline(lg, session: Session, pool: list[Feeds], rules: dict[str, Any]
         shutil.rmtree(probe_dir, ignore_errors=True)
 
 
-def run_loadgen(session: Session, pool: list[Feeds], scenario: str, rules: dict[str, Any],
-                log_dir: Path) -> dict[str, Any]:
+def run_loadgen(
+    session: Session, pool: list[Feeds], scenario: str, rules: dict[str, Any], log_dir: Path
+) -> dict[str, Any]:
     """Run one LoadGen scenario ("Offline" or "Server") and return the record's ``loadgen`` section."""
     lg = _lg()
     calibration = calibrate(session, pool, int(rules["offline_batch"]))
@@ -196,9 +244,17 @@ def run_loadgen(session: Session, pool: list[Feeds], scenario: str, rules: dict[
     chosen = settings_for(scenario, rules, calibration)
     duration_s = _start_test(lg, session, pool, chosen, rules, log_dir)
     sut_batch = int(rules["offline_batch"]) if scenario == "Offline" else 1
-    return {**parse_logs(log_dir), "duration_s": duration_s, "settings": chosen, "sut_batch": sut_batch,
-            "calibration": {"p50_ms": calibration["p50_s"] * 1e3, "p99_ms": calibration["p99_s"] * 1e3,
-                            "samples_per_s": calibration["samples_per_s"]}}
+    return {
+        **parse_logs(log_dir),
+        "duration_s": duration_s,
+        "settings": chosen,
+        "sut_batch": sut_batch,
+        "calibration": {
+            "p50_ms": calibration["p50_s"] * 1e3,
+            "p99_ms": calibration["p99_s"] * 1e3,
+            "samples_per_s": calibration["samples_per_s"],
+        },
+    }
 
 
 def detail_values(detail_path: Path) -> dict[str, Any]:
@@ -207,7 +263,7 @@ def detail_values(detail_path: Path) -> dict[str, Any]:
     for line in detail_path.read_text(encoding="utf-8", errors="replace").splitlines():
         if line.startswith(":::MLLOG "):
             try:
-                entry = json.loads(line[len(":::MLLOG "):])
+                entry = json.loads(line[len(":::MLLOG ") :])
             except ValueError:
                 continue
             values[entry.get("key", "")] = entry.get("value")
@@ -217,12 +273,17 @@ def detail_values(detail_path: Path) -> dict[str, Any]:
 def parse_logs(log_dir: Path) -> dict[str, Any]:
     """LoadGen's figures from its detail log, in our units (ms, samples/s)."""
     values = detail_values(log_dir / DETAIL)
-    latency_ms = {name: values[f"result_{level}_percentile_latency_ns"] / 1e6
-                  for name, level in LATENCY_KEYS.items() if f"result_{level}_percentile_latency_ns" in values}
+    latency_ms = {
+        name: values[f"result_{level}_percentile_latency_ns"] / 1e6
+        for name, level in LATENCY_KEYS.items()
+        if f"result_{level}_percentile_latency_ns" in values
+    }
     for name in ("mean", "min", "max"):
         if f"result_{name}_latency_ns" in values:
             latency_ms[name] = values[f"result_{name}_latency_ns"] / 1e6
-    samples_per_s = values.get("result_samples_per_second", values.get("result_completed_samples_per_sec"))
+    samples_per_s = values.get(
+        "result_samples_per_second", values.get("result_completed_samples_per_sec")
+    )
     return {
         "result": values.get("result_validity"),
         "valid": values.get("result_validity") == "VALID",
@@ -232,10 +293,12 @@ def parse_logs(log_dir: Path) -> dict[str, Any]:
         "query_count": values.get("result_query_count"),
         "overlatency_query_count": values.get("result_overlatency_query_count"),
         "latency_ms": latency_ms,
-        "constraints": {"min_duration": values.get("result_min_duration_met"),
-                        "min_queries": values.get("result_min_queries_met"),
-                        "early_stopping": values.get("early_stopping_met"),
-                        "performance": values.get("result_perf_constraints_met")},
+        "constraints": {
+            "min_duration": values.get("result_min_duration_met"),
+            "min_queries": values.get("result_min_queries_met"),
+            "early_stopping": values.get("early_stopping_met"),
+            "performance": values.get("result_perf_constraints_met"),
+        },
         "loadgen_version": values.get("loadgen_version"),
         "logs": {"summary": str(log_dir / SUMMARY), "detail": str(log_dir / DETAIL)},
     }

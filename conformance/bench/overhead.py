@@ -10,6 +10,7 @@ A bare loop that drops each call's outputs at once frees them inside its timed r
 (pytest-benchmark's runner holds ``result``) frees them outside. That loop is reported too, as a
 second, slightly slower reference.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -54,11 +55,20 @@ def bare_loop_s(run, pool: list, queries: int, keep_result: bool = True) -> list
 def _suite_block(bench: CaseBench, case, rules) -> tuple[float, list[float], str]:
     raw = scenarios.single_stream(bench.session, bench.pool, rules.single_stream)
     base = records.base_record(case, "SingleStream", rules, bench.environment)
-    return records.single_stream(base, raw, rules)["latency_ms"]["p50"], raw["latencies_s"], raw["engine"]
+    return (
+        records.single_stream(base, raw, rules)["latency_ms"]["p50"],
+        raw["latencies_s"],
+        raw["engine"],
+    )
 
 
-def measure(model: str = "mlp", target: str = "ort:cpu", exporter: str = "torch-script",
-            mode: str = "dev", blocks: int = 6) -> dict[str, Any]:
+def measure(
+    model: str = "mlp",
+    target: str = "ort:cpu",
+    exporter: str = "torch-script",
+    mode: str = "dev",
+    blocks: int = 6,
+) -> dict[str, Any]:
     """Alternating blocks: the suite's SingleStream, a bare loop, a bare loop that drops results."""
     rules = load_rules(mode)
     case = plan_cases(Pack(PACK_DIR), [target], [model], [exporter], rules)[0]
@@ -73,19 +83,28 @@ def measure(model: str = "mlp", target: str = "ort:cpu", exporter: str = "torch-
             bare = bare_loop_s(bench.session.run, bench.pool, len(latencies))
             bare_block_p50_ms.append(float(np.median(bare)) * 1e3)
             series["bare"] += bare
-            series["bare_dropping_results"] += bare_loop_s(bench.session.run, bench.pool, len(latencies), False)
+            series["bare_dropping_results"] += bare_loop_s(
+                bench.session.run, bench.pool, len(latencies), False
+            )
     finally:
         bench.close()
     p50_ms = {name: float(np.median(values)) * 1e3 for name, values in series.items()}
     return {
-        "model": model, "exporter": exporter, "target": target, "mode": mode, "blocks": blocks,
-        "suite_p50_ms": p50_ms["suite"], "bare_p50_ms": p50_ms["bare"],
+        "model": model,
+        "exporter": exporter,
+        "target": target,
+        "mode": mode,
+        "blocks": blocks,
+        "suite_p50_ms": p50_ms["suite"],
+        "bare_p50_ms": p50_ms["bare"],
         "bare_dropping_results_p50_ms": p50_ms["bare_dropping_results"],
         "overhead_ratio": p50_ms["suite"] / p50_ms["bare"],
         "ratio_vs_bare_dropping_results": p50_ms["suite"] / p50_ms["bare_dropping_results"],
         "per_block_ratio": [s / b for s, b in zip(suite_block_p50_ms, bare_block_p50_ms)],
-        "queries_each": len(series["suite"]), "timer": engine,
-        "threads": bench.environment["threads"], "load_avg_1m": os.getloadavg()[0],
+        "queries_each": len(series["suite"]),
+        "timer": engine,
+        "threads": bench.environment["threads"],
+        "load_avg_1m": os.getloadavg()[0],
     }
 
 
@@ -99,16 +118,24 @@ def main() -> None:
     parser.add_argument("--json", type=Path, default=None, help="also write the figures here")
     args = parser.parse_args()
     result = measure(args.model, args.target, args.exporter, args.mode, args.blocks)
-    print(f"{result['model']}/{result['exporter']} on {result['target']}, batch 1, {result['mode']} rules "
-          f"(threads: {result['threads']}), {result['blocks']} blocks of each, "
-          f"{result['queries_each']} queries each; load average {result['load_avg_1m']:.2f}")
+    print(
+        f"{result['model']}/{result['exporter']} on {result['target']}, batch 1, {result['mode']} rules "
+        f"(threads: {result['threads']}), {result['blocks']} blocks of each, "
+        f"{result['queries_each']} queries each; load average {result['load_avg_1m']:.2f}"
+    )
     print(f"suite p50 {result['suite_p50_ms'] * 1e3:.3f} us ({result['timer']})")
-    print(f"bare  p50 {result['bare_p50_ms'] * 1e3:.3f} us (perf_counter_ns loop, outputs freed after the clock)")
-    print(f"bare  p50 {result['bare_dropping_results_p50_ms'] * 1e3:.3f} us "
-          "(perf_counter_ns loop, outputs freed inside the timed region)")
-    print(f"overhead ratio {result['overhead_ratio']:.4f} (per block: "
-          + ", ".join(f"{r:.3f}" for r in result["per_block_ratio"])
-          + f"); against the result-dropping loop {result['ratio_vs_bare_dropping_results']:.4f}")
+    print(
+        f"bare  p50 {result['bare_p50_ms'] * 1e3:.3f} us (perf_counter_ns loop, outputs freed after the clock)"
+    )
+    print(
+        f"bare  p50 {result['bare_dropping_results_p50_ms'] * 1e3:.3f} us "
+        "(perf_counter_ns loop, outputs freed inside the timed region)"
+    )
+    print(
+        f"overhead ratio {result['overhead_ratio']:.4f} (per block: "
+        + ", ".join(f"{r:.3f}" for r in result["per_block_ratio"])
+        + f"); against the result-dropping loop {result['ratio_vs_bare_dropping_results']:.4f}"
+    )
     if args.json:
         args.json.write_text(json.dumps(result, indent=1), encoding="utf-8")
 

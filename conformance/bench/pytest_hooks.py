@@ -11,6 +11,7 @@ child process loads the artifact and runs it once (the ColdStart measurement), s
 crashes on load costs its items, not the session. Under pytest-xdist workers every benchmark item
 is skipped: benchmarks never run beside other work.
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -26,23 +27,42 @@ from conformance.targets import TargetError
 
 BENCH = pytest.StashKey["BenchSession"]()
 IN_PROCESS = "pytest process (pytest-benchmark times in-process); cold start in a child process"
-XDIST_SKIP = ("benchmarks never run beside other work: pytest-xdist worker {worker} skips them; "
-              "run the benchmarks without -n")
+XDIST_SKIP = (
+    "benchmarks never run beside other work: pytest-xdist worker {worker} skips them; "
+    "run the benchmarks without -n"
+)
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("conformance")
-    group.addoption("--bench", action="store_true",
-                    help="with --conformance: add benchmark items (pytest-benchmark timing)")
-    group.addoption("--bench-mode", choices=MODES, default="dev", help="benchmark rules: dev (short) or cert")
-    group.addoption("--bench-scenario", action="append", default=[], choices=SCENARIOS, dest="bench_scenarios",
-                    help="only these benchmark scenarios (repeatable)")
-    group.addoption("--bench-loadgen", action="store_true", help="add LoadGen-Offline and LoadGen-Server items")
+    group.addoption(
+        "--bench",
+        action="store_true",
+        help="with --conformance: add benchmark items (pytest-benchmark timing)",
+    )
+    group.addoption(
+        "--bench-mode", choices=MODES, default="dev", help="benchmark rules: dev (short) or cert"
+    )
+    group.addoption(
+        "--bench-scenario",
+        action="append",
+        default=[],
+        choices=SCENARIOS,
+        dest="bench_scenarios",
+        help="only these benchmark scenarios (repeatable)",
+    )
+    group.addoption(
+        "--bench-loadgen", action="store_true", help="add LoadGen-Offline and LoadGen-Server items"
+    )
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    if config.getoption("bench", default=False) and not config.getoption("conformance", default=False):
-        raise pytest.UsageError("--bench adds benchmarks to a conformance run: use it with --conformance")
+    if config.getoption("bench", default=False) and not config.getoption(
+        "conformance", default=False
+    ):
+        raise pytest.UsageError(
+            "--bench adds benchmarks to a conformance run: use it with --conformance"
+        )
 
 
 class BenchSession:
@@ -55,8 +75,13 @@ class BenchSession:
         self.writer = conformance.writer
         self.rules: BenchRules = load_rules(config.getoption("bench_mode"))
         available = [name for name, info in conformance.targets.items() if info["available"]]
-        self.cases = plan_cases(conformance.pack, available, config.getoption("conformance_models"),
-                                config.getoption("conformance_exporters"), self.rules)
+        self.cases = plan_cases(
+            conformance.pack,
+            available,
+            config.getoption("conformance_models"),
+            config.getoption("conformance_exporters"),
+            self.rules,
+        )
         chosen = config.getoption("bench_scenarios")
         self.scenarios = [s for s in SCENARIOS if not chosen or s in chosen]
         self.scenarios += list(LOADGEN_SCENARIOS) if config.getoption("bench_loadgen") else []
@@ -105,7 +130,9 @@ def plain_item(request: pytest.FixtureRequest) -> None:
 
 
 class BenchItem(pytest.Function):
-    def __init__(self, *, case: BenchCase, scenario: str, batch: int | None = None, **kwargs: Any) -> None:
+    def __init__(
+        self, *, case: BenchCase, scenario: str, batch: int | None = None, **kwargs: Any
+    ) -> None:
         super().__init__(**kwargs)
         self.case, self.scenario, self.batch = case, scenario, batch
 
@@ -120,7 +147,9 @@ def _write(node: BenchItem, record: dict[str, Any]) -> None:
     if record["status"] != records.OK:
         pytest.fail(f"{record['status']}: {record['problems'][0]}", pytrace=False)
     if record.get("caching_guard", {}).get("flagged"):
-        pytest.fail("caching guard: " + "; ".join(record["caching_guard"]["problems"]), pytrace=False)
+        pytest.fail(
+            "caching guard: " + "; ".join(record["caching_guard"]["problems"]), pytrace=False
+        )
 
 
 def _run_item(node: BenchItem, benchmark: Any) -> None:
@@ -129,7 +158,12 @@ def _run_item(node: BenchItem, benchmark: Any) -> None:
     probe = session.probe(case)
     if "error" in probe:
         base = records.base_record(case, node.scenario, rules, {})
-        _write(node, records.failed(base, status_of(probe["error"]), f"load or first run failed: {probe['error']}"))
+        _write(
+            node,
+            records.failed(
+                base, status_of(probe["error"]), f"load or first run failed: {probe['error']}"
+            ),
+        )
         return
     if node.scenario == "ColdStart":
         base = records.base_record(case, node.scenario, rules, probe["environment"])
@@ -140,38 +174,61 @@ def _run_item(node: BenchItem, benchmark: Any) -> None:
     _write(node, _measure(node, session, loaded, base, benchmark))
 
 
-def _measure(node: BenchItem, session: BenchSession, loaded: CaseBench, base: dict[str, Any],
-             benchmark: Any) -> dict[str, Any]:
+def _measure(
+    node: BenchItem, session: BenchSession, loaded: CaseBench, base: dict[str, Any], benchmark: Any
+) -> dict[str, Any]:
     rules = session.rules
     if node.scenario == "SingleStream":
-        raw = scenarios.single_stream(loaded.session, loaded.pool, rules.single_stream, benchmark, node.name)
+        raw = scenarios.single_stream(
+            loaded.session, loaded.pool, rules.single_stream, benchmark, node.name
+        )
         record = records.single_stream(base, raw, rules)
         _annotate(benchmark, record)
         return record
     if node.scenario == "Offline":
-        reason = scenarios.over_budget(loaded.session, loaded.pool, node.batch, rules.offline,
-                                       loaded.cold_start["rss_before_load_mb"])
-        part = {"batch": node.batch, "skipped": reason} if reason else scenarios.offline_batch(
-            loaded.session, loaded.pool, node.batch, rules.offline, benchmark, node.name)
+        reason = scenarios.over_budget(
+            loaded.session,
+            loaded.pool,
+            node.batch,
+            rules.offline,
+            loaded.cold_start["rss_before_load_mb"],
+        )
+        part = (
+            {"batch": node.batch, "skipped": reason}
+            if reason
+            else scenarios.offline_batch(
+                loaded.session, loaded.pool, node.batch, rules.offline, benchmark, node.name
+            )
+        )
         parts = session.offline_parts.setdefault(node.case.key, {})
         parts[node.batch] = part
         if reason:
             pytest.skip(f"batch {node.batch}: {reason}")
         return records.offline(base, [parts[b] for b in sorted(parts)], rules)
     if node.scenario == "CachingGuard":
-        return records.caching_guard(base, guard.measure(loaded.session, loaded.pool, rules.caching_guard), rules)
+        return records.caching_guard(
+            base, guard.measure(loaded.session, loaded.pool, rules.caching_guard), rules
+        )
     from conformance.bench.loadgen import run_loadgen
 
     log_dir = session.run_dir / LOADGEN_DIR / records.folder_name(base["id"])
-    measured = run_loadgen(loaded.session, loaded.pool, node.scenario.split("-", 1)[1], rules.loadgen, log_dir)
+    measured = run_loadgen(
+        loaded.session, loaded.pool, node.scenario.split("-", 1)[1], rules.loadgen, log_dir
+    )
     return records.loadgen(base, measured, session.run_dir)
 
 
 def _annotate(benchmark: Any, record: dict[str, Any]) -> None:
     if benchmark is not None and record["status"] == records.OK:
-        benchmark.extra_info.update({"record_id": record["id"], "latency_ms": record["latency_ms"],
-                                     "valid": record["valid"], "queries": record["queries"],
-                                     "mode": record["mode"]})
+        benchmark.extra_info.update(
+            {
+                "record_id": record["id"],
+                "latency_ms": record["latency_ms"],
+                "valid": record["valid"],
+                "queries": record["queries"],
+                "mode": record["mode"],
+            }
+        )
 
 
 def _items(session: pytest.Session, bench: BenchSession) -> list[BenchItem]:
@@ -183,8 +240,14 @@ def _items(session: pytest.Session, bench: BenchSession) -> list[BenchItem]:
                 suffix = f"-batch{batch}" if batch else ""
                 name = f"bench[{case.key}-{scenario}{suffix}]"
                 timed = scenario in ("SingleStream", "Offline")
-                item = BenchItem.from_parent(session, name=name, callobj=timed_item if timed else plain_item,
-                                             case=case, scenario=scenario, batch=batch)
+                item = BenchItem.from_parent(
+                    session,
+                    name=name,
+                    callobj=timed_item if timed else plain_item,
+                    case=case,
+                    scenario=scenario,
+                    batch=batch,
+                )
                 if timed:
                     item.add_marker(pytest.mark.benchmark(group=f"{scenario}{suffix}"))
                 bench.item_names.add(item.nodeid)
@@ -211,17 +274,23 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
 
 
 @pytest.hookimpl(optionalhook=True)
-def pytest_benchmark_update_json(config: pytest.Config, benchmarks: list, output_json: dict) -> None:
+def pytest_benchmark_update_json(
+    config: pytest.Config, benchmarks: list, output_json: dict
+) -> None:
     """Add p50..p99.9 (seconds) and their validity to the stats of our items in pytest-benchmark's JSON."""
     if BENCH not in config.stash:
         return
     bench = config.stash[BENCH]
-    data = {b.fullname: list(b.stats.data) for b in benchmarks if b and b.fullname in bench.item_names}
+    data = {
+        b.fullname: list(b.stats.data) for b in benchmarks if b and b.fullname in bench.item_names
+    }
     for entry in output_json.get("benchmarks", []):
         raw = data.get(entry.get("fullname"))
         if raw:
             entry["stats"].update(stats.percentiles(raw))
-            entry["stats"]["percentiles_valid"] = stats.validity(len(raw), bench.rules.early_stopping_min_queries)
+            entry["stats"]["percentiles_valid"] = stats.validity(
+                len(raw), bench.rules.early_stopping_min_queries
+            )
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:

@@ -5,6 +5,7 @@ The peak is VmHWM from /proc/self/status, which belongs to this process's own ad
 a large parent would report the parent's size. ``reset_peak`` (writing 5 to clear_refs, Linux 4.0+)
 starts a fresh high-water mark, so a cold start's peak covers only the load and first inference.
 """
+
 from __future__ import annotations
 
 import os

@@ -1,4 +1,5 @@
 """The benchmark rules: spec/benchmarks.json, one mode (dev or cert) at a time, as typed values."""
+
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
@@ -64,16 +65,25 @@ class BenchRules:
 
     def max_timed_s_per_case(self) -> float:
         """The most time one case spends in timed series (warm-ups, loads and LoadGen aside)."""
-        return (self.single_stream.max_duration_s + len(self.offline.batch_sizes) * self.offline.max_duration_s
-                + self.caching_guard.max_duration_s)
+        return (
+            self.single_stream.max_duration_s
+            + len(self.offline.batch_sizes) * self.offline.max_duration_s
+            + self.caching_guard.max_duration_s
+        )
 
     def in_force(self, scenario: str) -> dict[str, Any]:
         """What a record carries: the common rules plus its scenario's section."""
-        section = {"SingleStream": self.single_stream, "Offline": self.offline,
-                   "CachingGuard": self.caching_guard}.get(scenario)
+        section = {
+            "SingleStream": self.single_stream,
+            "Offline": self.offline,
+            "CachingGuard": self.caching_guard,
+        }.get(scenario)
         common: dict[str, Any] = {
-            "mode": self.mode, "rules_version": self.rules_version, "threads": self.threads,
-            "rotating_inputs": self.rotating_inputs, "perturbation": self.perturbation,
+            "mode": self.mode,
+            "rules_version": self.rules_version,
+            "threads": self.threads,
+            "rotating_inputs": self.rotating_inputs,
+            "perturbation": self.perturbation,
             "early_stopping_min_queries": dict(self.early_stopping_min_queries),
         }
         if section is not None:
@@ -84,35 +94,54 @@ class BenchRules:
 
 
 def _series(data: dict[str, Any]) -> SeriesRules:
-    return SeriesRules(int(data["warmup_queries"]), int(data["min_queries"]),
-                       float(data["min_duration_s"]), float(data["max_duration_s"]))
+    return SeriesRules(
+        int(data["warmup_queries"]),
+        int(data["min_queries"]),
+        float(data["min_duration_s"]),
+        float(data["max_duration_s"]),
+    )
 
 
 def _offline(data: dict[str, Any]) -> OfflineRules:
     series = _series(data)
-    return OfflineRules(**asdict(series), batch_sizes=tuple(int(b) for b in data["batch_sizes"]),
-                        rotating_batches=int(data["rotating_batches"]),
-                        memory_budget_mb=float(data["memory_budget_mb"]))
+    return OfflineRules(
+        **asdict(series),
+        batch_sizes=tuple(int(b) for b in data["batch_sizes"]),
+        rotating_batches=int(data["rotating_batches"]),
+        memory_budget_mb=float(data["memory_budget_mb"]),
+    )
 
 
 def parse_rules(document: dict[str, Any], mode: str) -> BenchRules:
     if mode not in document["modes"]:
-        raise RulesError(f"no benchmark mode {mode!r}; the rules have {', '.join(document['modes'])}")
+        raise RulesError(
+            f"no benchmark mode {mode!r}; the rules have {', '.join(document['modes'])}"
+        )
     data = document["modes"][mode]
     try:
         rules = BenchRules(
-            mode=mode, rules_version=document["rules_version"], seed=int(document["seed"]),
-            threads=int(data["threads"]), rotating_inputs=int(data["rotating_inputs"]),
-            perturbation=float(data["perturbation"]), timeout_s=float(data["timeout_s"]),
-            single_stream=_series(data["single_stream"]), offline=_offline(data["offline"]),
-            caching_guard=GuardRules(**data["caching_guard"]), loadgen=dict(data["loadgen"]),
-            early_stopping_min_queries={p: int(document["early_stopping_min_queries"][p]) for p in PERCENTILES},
+            mode=mode,
+            rules_version=document["rules_version"],
+            seed=int(document["seed"]),
+            threads=int(data["threads"]),
+            rotating_inputs=int(data["rotating_inputs"]),
+            perturbation=float(data["perturbation"]),
+            timeout_s=float(data["timeout_s"]),
+            single_stream=_series(data["single_stream"]),
+            offline=_offline(data["offline"]),
+            caching_guard=GuardRules(**data["caching_guard"]),
+            loadgen=dict(data["loadgen"]),
+            early_stopping_min_queries={
+                p: int(document["early_stopping_min_queries"][p]) for p in PERCENTILES
+            },
             default_exporters=tuple(document["default_exporters"]),
         )
     except (KeyError, TypeError) as error:
         raise RulesError(f"{RULES_JSON} mode {mode!r} is incomplete: {error}") from error
     if rules.rotating_inputs < 2:
-        raise RulesError("rotating_inputs must be at least 2: one cached buffer is what the rules forbid")
+        raise RulesError(
+            "rotating_inputs must be at least 2: one cached buffer is what the rules forbid"
+        )
     return rules
 
 

@@ -3,6 +3,7 @@
 Benchmarks run one at a time, never beside other work: each case gets its own child process
 (worker.py) and the caller waits for it.
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
@@ -48,9 +49,14 @@ def progress_line(record: dict[str, Any]) -> str:
     return f"{head}: ok"
 
 
-def _measure(worker: BenchWorker, scenario: str, base: dict[str, Any], rules: BenchRules,
-             run_dir: Path) -> dict[str, Any]:
-    payload = str(run_dir / LOADGEN_DIR / records.folder_name(base["id"])) if scenario in LOADGEN_SCENARIOS else None
+def _measure(
+    worker: BenchWorker, scenario: str, base: dict[str, Any], rules: BenchRules, run_dir: Path
+) -> dict[str, Any]:
+    payload = (
+        str(run_dir / LOADGEN_DIR / records.folder_name(base["id"]))
+        if scenario in LOADGEN_SCENARIOS
+        else None
+    )
     try:
         raw = worker.request(scenario, payload)
     except TargetError as error:
@@ -64,8 +70,9 @@ def _measure(worker: BenchWorker, scenario: str, base: dict[str, Any], rules: Be
     return records.loadgen(base, raw, run_dir)
 
 
-def open_first(group: tuple[BenchCase, ...], rules: BenchRules,
-               progress: Progress) -> tuple[BenchCase, BenchWorker, dict[str, Any]]:
+def open_first(
+    group: tuple[BenchCase, ...], rules: BenchRules, progress: Progress
+) -> tuple[BenchCase, BenchWorker, dict[str, Any]]:
     """The group's first artifact that loads and runs, with its worker and cold start.
 
     When none does, the first case comes back with {"error": ...} naming every failure.
@@ -79,15 +86,27 @@ def open_first(group: tuple[BenchCase, ...], rules: BenchRules,
             worker.close()
             failures.append((case, error))
             if len(group) > 1:
-                progress(f"{case.key}: {status_of(error)} on load ({first_line(str(error))}); trying the next exporter")
+                progress(
+                    f"{case.key}: {status_of(error)} on load ({first_line(str(error))}); trying the next exporter"
+                )
     if len(failures) == 1:
         return group[0], BenchWorker(group[0], rules), {"error": failures[0][1]}
     message = "; ".join(f"{case.exporter}: {error}" for case, error in failures)
-    return group[0], BenchWorker(group[0], rules), {"error": TargetError(f"no artifact loads: {message}")}
+    return (
+        group[0],
+        BenchWorker(group[0], rules),
+        {"error": TargetError(f"no artifact loads: {message}")},
+    )
 
 
-def _record(worker: BenchWorker, case: BenchCase, scenario: str, opened: dict[str, Any],
-            rules: BenchRules, run_dir: Path) -> dict[str, Any]:
+def _record(
+    worker: BenchWorker,
+    case: BenchCase,
+    scenario: str,
+    opened: dict[str, Any],
+    rules: BenchRules,
+    run_dir: Path,
+) -> dict[str, Any]:
     if "error" in opened:
         base = records.base_record(case, scenario, rules, {})
         return records.failed(base, status_of(opened["error"]), str(opened["error"]))
@@ -97,8 +116,13 @@ def _record(worker: BenchWorker, case: BenchCase, scenario: str, opened: dict[st
     return _measure(worker, scenario, base, rules, run_dir)
 
 
-def run_group(group: tuple[BenchCase, ...], scenarios: list[str], rules: BenchRules, writer: ResultsWriter,
-              progress: Progress) -> list[dict[str, Any]]:
+def run_group(
+    group: tuple[BenchCase, ...],
+    scenarios: list[str],
+    rules: BenchRules,
+    writer: ResultsWriter,
+    progress: Progress,
+) -> list[dict[str, Any]]:
     """Every scenario of one case, in one child process (a fresh one after a crash)."""
     case, worker, opened = open_first(group, rules, progress)
     written = []
@@ -113,9 +137,17 @@ def run_group(group: tuple[BenchCase, ...], scenarios: list[str], rules: BenchRu
     return written
 
 
-def run_benchmarks(writer: ResultsWriter, pack: Pack, target_names: Iterable[str], models: Iterable[str] = (),
-                   exporters: Iterable[str] = (), mode: str = "dev", scenarios: Iterable[str] = (),
-                   loadgen: bool = False, progress: Progress = lambda line: None) -> list[dict[str, Any]]:
+def run_benchmarks(
+    writer: ResultsWriter,
+    pack: Pack,
+    target_names: Iterable[str],
+    models: Iterable[str] = (),
+    exporters: Iterable[str] = (),
+    mode: str = "dev",
+    scenarios: Iterable[str] = (),
+    loadgen: bool = False,
+    progress: Progress = lambda line: None,
+) -> list[dict[str, Any]]:
     """Benchmark every (model, available target) and write one record per scenario.
 
     ``exporters``: empty = per model and target, the first of the rules' default_exporters

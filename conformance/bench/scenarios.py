@@ -9,6 +9,7 @@
 Statistics and records are made from the raw data elsewhere (stats.py, records.py), so the
 pytest path and the child-process path share every number's definition.
 """
+
 from __future__ import annotations
 
 import time
@@ -25,7 +26,9 @@ from conformance.targets.interface import Session
 MB = 1024 * 1024
 
 
-def cold_start(target: Target, model_path: Path, first_feeds: Feeds) -> tuple[Session, dict[str, float]]:
+def cold_start(
+    target: Target, model_path: Path, first_feeds: Feeds
+) -> tuple[Session, dict[str, float]]:
     """Load and run once; the runtime's module is imported beforehand (describe) so it is not counted."""
     peak_reset = reset_peak()
     rss_before_mb = current_rss_mb()
@@ -45,23 +48,39 @@ def cold_start(target: Target, model_path: Path, first_feeds: Feeds) -> tuple[Se
     }
 
 
-def timed_series(session: Session, feeds: list[Feeds], rules: SeriesRules, benchmark: Any = None,
-                 name: str = "series") -> dict[str, Any]:
+def timed_series(
+    session: Session,
+    feeds: list[Feeds],
+    rules: SeriesRules,
+    benchmark: Any = None,
+    name: str = "series",
+) -> dict[str, Any]:
     """Warm up, size the series from the warm-up estimate, time it; raw per-call latencies."""
     estimate_s = warm_up(session.run, feeds, rules.warmup_queries)
     rounds = planned_rounds(estimate_s, rules)
     series = time_calls(session.run, feeds, rounds, benchmark, name, start_at=rules.warmup_queries)
-    return {"latencies_s": series.latencies_s, "duration_s": series.wall_s, "engine": series.engine,
-            "planned_queries": rounds, "warmup_queries": rules.warmup_queries}
+    return {
+        "latencies_s": series.latencies_s,
+        "duration_s": series.wall_s,
+        "engine": series.engine,
+        "planned_queries": rounds,
+        "warmup_queries": rules.warmup_queries,
+    }
 
 
-def single_stream(session: Session, pool: list[Feeds], rules: SeriesRules, benchmark: Any = None,
-                  name: str = "SingleStream") -> dict[str, Any]:
+def single_stream(
+    session: Session,
+    pool: list[Feeds],
+    rules: SeriesRules,
+    benchmark: Any = None,
+    name: str = "SingleStream",
+) -> dict[str, Any]:
     return timed_series(session, pool, rules, benchmark, name)
 
 
-def over_budget(session: Session, pool: list[Feeds], batch: int, rules: OfflineRules,
-                baseline_rss_mb: float) -> str | None:
+def over_budget(
+    session: Session, pool: list[Feeds], batch: int, rules: OfflineRules, baseline_rss_mb: float
+) -> str | None:
     """Why this batch size must be skipped, or None: predicted buffers, or RSS already past budget."""
     sample_bytes = feeds_nbytes(pool[0]) + sum(a.nbytes for _, a in session.run(pool[0]))
     predicted_mb = rules.rotating_batches * batch * sample_bytes / MB
@@ -73,14 +92,21 @@ def over_budget(session: Session, pool: list[Feeds], batch: int, rules: OfflineR
     return None
 
 
-def offline_batch(session: Session, pool: list[Feeds], batch: int, rules: OfflineRules,
-                  benchmark: Any = None, name: str = "Offline") -> dict[str, Any]:
+def offline_batch(
+    session: Session,
+    pool: list[Feeds],
+    batch: int,
+    rules: OfflineRules,
+    benchmark: Any = None,
+    name: str = "Offline",
+) -> dict[str, Any]:
     feeds = batched(pool, batch, rules.rotating_batches)
     return {"batch": batch, **timed_series(session, feeds, rules, benchmark, name)}
 
 
-def offline_sweep(session: Session, pool: list[Feeds], rules: OfflineRules,
-                  baseline_rss_mb: float) -> list[dict[str, Any]]:
+def offline_sweep(
+    session: Session, pool: list[Feeds], rules: OfflineRules, baseline_rss_mb: float
+) -> list[dict[str, Any]]:
     """Every batch size of the rules; once one is over budget, the larger ones are skipped too."""
     results: list[dict[str, Any]] = []
     skipped: str | None = None

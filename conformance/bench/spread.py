@@ -5,6 +5,7 @@ of each run and its spread, (max - min) / median; likewise the Offline samples/s
 batch measured, both as all samples over all time and as batch / p50. Prints one table per
 figure, then the median and worst spread.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -16,10 +17,11 @@ import numpy as np
 from conformance.bench.stats import spread
 from conformance.results.document import RESULTS_JSON, load_document
 
-
-FIGURES = {"p50_ms": "SingleStream p50, ms",
-           "offline_samples_per_s": "Offline samples/s at the largest batch (all samples / all time)",
-           "offline_samples_per_s_at_p50": "Offline samples/s at the largest batch (batch / p50)"}
+FIGURES = {
+    "p50_ms": "SingleStream p50, ms",
+    "offline_samples_per_s": "Offline samples/s at the largest batch (all samples / all time)",
+    "offline_samples_per_s_at_p50": "Offline samples/s at the largest batch (batch / p50)",
+}
 
 
 def figures(run_dir: Path) -> dict[tuple[str, str, str], dict[str, float]]:
@@ -45,8 +47,16 @@ def spreads(run_dirs: list[Path]) -> list[dict[str, Any]]:
         for figure in FIGURES:
             values = [run.get(key, {}).get(figure) for run in runs]
             if all(v is not None for v in values):
-                rows.append({"model": key[0], "exporter": key[1], "target": key[2], "figure": figure,
-                             "values": values, "spread": spread(values)})
+                rows.append(
+                    {
+                        "model": key[0],
+                        "exporter": key[1],
+                        "target": key[2],
+                        "figure": figure,
+                        "values": values,
+                        "spread": spread(values),
+                    }
+                )
     return rows
 
 
@@ -60,11 +70,17 @@ def main() -> None:
             continue
         print(f"\n{unit}: value in each run, spread = (max - min) / median")
         for r in chosen:
-            values = " ".join(f"{v:12.4f}" if figure == "p50_ms" else f"{v:12.0f}" for v in r["values"])
-            print(f"{r['model'] + '/' + r['exporter']:34s} {r['target']:16s} {values}  {100 * r['spread']:6.1f}%")
+            values = " ".join(
+                f"{v:12.4f}" if figure == "p50_ms" else f"{v:12.0f}" for v in r["values"]
+            )
+            print(
+                f"{r['model'] + '/' + r['exporter']:34s} {r['target']:16s} {values}  {100 * r['spread']:6.1f}%"
+            )
         worst = max(chosen, key=lambda r: r["spread"])
-        print(f"median spread {100 * float(np.median([r['spread'] for r in chosen])):.1f}%, worst "
-              f"{100 * worst['spread']:.1f}% ({worst['model']} on {worst['target']})")
+        print(
+            f"median spread {100 * float(np.median([r['spread'] for r in chosen])):.1f}%, worst "
+            f"{100 * worst['spread']:.1f}% ({worst['model']} on {worst['target']})"
+        )
 
 
 if __name__ == "__main__":

@@ -5,13 +5,20 @@ Percentiles are numpy's default (``method="linear"``). A percentile is *valid* o
 MLPerf's early-stopping minimum of queries was measured for it (64 for p90, 662 for p99 at 99%
 confidence); otherwise it is still reported, flagged as an estimate.
 """
+
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-PERCENTILE_LEVELS: dict[str, float] = {"p50": 50.0, "p90": 90.0, "p95": 95.0, "p99": 99.0, "p99.9": 99.9}
+PERCENTILE_LEVELS: dict[str, float] = {
+    "p50": 50.0,
+    "p90": 90.0,
+    "p95": 95.0,
+    "p99": 99.0,
+    "p99.9": 99.9,
+}
 HISTOGRAM_BINS = 24
 
 
@@ -32,8 +39,12 @@ def validity(queries: int, min_queries: Mapping[str, int]) -> dict[str, bool]:
 def latency_summary_ms(latencies_s: Sequence[float]) -> dict[str, float]:
     """The record's ``latency_ms``: percentiles, mean, min, max, in milliseconds."""
     data_ms = np.asarray(latencies_s, dtype=np.float64) * 1e3
-    return {**percentiles(data_ms), "mean": float(data_ms.mean()),
-            "min": float(data_ms.min()), "max": float(data_ms.max())}
+    return {
+        **percentiles(data_ms),
+        "mean": float(data_ms.mean()),
+        "min": float(data_ms.min()),
+        "max": float(data_ms.max()),
+    }
 
 
 def histogram_ms(latencies_s: Sequence[float], bins: int = HISTOGRAM_BINS) -> dict[str, list]:

@@ -1,4 +1,5 @@
 """Plain-text tables of benchmark records: SingleStream latency and Offline throughput."""
+
 from __future__ import annotations
 
 from typing import Any
@@ -15,7 +16,7 @@ def _ms(record: dict[str, Any], percentile: str) -> str:
 def first_line(message: str, limit: int = 120) -> str:
     """Runtime errors can run to pages (compiler diagnostics): their first line, shortened."""
     line = message.strip().splitlines()[0] if message.strip() else ""
-    return line if len(line) <= limit else line[:limit - 3] + "..."
+    return line if len(line) <= limit else line[: limit - 3] + "..."
 
 
 def _label(record: dict[str, Any]) -> str:
@@ -26,15 +27,21 @@ def single_stream_table(records: list[dict[str, Any]]) -> str:
     rows = [r for r in records if r["scenario"] == "SingleStream"]
     if not rows:
         return ""
-    lines = ["SingleStream (batch 1) latency, ms; ~ = estimate (fewer queries than its early-stopping minimum)",
-             f"{'model/exporter':34s} {'target':16s} {'queries':>8s} "
-             + " ".join(f"{name:>10s}" for name in ("p50", "p90", "p99", "max"))]
+    lines = [
+        "SingleStream (batch 1) latency, ms; ~ = estimate (fewer queries than its early-stopping minimum)",
+        f"{'model/exporter':34s} {'target':16s} {'queries':>8s} "
+        + " ".join(f"{name:>10s}" for name in ("p50", "p90", "p99", "max")),
+    ]
     for r in rows:
         if r["status"] != "ok":
-            lines.append(f"{_label(r):34s} {r['target']:16s} {r['status']}: {first_line(r['problems'][0], 60)}")
+            lines.append(
+                f"{_label(r):34s} {r['target']:16s} {r['status']}: {first_line(r['problems'][0], 60)}"
+            )
             continue
-        lines.append(f"{_label(r):34s} {r['target']:16s} {r['queries']:8d} {_ms(r, 'p50'):>10s} "
-                     f"{_ms(r, 'p90'):>10s} {_ms(r, 'p99'):>10s} {r['latency_ms']['max']:10.4f}")
+        lines.append(
+            f"{_label(r):34s} {r['target']:16s} {r['queries']:8d} {_ms(r, 'p50'):>10s} "
+            f"{_ms(r, 'p90'):>10s} {_ms(r, 'p99'):>10s} {r['latency_ms']['max']:10.4f}"
+        )
     return "\n".join(lines)
 
 
@@ -43,14 +50,21 @@ def offline_table(records: list[dict[str, Any]]) -> str:
     if not rows:
         return ""
     batches = sorted({e["batch"] for r in rows for e in r.get("throughput", [])})
-    lines = ["Offline throughput, samples/s, by batch size",
-             f"{'model/exporter':34s} {'target':16s} " + " ".join(f"{'b' + str(b):>10s}" for b in batches)]
+    lines = [
+        "Offline throughput, samples/s, by batch size",
+        f"{'model/exporter':34s} {'target':16s} "
+        + " ".join(f"{'b' + str(b):>10s}" for b in batches),
+    ]
     for r in rows:
         if r["status"] != "ok":
-            lines.append(f"{_label(r):34s} {r['target']:16s} {r['status']}: {first_line(r['problems'][0], 60)}")
+            lines.append(
+                f"{_label(r):34s} {r['target']:16s} {r['status']}: {first_line(r['problems'][0], 60)}"
+            )
             continue
         by_batch = {e["batch"]: e["samples_per_s"] for e in r["throughput"]}
-        cells = " ".join(f"{by_batch[b]:10.0f}" if b in by_batch else f"{'-':>10s}" for b in batches)
+        cells = " ".join(
+            f"{by_batch[b]:10.0f}" if b in by_batch else f"{'-':>10s}" for b in batches
+        )
         lines.append(f"{_label(r):34s} {r['target']:16s} {cells}")
     return "\n".join(lines)
 
@@ -64,8 +78,10 @@ def other_lines(records: list[dict[str, Any]]) -> list[str]:
             lines.append(f"{name}: {r['status']}: {first_line(r['problems'][0], 100)}")
         elif r["scenario"] == "ColdStart":
             c = r["cold_start"]
-            lines.append(f"{name}: create {c['session_create_ms']:.1f} ms, first inference "
-                         f"{c['first_inference_ms']:.2f} ms, peak RSS {c['peak_rss_mb']:.0f} MB")
+            lines.append(
+                f"{name}: create {c['session_create_ms']:.1f} ms, first inference "
+                f"{c['first_inference_ms']:.2f} ms, peak RSS {c['peak_rss_mb']:.0f} MB"
+            )
         elif r["scenario"] == "CachingGuard":
             g = r["caching_guard"]
             verdict = "FLAGGED: " + "; ".join(g["problems"]) if g["flagged"] else "not flagged"
@@ -73,8 +89,10 @@ def other_lines(records: list[dict[str, Any]]) -> list[str]:
             lines.append(f"{name}: rotated/repeated p50 ratio {ratio}, {verdict}")
         elif r["scenario"].startswith("LoadGen"):
             lg = r["loadgen"]
-            lines.append(f"{name}: {lg['result']}, {lg['samples_per_s']:.0f} samples/s, "
-                         f"p99 {lg['latency_ms'].get('p99', float('nan')):.3f} ms ({lg['logs']['summary']})")
+            lines.append(
+                f"{name}: {lg['result']}, {lg['samples_per_s']:.0f} samples/s, "
+                f"p99 {lg['latency_ms'].get('p99', float('nan')):.3f} ms ({lg['logs']['summary']})"
+            )
     return lines
 
 

@@ -11,6 +11,7 @@ Only if this pytest-benchmark's fixture cannot be built (its constructor changed
 fall back to ``time.perf_counter_ns`` around the same single call, and it says so in
 ``TimedSeries.engine``.
 """
+
 from __future__ import annotations
 
 import inspect
@@ -66,11 +67,25 @@ def standalone_fixture(name: str):
     except ImportError:
         return None
     values: dict[str, Any] = {
-        "node": _Node(name), "disable_gc": False, "timer": NameWrapper(default_timer), "min_rounds": 1,
-        "min_time": 5e-6, "max_time": 1.0, "precision": None, "confidence": None, "warmup": False,
-        "warmup_iterations": 0, "calibration_precision": 10, "add_stats": lambda stats: None,
-        "logger": _QuietLogger(), "warner": lambda warning: None, "disabled": False, "cprofile": False,
-        "cprofile_loops": None, "cprofile_dump": None, "group": None,
+        "node": _Node(name),
+        "disable_gc": False,
+        "timer": NameWrapper(default_timer),
+        "min_rounds": 1,
+        "min_time": 5e-6,
+        "max_time": 1.0,
+        "precision": None,
+        "confidence": None,
+        "warmup": False,
+        "warmup_iterations": 0,
+        "calibration_precision": 10,
+        "add_stats": lambda stats: None,
+        "logger": _QuietLogger(),
+        "warner": lambda warning: None,
+        "disabled": False,
+        "cprofile": False,
+        "cprofile_loops": None,
+        "cprofile_dump": None,
+        "group": None,
     }
     parameters = list(inspect.signature(BenchmarkFixture.__init__).parameters.values())[1:]
     required = [p.name for p in parameters if p.default is inspect.Parameter.empty]
@@ -89,8 +104,14 @@ def _perf_counter_loop(call: Call, setup: Callable[[], Feeds], rounds: int) -> l
     return latencies
 
 
-def time_calls(call: Call, feeds: Sequence[Feeds], rounds: int, benchmark: Any = None,
-               name: str = "series", start_at: int = 0) -> TimedSeries:
+def time_calls(
+    call: Call,
+    feeds: Sequence[Feeds],
+    rounds: int,
+    benchmark: Any = None,
+    name: str = "series",
+    start_at: int = 0,
+) -> TimedSeries:
     """Time ``rounds`` calls of ``call(feeds[i])``, rotating i, one call per pytest-benchmark round.
 
     ``benchmark``: a pytest ``benchmark`` fixture; None builds a standalone one.
@@ -104,7 +125,9 @@ def time_calls(call: Call, feeds: Sequence[Feeds], rounds: int, benchmark: Any =
     started = time.perf_counter()
     if fixture is None:
         latencies = _perf_counter_loop(call, lambda: setup()[0][0], rounds)
-        return TimedSeries(latencies, time.perf_counter() - started, "time.perf_counter_ns fallback")
+        return TimedSeries(
+            latencies, time.perf_counter() - started, "time.perf_counter_ns fallback"
+        )
     fixture.pedantic(call, setup=setup, rounds=rounds, iterations=1, warmup_rounds=0)
     wall_s = time.perf_counter() - started
     if fixture.stats is None:  # --benchmark-disable: pytest-benchmark ran the call once, untimed

@@ -7,6 +7,7 @@ then serves one request per scenario and sends back raw per-call latencies; stat
 in the parent. The parent waits idle while the child measures. A child that dies or overruns the
 rules' timeout is killed; the next scenario starts a fresh child (its load is not a cold start).
 """
+
 from __future__ import annotations
 
 from multiprocessing.connection import Connection
@@ -32,23 +33,39 @@ class CaseBench:
         reason = target.unavailable_reason()
         if reason:
             raise TargetUnavailable(reason)
-        self.environment = environment(target, threads, rules.threads, process)  # imports the runtime
-        self.pool = sample_pool(Path(case.artifact_dir), case.data_set, rules.rotating_inputs,
-                                rules.perturbation, rules.seed)
-        self.session, self.cold_start = scenarios.cold_start(target, Path(case.model_path), self.pool[0])
+        self.environment = environment(
+            target, threads, rules.threads, process
+        )  # imports the runtime
+        self.pool = sample_pool(
+            Path(case.artifact_dir),
+            case.data_set,
+            rules.rotating_inputs,
+            rules.perturbation,
+            rules.seed,
+        )
+        self.session, self.cold_start = scenarios.cold_start(
+            target, Path(case.model_path), self.pool[0]
+        )
 
     def serve(self, scenario: str, payload: Any) -> Any:
         if scenario == "SingleStream":
             return scenarios.single_stream(self.session, self.pool, self.rules.single_stream)
         if scenario == "Offline":
-            return scenarios.offline_sweep(self.session, self.pool, self.rules.offline,
-                                           self.cold_start["rss_before_load_mb"])
+            return scenarios.offline_sweep(
+                self.session, self.pool, self.rules.offline, self.cold_start["rss_before_load_mb"]
+            )
         if scenario == "CachingGuard":
             return guard.measure(self.session, self.pool, self.rules.caching_guard)
         if scenario in ("LoadGen-Offline", "LoadGen-Server"):
             from conformance.bench.loadgen import run_loadgen
 
-            return run_loadgen(self.session, self.pool, scenario.split("-", 1)[1], self.rules.loadgen, Path(payload))
+            return run_loadgen(
+                self.session,
+                self.pool,
+                scenario.split("-", 1)[1],
+                self.rules.loadgen,
+                Path(payload),
+            )
         raise TargetError(f"unknown scenario {scenario!r}")
 
     def close(self) -> None:

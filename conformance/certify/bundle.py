@@ -11,6 +11,7 @@ Layout (every path is relative, no links, no folders but logs/):
     system.json       {"attested": the vendor's file, "captured": what the suite saw}
     logs/certify.log  what certify did and printed
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -52,7 +53,9 @@ def load_attested(path: Path) -> dict[str, Any]:
     try:
         data = Path(path).read_bytes()
     except OSError as error:
-        raise CertifyUsageError(f"cannot read the system description {path}: {error.strerror or error}") from error
+        raise CertifyUsageError(
+            f"cannot read the system description {path}: {error.strerror or error}"
+        ) from error
     if len(data) > MAX_SYSTEM_BYTES:
         raise CertifyUsageError(f"{path}: larger than {MAX_SYSTEM_BYTES} bytes")
     try:
@@ -67,26 +70,46 @@ def load_attested(path: Path) -> dict[str, Any]:
 
 def captured(document: Mapping[str, Any], target: str) -> dict[str, Any]:
     """What the suite itself saw: the target's description and the machine's environment."""
-    return {"target": dict(document["targets"].get(target, {})), "environment": dict(document["environment"])}
+    return {
+        "target": dict(document["targets"].get(target, {})),
+        "environment": dict(document["environment"]),
+    }
 
 
-def system_document(attested: dict[str, Any], document: Mapping[str, Any], target: str) -> dict[str, Any]:
+def system_document(
+    attested: dict[str, Any], document: Mapping[str, Any], target: str
+) -> dict[str, Any]:
     return {"attested": attested, "captured": captured(document, target)}
 
 
 def environment_document(document: Mapping[str, Any], target: str) -> dict[str, Any]:
     run = document["run"]
-    return {**captured(document, target), "suite_version": run["suite_version"], "spec_version": run["spec_version"],
-            "pack_version": run["pack_version"], "pack_digest": run["pack_digest"], "command": run["command"]}
+    return {
+        **captured(document, target),
+        "suite_version": run["suite_version"],
+        "spec_version": run["spec_version"],
+        "pack_version": run["pack_version"],
+        "pack_digest": run["pack_digest"],
+        "command": run["command"],
+    }
 
 
-def manifest_for(document: Mapping[str, Any], target: str, outcomes: tuple[ProfileOutcome, ...],
-                 files: Mapping[str, bytes]) -> dict[str, Any]:
+def manifest_for(
+    document: Mapping[str, Any],
+    target: str,
+    outcomes: tuple[ProfileOutcome, ...],
+    files: Mapping[str, bytes],
+) -> dict[str, Any]:
     run = document["run"]
     return {
-        "bundle_format": BUNDLE_FORMAT, "suite_version": __version__, "spec_version": run["spec_version"],
-        "pack_version": run["pack_version"], "pack_digest": run["pack_digest"], "target": target,
-        "created_at": utc_now(), "profiles": {o.profile: o.as_dict() for o in outcomes},
+        "bundle_format": BUNDLE_FORMAT,
+        "suite_version": __version__,
+        "spec_version": run["spec_version"],
+        "pack_version": run["pack_version"],
+        "pack_digest": run["pack_digest"],
+        "target": target,
+        "created_at": utc_now(),
+        "profiles": {o.profile: o.as_dict() for o in outcomes},
         "files": {name: sha256(data) for name, data in sorted(files.items())},
     }
 
@@ -99,8 +122,12 @@ def _member(name: str) -> zipfile.ZipInfo:
     return info
 
 
-def write_bundle(out_path: Path, files: Mapping[str, bytes], manifest: Mapping[str, Any],
-                 key: Ed25519PrivateKey | None = None) -> Path:
+def write_bundle(
+    out_path: Path,
+    files: Mapping[str, bytes],
+    manifest: Mapping[str, Any],
+    key: Ed25519PrivateKey | None = None,
+) -> Path:
     """Write the zip atomically (a temporary file beside it, then a rename)."""
     out_path = Path(out_path)
     manifest_bytes = strict_json.dumps(manifest)

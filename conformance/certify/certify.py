@@ -5,6 +5,7 @@ engine (run_benchmarks); the profile outcomes are computed by the verifier's own
 the finished bundle is verified before certify reports success, so a bundle certify writes is one
 verify accepts.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -43,7 +44,9 @@ def check_target(name: str) -> None:
     except TargetError as error:
         raise CertifyUsageError(str(error)) from error
     if reason:
-        raise CertifyUsageError(f"{name} is not available here, so it cannot be certified here: {reason}")
+        raise CertifyUsageError(
+            f"{name} is not available here, so it cannot be certified here: {reason}"
+        )
 
 
 @contextlib.contextmanager
@@ -65,7 +68,9 @@ def union(profiles: list[Profile], field: str) -> list[str]:
     return sorted({name for w in wanted for name in w})
 
 
-def run_checks(request: CertifyRequest, context: SpecContext, profiles: tuple[Profile, ...], run_dir: Path) -> None:
+def run_checks(
+    request: CertifyRequest, context: SpecContext, profiles: tuple[Profile, ...], run_dir: Path
+) -> None:
     from conformance.run import RunRequest, execute_run
 
     with_checks = [p for p in profiles if p.checks]
@@ -76,14 +81,30 @@ def run_checks(request: CertifyRequest, context: SpecContext, profiles: tuple[Pr
         document["targets"] = describe_targets(resolve_targets([request.target]))
         ResultsWriter(run_dir / RESULTS_JSON, document).finish("complete")
         return
-    code = execute_run(RunRequest(context.pack.directory, run_dir, [request.target], union(with_checks, "models"),
-                                  union(with_checks, "exporters"), False, request.timeout_s))
+    code = execute_run(
+        RunRequest(
+            context.pack.directory,
+            run_dir,
+            [request.target],
+            union(with_checks, "models"),
+            union(with_checks, "exporters"),
+            False,
+            request.timeout_s,
+        )
+    )
     if code not in (0, 1):
-        raise CertifyError(f"the conformance run stopped (exit code {code}); see its messages above")
+        raise CertifyError(
+            f"the conformance run stopped (exit code {code}); see its messages above"
+        )
 
 
-def run_perf(request: CertifyRequest, context: SpecContext, profiles: tuple[Profile, ...], run_dir: Path,
-             progress: Progress) -> None:
+def run_perf(
+    request: CertifyRequest,
+    context: SpecContext,
+    profiles: tuple[Profile, ...],
+    run_dir: Path,
+    progress: Progress,
+) -> None:
     from conformance.bench.runner import run_benchmarks
 
     path = run_dir / RESULTS_JSON
@@ -93,11 +114,24 @@ def run_perf(request: CertifyRequest, context: SpecContext, profiles: tuple[Prof
             continue
         writer = ResultsWriter(path, load_document(path))
         models = [m.name for m in models_of(context.pack, need.models)]
-        progress(f"benchmarks for profile {profile.name}: {need.mode} mode, {', '.join(need.scenarios)}")
-        run_benchmarks(writer, context.pack, [request.target], models, (), need.mode, need.scenarios, progress=progress)
+        progress(
+            f"benchmarks for profile {profile.name}: {need.mode} mode, {', '.join(need.scenarios)}"
+        )
+        run_benchmarks(
+            writer,
+            context.pack,
+            [request.target],
+            models,
+            (),
+            need.mode,
+            need.scenarios,
+            progress=progress,
+        )
 
 
-def bundle_files(run_dir: Path, request: CertifyRequest, attested: dict, log: list[str]) -> dict[str, bytes]:
+def bundle_files(
+    run_dir: Path, request: CertifyRequest, attested: dict, log: list[str]
+) -> dict[str, bytes]:
     from conformance.report import ReportError, write_report
 
     results_path = run_dir / RESULTS_JSON
@@ -107,9 +141,14 @@ def bundle_files(run_dir: Path, request: CertifyRequest, attested: dict, log: li
         raise CertifyError(f"cannot write the report: {error}") from error
     document = load_document(results_path)
     return {
-        bundle.RESULTS: results_path.read_bytes(), bundle.REPORT: report,
-        bundle.ENVIRONMENT: strict_json.dumps(bundle.environment_document(document, request.target)),
-        bundle.SYSTEM: strict_json.dumps(bundle.system_document(attested, document, request.target)),
+        bundle.RESULTS: results_path.read_bytes(),
+        bundle.REPORT: report,
+        bundle.ENVIRONMENT: strict_json.dumps(
+            bundle.environment_document(document, request.target)
+        ),
+        bundle.SYSTEM: strict_json.dumps(
+            bundle.system_document(attested, document, request.target)
+        ),
         bundle.LOG: ("\n".join(log) + "\n").encode("utf-8"),
     }
 
@@ -125,20 +164,27 @@ def run_summary(run_dir: Path) -> list[str]:
 def outcome_lines(outcomes: tuple[ProfileOutcome, ...]) -> list[str]:
     lines = []
     for o in outcomes:
-        lines.append(f"profile {o.profile}: {o.status.upper()} ({o.passed}/{o.required} required passed)")
+        lines.append(
+            f"profile {o.profile}: {o.status.upper()} ({o.passed}/{o.required} required passed)"
+        )
         lines += [f"  - {reason}" for reason in o.reasons]
     return lines
 
 
-def certify(request: CertifyRequest, context: SpecContext, progress: Progress = lambda line: None) -> CertifyOutcome:
+def certify(
+    request: CertifyRequest, context: SpecContext, progress: Progress = lambda line: None
+) -> CertifyOutcome:
     """Everything is checked before the (long) run: profiles, system description, key, target."""
     profiles = select(context.profiles, request.profiles)
     attested = bundle.load_attested(request.system_path)
     key = keys.load_private(request.key_path) if request.key_path else None
     check_target(request.target)
-    log = [f"command: {shlex.join(command_line())}", f"started {bundle.utc_now()}",
-           f"target {request.target}; profiles {', '.join(p.name for p in profiles)}; "
-           + f"spec {context.spec_version}; pack {context.pack_digest}"]
+    log = [
+        f"command: {shlex.join(command_line())}",
+        f"started {bundle.utc_now()}",
+        f"target {request.target}; profiles {', '.join(p.name for p in profiles)}; "
+        + f"spec {context.spec_version}; pack {context.pack_digest}",
+    ]
 
     def note(line: str) -> None:
         log.append(line)
@@ -151,14 +197,18 @@ def certify(request: CertifyRequest, context: SpecContext, progress: Progress = 
         document = load_document(run_dir / RESULTS_JSON)
         judged = judge_profiles(document, context, request.target, tuple(p.name for p in profiles))
         if judged.findings:
-            raise CertifyError("this run's own results break the certification rules (a suite bug): "
-                               + "; ".join(f.describe() for f in judged.findings[:5]))
+            raise CertifyError(
+                "this run's own results break the certification rules (a suite bug): "
+                + "; ".join(f.describe() for f in judged.findings[:5])
+            )
         log += outcome_lines(judged.outcomes) + [f"finished {bundle.utc_now()}"]
         files = bundle_files(run_dir, request, attested, log)
         manifest = bundle.manifest_for(document, request.target, judged.outcomes, files)
         path = bundle.write_bundle(request.out_path, files, manifest, key)
     verification = verify_bundle(path, context)
     if not verification.verified:
-        raise CertifyError("the bundle just written does not verify (a suite bug): "
-                           + "; ".join(f.describe() for f in verification.findings[:5]))
+        raise CertifyError(
+            "the bundle just written does not verify (a suite bug): "
+            + "; ".join(f.describe() for f in verification.findings[:5])
+        )
     return CertifyOutcome(path, request.target, judged.outcomes, key is not None)

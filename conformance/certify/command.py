@@ -4,6 +4,7 @@ Exit codes: certify 0 every profile certified, 1 not certified (the bundle is wr
 verify 0 every bundle verified, 1 some bundle rejected; scoreboard 0 written; all 2 on bad input.
 verify prints its verdict from ``Verification.verified``, the same value its exit code comes from.
 """
+
 from __future__ import annotations
 
 import json
@@ -40,21 +41,66 @@ def context_or_exit(pack_dir: Path) -> SpecContext:
 
 
 @click.command("certify")
-@click.option("--target", required=True, help="The target to certify, e.g. ort:cpu or a vendor's entry-point target.")
-@click.option("--profile", "profiles", multiple=True, default=("core",), show_default=True,
-              help="Profile of spec/profiles.json (repeatable): core, perf.")
-@click.option("--system", "system_path", required=True, type=click.Path(path_type=Path, dir_okay=False),
-              help="The vendor's system description (JSON; spec/schemas/system.schema.json#/$defs/attested).")
-@click.option("--key", "key_path", type=click.Path(path_type=Path, dir_okay=False), default=None,
-              help="Ed25519 private key (PEM) to sign the bundle with (conformance keygen).")
-@click.option("--out", "out_path", required=True, type=click.Path(path_type=Path, dir_okay=False),
-              help="The bundle to write (.zip).")
-@click.option("--work-dir", type=click.Path(path_type=Path, file_okay=False), default=None,
-              help="Keep the run folder here (default: a temporary folder).")
-@click.option("--timeout", "timeout_s", type=float, default=None, help="Per-request timeout in seconds (default: spec).")
-@click.option("--pack", "pack_dir", type=click.Path(path_type=Path), default=PACK_DIR, show_default=True)
-def certify_command(target: str, profiles: tuple[str, ...], system_path: Path, key_path: Path | None, out_path: Path,
-                    work_dir: Path | None, timeout_s: float | None, pack_dir: Path) -> None:
+@click.option(
+    "--target",
+    required=True,
+    help="The target to certify, e.g. ort:cpu or a vendor's entry-point target.",
+)
+@click.option(
+    "--profile",
+    "profiles",
+    multiple=True,
+    default=("core",),
+    show_default=True,
+    help="Profile of spec/profiles.json (repeatable): core, perf.",
+)
+@click.option(
+    "--system",
+    "system_path",
+    required=True,
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="The vendor's system description (JSON; spec/schemas/system.schema.json#/$defs/attested).",
+)
+@click.option(
+    "--key",
+    "key_path",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    help="Ed25519 private key (PEM) to sign the bundle with (conformance keygen).",
+)
+@click.option(
+    "--out",
+    "out_path",
+    required=True,
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="The bundle to write (.zip).",
+)
+@click.option(
+    "--work-dir",
+    type=click.Path(path_type=Path, file_okay=False),
+    default=None,
+    help="Keep the run folder here (default: a temporary folder).",
+)
+@click.option(
+    "--timeout",
+    "timeout_s",
+    type=float,
+    default=None,
+    help="Per-request timeout in seconds (default: spec).",
+)
+@click.option(
+    "--pack", "pack_dir", type=click.Path(path_type=Path), default=PACK_DIR, show_default=True
+)
+def certify_command(
+    target: str,
+    profiles: tuple[str, ...],
+    system_path: Path,
+    key_path: Path | None,
+    out_path: Path,
+    work_dir: Path | None,
+    timeout_s: float | None,
+    pack_dir: Path,
+) -> None:
     """Run what the profiles require on TARGET and write a certification bundle."""
     from conformance.certify.certify import certify, outcome_lines
 
@@ -71,8 +117,10 @@ def certify_command(target: str, profiles: tuple[str, ...], system_path: Path, k
     for line in outcome_lines(outcome.outcomes):
         click.echo(line)
     click.echo(f"bundle: {outcome.bundle} ({'signed' if outcome.signed else 'unsigned'})")
-    click.echo(f"{'CERTIFIED' if outcome.certified else 'NOT CERTIFIED'}: {target} for "
-               f"{', '.join(o.profile for o in outcome.outcomes)}")
+    click.echo(
+        f"{'CERTIFIED' if outcome.certified else 'NOT CERTIFIED'}: {target} for "
+        f"{', '.join(o.profile for o in outcome.outcomes)}"
+    )
     sys.exit(0 if outcome.certified else 1)
 
 
@@ -80,13 +128,17 @@ def render_verification(verification: Verification) -> list[str]:
     manifest = verification.manifest
     lines = [f"bundle: {verification.bundle}"]
     if manifest:
-        lines.append(f"target {manifest.get('target')} · spec {manifest.get('spec_version')} · pack "
-                     f"{str(manifest.get('pack_digest'))[:16]}... · suite {manifest.get('suite_version')}")
+        lines.append(
+            f"target {manifest.get('target')} · spec {manifest.get('spec_version')} · pack "
+            f"{str(manifest.get('pack_digest'))[:16]}... · suite {manifest.get('suite_version')}"
+        )
     lines.append(f"signature: {verification.signature.describe()}")
     caveat = "" if verification.verified else " [the bundle is rejected: this certifies nothing]"
     for outcome in verification.outcomes:
-        lines.append(f"profile {outcome.profile}: {outcome.status.upper()} (recomputed: {outcome.passed}/"
-                     f"{outcome.required} required passed){caveat}")
+        lines.append(
+            f"profile {outcome.profile}: {outcome.status.upper()} (recomputed: {outcome.passed}/"
+            f"{outcome.required} required passed){caveat}"
+        )
         lines += [f"  - {reason}" for reason in outcome.reasons]
     lines += [f"note: {note}" for note in verification.notes]
     by_reason = defaultdict(list)
@@ -94,22 +146,33 @@ def render_verification(verification: Verification) -> list[str]:
         by_reason[finding.reason].append(finding)
     for reason, found in by_reason.items():
         lines.append(f"  {reason} ({len(found)})")
-        lines += [f"    {f.subject + ': ' if f.subject else ''}{f.message}" for f in found[:FINDINGS_PER_REASON]]
+        lines += [
+            f"    {f.subject + ': ' if f.subject else ''}{f.message}"
+            for f in found[:FINDINGS_PER_REASON]
+        ]
         if len(found) > FINDINGS_PER_REASON:
             lines.append(f"    and {len(found) - FINDINGS_PER_REASON} more")
     if verification.verified:
         lines.append(f"VERIFIED: every rule holds ({len(verification.checks)} checks recomputed)")
     else:
-        lines.append(f"REJECTED: {len(verification.reasons)} rule(s) broken: {', '.join(verification.reasons)}")
+        lines.append(
+            f"REJECTED: {len(verification.reasons)} rule(s) broken: {', '.join(verification.reasons)}"
+        )
     return lines
 
 
 def as_json(verification: Verification) -> dict:
     return {
-        "bundle": verification.bundle, "verified": verification.verified, "exit_code": verification.exit_code,
+        "bundle": verification.bundle,
+        "verified": verification.verified,
+        "exit_code": verification.exit_code,
         "reasons": list(verification.reasons),
-        "findings": [{"reason": str(f.reason), "subject": f.subject, "message": f.message} for f in verification.findings],
-        "notes": list(verification.notes), "target": verification.manifest.get("target"),
+        "findings": [
+            {"reason": str(f.reason), "subject": f.subject, "message": f.message}
+            for f in verification.findings
+        ],
+        "notes": list(verification.notes),
+        "target": verification.manifest.get("target"),
         "profiles": {o.profile: o.as_dict() for o in verification.outcomes},
         "signature": verification.signature.describe(),
     }
@@ -117,15 +180,43 @@ def as_json(verification: Verification) -> dict:
 
 @click.command("verify")
 @click.argument("bundles", nargs=-1, required=True, type=click.Path(path_type=Path, dir_okay=False))
-@click.option("--public-key", type=click.Path(path_type=Path, dir_okay=False), default=None,
-              help="The vendor's published Ed25519 public key: the bundle must be signed by it.")
-@click.option("--rerun", is_flag=True, help="Also re-execute a random sample of the checks here (same target).")
-@click.option("--sample", "sample", type=click.IntRange(1), default=8, show_default=True, help="How many checks --rerun re-executes.")
-@click.option("--seed", type=int, default=None, help="Seed of the --rerun sample (default: random, printed).")
-@click.option("--json", "json_out", is_flag=True, help="Print one JSON object per bundle instead of text.")
-@click.option("--pack", "pack_dir", type=click.Path(path_type=Path), default=PACK_DIR, show_default=True)
-def verify_command(bundles: tuple[Path, ...], public_key: Path | None, rerun: bool, sample: int, seed: int | None,
-                   json_out: bool, pack_dir: Path) -> None:
+@click.option(
+    "--public-key",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    help="The vendor's published Ed25519 public key: the bundle must be signed by it.",
+)
+@click.option(
+    "--rerun",
+    is_flag=True,
+    help="Also re-execute a random sample of the checks here (same target).",
+)
+@click.option(
+    "--sample",
+    "sample",
+    type=click.IntRange(1),
+    default=8,
+    show_default=True,
+    help="How many checks --rerun re-executes.",
+)
+@click.option(
+    "--seed", type=int, default=None, help="Seed of the --rerun sample (default: random, printed)."
+)
+@click.option(
+    "--json", "json_out", is_flag=True, help="Print one JSON object per bundle instead of text."
+)
+@click.option(
+    "--pack", "pack_dir", type=click.Path(path_type=Path), default=PACK_DIR, show_default=True
+)
+def verify_command(
+    bundles: tuple[Path, ...],
+    public_key: Path | None,
+    rerun: bool,
+    sample: int,
+    seed: int | None,
+    json_out: bool,
+    pack_dir: Path,
+) -> None:
     """Verify certification bundles offline; name every rule each one breaks."""
     from conformance.certify.verify import VerifyOptions, verify_bundle
 
@@ -150,9 +241,18 @@ def verify_command(bundles: tuple[Path, ...], public_key: Path | None, rerun: bo
 
 @click.command("scoreboard")
 @click.argument("bundles", nargs=-1, required=True, type=click.Path(path_type=Path, dir_okay=False))
-@click.option("-o", "--out", "out_path", type=click.Path(path_type=Path, dir_okay=False), default=DEFAULT_SCOREBOARD,
-              show_default=True, help="The HTML file to write.")
-@click.option("--pack", "pack_dir", type=click.Path(path_type=Path), default=PACK_DIR, show_default=True)
+@click.option(
+    "-o",
+    "--out",
+    "out_path",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=DEFAULT_SCOREBOARD,
+    show_default=True,
+    help="The HTML file to write.",
+)
+@click.option(
+    "--pack", "pack_dir", type=click.Path(path_type=Path), default=PACK_DIR, show_default=True
+)
 def scoreboard_command(bundles: tuple[Path, ...], out_path: Path, pack_dir: Path) -> None:
     """Verify every bundle and compare the verified ones side by side in one HTML page."""
     from conformance.certify.scoreboard import build_scoreboard, entry_of
@@ -168,19 +268,29 @@ def scoreboard_command(bundles: tuple[Path, ...], out_path: Path, pack_dir: Path
     for path in bundles:
         verification = verify_bundle(path, context)
         entries.append(entry_of(path, verification))
-        state = "verified" if verification.verified else f"REJECTED ({', '.join(verification.reasons)})"
+        state = (
+            "verified" if verification.verified else f"REJECTED ({', '.join(verification.reasons)})"
+        )
         click.echo(f"{path}: {verification.target}: {state}")
     board = build_scoreboard(entries, context)
     try:
         write_atomically(out_path, render_scoreboard(board))
     except OSError as error:
         usage_error(error)
-    click.echo(f"scoreboard: {out_path} ({len(board.compared)} compared, {len(board.excluded)} not compared)")
+    click.echo(
+        f"scoreboard: {out_path} ({len(board.compared)} compared, {len(board.excluded)} not compared)"
+    )
 
 
 @click.command("keygen")
-@click.option("--out", "private_path", type=click.Path(path_type=Path, dir_okay=False), default=Path("vendor_key.pem"),
-              show_default=True, help="The private key to write; the public key goes beside it as .pub.")
+@click.option(
+    "--out",
+    "private_path",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=Path("vendor_key.pem"),
+    show_default=True,
+    help="The private key to write; the public key goes beside it as .pub.",
+)
 @click.option("--force", is_flag=True, help="Overwrite an existing key pair.")
 def keygen_command(private_path: Path, force: bool) -> None:
     """Make an Ed25519 key pair for signing bundles (keep the .pem private, publish the .pub)."""

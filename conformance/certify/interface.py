@@ -3,6 +3,7 @@
 Every rule the verifier enforces has its own reason code, so a rejected bundle names each rule
 it broke; the same codes appear in SPEC.md, the verifier's output and the scoreboard.
 """
+
 from __future__ import annotations
 
 import enum
@@ -109,8 +110,12 @@ class ProfileOutcome:
         return self.status == CERTIFIED
 
     def as_dict(self) -> dict[str, Any]:
-        return {"status": self.status, "reasons": list(self.reasons), "required": self.required,
-                "passed": self.passed}
+        return {
+            "status": self.status,
+            "reasons": list(self.reasons),
+            "required": self.required,
+            "passed": self.passed,
+        }
 
 
 @dataclass(frozen=True)
@@ -140,7 +145,9 @@ class SignatureStatus:
         if not self.valid:
             return "signature INVALID"
         who = f"key sha256:{self.key_sha256[:16]}" if self.key_sha256 else "unknown key"
-        return f"signed by {who}" + ("" if self.trusted else " (not checked against a trusted public key)")
+        return f"signed by {who}" + (
+            "" if self.trusted else " (not checked against a trusted public key)"
+        )
 
 
 @dataclass(frozen=True)
@@ -156,7 +163,9 @@ class Verification:
     checks: tuple[CheckOutcome, ...] = ()
     benchmarks: tuple[dict[str, Any], ...] = ()
     system: dict[str, Any] = field(default_factory=dict)  # what the vendor attests
-    target_info: dict[str, Any] = field(default_factory=dict)  # the target as the suite described it
+    target_info: dict[str, Any] = field(
+        default_factory=dict
+    )  # the target as the suite described it
     signature: SignatureStatus = SignatureStatus(False, False)
 
     @property

@@ -1,5 +1,6 @@
 """Profile outcomes for one target, recomputed from a results document: certify computes its claims
 with this, and verify recomputes them with this, so the two cannot drift apart."""
+
 from __future__ import annotations
 
 from collections.abc import Mapping
@@ -33,38 +34,63 @@ class Judged:
 
 def combine(name: str, parts: list[ProfileOutcome]) -> ProfileOutcome:
     reasons = tuple(r for p in parts for r in p.reasons)
-    return ProfileOutcome(name, NOT_CERTIFIED if reasons else CERTIFIED, reasons,
-                          sum(p.required for p in parts), sum(p.passed for p in parts))
+    return ProfileOutcome(
+        name,
+        NOT_CERTIFIED if reasons else CERTIFIED,
+        reasons,
+        sum(p.required for p in parts),
+        sum(p.passed for p in parts),
+    )
 
 
-def judge_profile(profile: Profile, document: Mapping[str, Any], context: SpecContext, target: str,
-                  outcomes: Mapping[str, CheckOutcome]) -> tuple[list[Finding], ProfileOutcome]:
+def judge_profile(
+    profile: Profile,
+    document: Mapping[str, Any],
+    context: SpecContext,
+    target: str,
+    outcomes: Mapping[str, CheckOutcome],
+) -> tuple[list[Finding], ProfileOutcome]:
     found: list[Finding] = []
     parts = []
     if profile.checks is not None:
         required = required_checks(context.pack, profile, target)
-        found += [Finding(Reason.MISSING_CHECK, f"required by profile {profile.name!r}", r.check_id)
-                  for r in required if r.check_id not in outcomes]
+        found += [
+            Finding(Reason.MISSING_CHECK, f"required by profile {profile.name!r}", r.check_id)
+            for r in required
+            if r.check_id not in outcomes
+        ]
         parts.append(checks_outcome(profile, required, outcomes))
     if profile.benchmarks is not None:
         models = [m.name for m in models_of(context.pack, profile.benchmarks.models)]
-        bench_found, outcome = judge_benchmarks(profile, list(document.get("benchmarks", [])), target, models)
+        bench_found, outcome = judge_benchmarks(
+            profile, list(document.get("benchmarks", [])), target, models
+        )
         found += bench_found
         parts.append(outcome)
     return found, combine(profile.name, parts)
 
 
-def judge_profiles(document: Mapping[str, Any], context: SpecContext, target: str,
-                   names: tuple[str, ...]) -> Judged:
-    found: list[Finding] = [Finding(Reason.UNKNOWN_PROFILE, "not a profile of this spec", n)
-                            for n in names if n not in context.profiles]
+def judge_profiles(
+    document: Mapping[str, Any], context: SpecContext, target: str, names: tuple[str, ...]
+) -> Judged:
+    found: list[Finding] = [
+        Finding(Reason.UNKNOWN_PROFILE, "not a profile of this spec", n)
+        for n in names
+        if n not in context.profiles
+    ]
     profiles = [context.profiles[n] for n in names if n in context.profiles]
     precision = next((p.checks.precision for p in profiles if p.checks), "fp32")
     recomputed, outcomes = recompute_checks(document, context.pack, target, precision)
     found += recomputed
-    foreign = sorted({str(b.get("target")) for b in document.get("benchmarks", []) if b.get("target") != target})
+    foreign = sorted(
+        {str(b.get("target")) for b in document.get("benchmarks", []) if b.get("target") != target}
+    )
     if foreign:
-        found.append(Finding(Reason.TARGET_MISMATCH, f"benchmarks of other targets {foreign}", "results.json"))
+        found.append(
+            Finding(
+                Reason.TARGET_MISMATCH, f"benchmarks of other targets {foreign}", "results.json"
+            )
+        )
     results = []
     for profile in profiles:
         profile_found, outcome = judge_profile(profile, document, context, target, outcomes)

@@ -5,6 +5,7 @@ the raw public key that made it; the manifest holds the sha256 of every other me
 signature covers the whole bundle. The key inside the bundle only proves integrity; authorship
 needs the vendor's published public key (``conformance verify --public-key``).
 """
+
 from __future__ import annotations
 
 import base64
@@ -43,7 +44,9 @@ def fingerprint(key: Ed25519PublicKey) -> str:
     return hashlib.sha256(raw_public(key)).hexdigest()
 
 
-def generate(private_path: Path, public_path: Path | None = None, overwrite: bool = False) -> KeyPair:
+def generate(
+    private_path: Path, public_path: Path | None = None, overwrite: bool = False
+) -> KeyPair:
     """Write a new private key (PKCS#8 PEM, mode 0600) and its public key (PEM) beside it."""
     private_path = Path(private_path)
     public_path = Path(public_path) if public_path else private_path.with_suffix(".pub")
@@ -51,10 +54,12 @@ def generate(private_path: Path, public_path: Path | None = None, overwrite: boo
         if path.exists() and not overwrite:
             raise KeyFileError(f"{path} exists; not overwriting a key")
     key = Ed25519PrivateKey.generate()
-    private_pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                    serialization.NoEncryption())
-    public_pem = key.public_key().public_bytes(serialization.Encoding.PEM,
-                                               serialization.PublicFormat.SubjectPublicKeyInfo)
+    private_pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    public_pem = key.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
     try:
         private_path.parent.mkdir(parents=True, exist_ok=True)
         descriptor = os.open(private_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
@@ -89,7 +94,8 @@ def load_public(path: Path) -> Ed25519PublicKey:
 def sign(key: Ed25519PrivateKey, signed_member: str, data: bytes) -> dict[str, Any]:
     public = key.public_key()
     return {
-        "algorithm": ALGORITHM, "signed_member": signed_member,
+        "algorithm": ALGORITHM,
+        "signed_member": signed_member,
         "public_key": base64.b64encode(raw_public(public)).decode("ascii"),
         "public_key_sha256": fingerprint(public),
         "signature": base64.b64encode(key.sign(data)).decode("ascii"),
@@ -119,8 +125,10 @@ def check(document: Any, data: bytes, trusted: Ed25519PublicKey | None = None) -
     embedded = Ed25519PublicKey.from_public_bytes(_b64(document, "public_key", 32))
     signature = _b64(document, "signature", 64)
     if trusted is not None and raw_public(trusted) != raw_public(embedded):
-        raise SignatureInvalid(f"signed by key sha256:{fingerprint(embedded)[:16]}, not by the trusted key "
-                               f"sha256:{fingerprint(trusted)[:16]}")
+        raise SignatureInvalid(
+            f"signed by key sha256:{fingerprint(embedded)[:16]}, not by the trusted key "
+            f"sha256:{fingerprint(trusted)[:16]}"
+        )
     try:
         embedded.verify(signature, data)
     except InvalidSignature as error:

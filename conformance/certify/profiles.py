@@ -4,6 +4,7 @@ A profile names checks (models x artifacts x test data sets at one precision) an
 records (models x scenarios in one benchmark mode). Certify runs exactly that; verify derives
 the same list from the pack the spec pins, so a bundle cannot choose what it is judged on.
 """
+
 from __future__ import annotations
 
 from collections import Counter
@@ -65,7 +66,9 @@ def _names(value: Any) -> tuple[str, ...] | None:
     if value in (None, EVERY):
         return None
     if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-        raise CertifyUsageError(f"{PROFILES_JSON}: expected {EVERY!r} or a list of names, got {value!r}")
+        raise CertifyUsageError(
+            f"{PROFILES_JSON}: expected {EVERY!r} or a list of names, got {value!r}"
+        )
     return tuple(value)
 
 
@@ -74,15 +77,29 @@ def parse_profile(name: str, data: Mapping[str, Any]) -> Profile:
         checks = data.get("checks")
         benchmarks = data.get("benchmarks")
         return Profile(
-            name=name, title=str(data["title"]), summary=str(data["summary"]),
-            checks=CheckRequirement(_names(checks.get("models")), _names(checks.get("exporters")),
-                                    str(checks.get("precision", "fp32"))) if checks else None,
-            benchmarks=BenchmarkRequirement(_names(benchmarks.get("models")), str(benchmarks["mode"]),
-                                            tuple(benchmarks["scenarios"]), tuple(benchmarks["valid_percentiles"]))
-            if benchmarks else None,
+            name=name,
+            title=str(data["title"]),
+            summary=str(data["summary"]),
+            checks=CheckRequirement(
+                _names(checks.get("models")),
+                _names(checks.get("exporters")),
+                str(checks.get("precision", "fp32")),
+            )
+            if checks
+            else None,
+            benchmarks=BenchmarkRequirement(
+                _names(benchmarks.get("models")),
+                str(benchmarks["mode"]),
+                tuple(benchmarks["scenarios"]),
+                tuple(benchmarks["valid_percentiles"]),
+            )
+            if benchmarks
+            else None,
         )
     except (KeyError, TypeError, AttributeError) as error:
-        raise CertifyUsageError(f"{PROFILES_JSON}: profile {name!r} is malformed ({error!r})") from error
+        raise CertifyUsageError(
+            f"{PROFILES_JSON}: profile {name!r} is malformed ({error!r})"
+        ) from error
 
 
 def load_profiles(document: Mapping[str, Any] | None = None) -> dict[str, Profile]:
@@ -94,7 +111,9 @@ def load_profiles(document: Mapping[str, Any] | None = None) -> dict[str, Profil
 def select(profiles: Mapping[str, Profile], names: tuple[str, ...]) -> tuple[Profile, ...]:
     unknown = [n for n in names if n not in profiles]
     if unknown:
-        raise CertifyUsageError(f"unknown profile(s) {', '.join(unknown)}; the spec has {', '.join(profiles)}")
+        raise CertifyUsageError(
+            f"unknown profile(s) {', '.join(unknown)}; the spec has {', '.join(profiles)}"
+        )
     if not names:
         raise CertifyUsageError("name at least one profile (--profile core)")
     return tuple(profiles[n] for n in dict.fromkeys(names))
@@ -114,10 +133,16 @@ def required_checks(pack: Pack, profile: Profile, target: str) -> list[RequiredC
     if need is None:
         return []
     return [
-        RequiredCheck(check_id(model.name, artifact.exporter, data_set.label, target), model, artifact, data_set,
-                      normative=not exporter_at_fault(artifact, data_set.index))
+        RequiredCheck(
+            check_id(model.name, artifact.exporter, data_set.label, target),
+            model,
+            artifact,
+            data_set,
+            normative=not exporter_at_fault(artifact, data_set.index),
+        )
         for model in models_of(pack, need.models)
-        for artifact in model.artifacts if runnable(artifact) and (need.exporters is None or artifact.exporter in need.exporters)
+        for artifact in model.artifacts
+        if runnable(artifact) and (need.exporters is None or artifact.exporter in need.exporters)
         for data_set in model.data_sets
     ]
 
@@ -127,7 +152,9 @@ def _examples(ids: list[str]) -> str:
     return shown + (f" and {len(ids) - EXAMPLES} more" if len(ids) > EXAMPLES else "")
 
 
-def checks_outcome(profile: Profile, required: list[RequiredCheck], outcomes: Mapping[str, CheckOutcome]) -> ProfileOutcome:
+def checks_outcome(
+    profile: Profile, required: list[RequiredCheck], outcomes: Mapping[str, CheckOutcome]
+) -> ProfileOutcome:
     """Certified when every normative required check is present and passes (recomputed)."""
     normative = [r for r in required if r.normative]
     missing = [r.check_id for r in required if r.check_id not in outcomes]
@@ -140,7 +167,11 @@ def checks_outcome(profile: Profile, required: list[RequiredCheck], outcomes: Ma
         by_artifact = Counter(f"{r.model.name}/{r.artifact.exporter}" for r in failing)
         groups = [f"{name} ({n})" for name, n in by_artifact.most_common()]
         kinds = Counter(outcomes[r.check_id].verdict for r in failing)
-        reasons.append(f"{len(failing)} of {len(normative)} normative checks did not pass on the runtime's account "
-                       f"({', '.join(f'{n} {v}' for v, n in kinds.most_common())}): {_examples(groups)}")
+        reasons.append(
+            f"{len(failing)} of {len(normative)} normative checks did not pass on the runtime's account "
+            f"({', '.join(f'{n} {v}' for v, n in kinds.most_common())}): {_examples(groups)}"
+        )
     status = NOT_CERTIFIED if reasons else CERTIFIED
-    return ProfileOutcome(profile.name, status, tuple(reasons), required=len(normative), passed=passed)
+    return ProfileOutcome(
+        profile.name, status, tuple(reasons), required=len(normative), passed=passed
+    )

@@ -8,6 +8,7 @@ max abs and relative L2 bounds); every worst element's expected value is the gol
 follow from all that. What it cannot prove is that the runtime produced the recorded outputs:
 that is what the signature (who vouches) and ``verify --rerun`` (re-execution) are for.
 """
+
 from __future__ import annotations
 
 import math
@@ -37,8 +38,13 @@ def index_pack(pack: Pack, target: str, precision: str = "fp32") -> dict[str, Re
                 continue
             for data_set in model.data_sets:
                 cid = check_id(model.name, artifact.exporter, data_set.label, target)
-                index[cid] = RequiredCheck(cid, model, artifact, data_set,
-                                           normative=not exporter_at_fault(artifact, data_set.index))
+                index[cid] = RequiredCheck(
+                    cid,
+                    model,
+                    artifact,
+                    data_set,
+                    normative=not exporter_at_fault(artifact, data_set.index),
+                )
     return index
 
 
@@ -47,35 +53,56 @@ def _float(value: Any) -> float:
     return math.inf if value is None else float(value)
 
 
-def values_findings(record: dict[str, Any], where: RequiredCheck, precision: str) -> tuple[list[Finding], float]:
+def values_findings(
+    record: dict[str, Any], where: RequiredCheck, precision: str
+) -> tuple[list[Finding], float]:
     """The figures of every output against each other and the goldens; returns the recomputed margin."""
     cid = record["id"]
     tolerance = tolerance_for(precision, where.model.name, where.model.record["tolerance_class"])
     found = []
     if record.get("tolerance") != {"atol": tolerance.atol, "rtol": tolerance.rtol}:
-        found.append(Finding(Reason.TOLERANCE_MISMATCH, f"recorded tolerance {record.get('tolerance')} is not the "
-                             f"spec's {precision} tolerance atol {tolerance.atol:g}, rtol {tolerance.rtol:g}", cid))
+        found.append(
+            Finding(
+                Reason.TOLERANCE_MISMATCH,
+                f"recorded tolerance {record.get('tolerance')} is not the "
+                f"spec's {precision} tolerance atol {tolerance.atol:g}, rtol {tolerance.rtol:g}",
+                cid,
+            )
+        )
     goldens = {e.name: e.golden for e in where.model.expected(where.artifact, where.data_set.index)}
     outputs = record.get("outputs") or {}
     unknown = [name for name in outputs if name not in goldens]
     if unknown:
-        found.append(Finding(Reason.STRUCTURE_MISMATCH, f"outputs {unknown} are not the artifact's outputs "
-                             f"{list(goldens)}", cid))
+        found.append(
+            Finding(
+                Reason.STRUCTURE_MISMATCH,
+                f"outputs {unknown} are not the artifact's outputs {list(goldens)}",
+                cid,
+            )
+        )
     margins = []
     for name, stats in outputs.items():
         if stats is None or name not in goldens:
             margins.append(math.inf)
             continue
-        found += [Finding(reason, f"output {name!r}: {message}", cid)
-                  for reason, message in stats_findings(stats, np.asarray(goldens[name]), tolerance)]
+        found += [
+            Finding(reason, f"output {name!r}: {message}", cid)
+            for reason, message in stats_findings(stats, np.asarray(goldens[name]), tolerance)
+        ]
         margins.append(_float(stats.get("margin")))
     margin = max(margins, default=math.inf)
     if len(outputs) < len(goldens):
         margin = math.inf  # an output is missing: values not comparable
     recorded = _float(record.get("margin"))
     if outputs and not _same(recorded, max(margins, default=math.inf)):
-        found.append(Finding(Reason.FIGURES_INCONSISTENT, f"check margin {record.get('margin')} is not the largest "
-                             f"output margin {max(margins, default=math.inf):.6g}", cid))
+        found.append(
+            Finding(
+                Reason.FIGURES_INCONSISTENT,
+                f"check margin {record.get('margin')} is not the largest "
+                f"output margin {max(margins, default=math.inf):.6g}",
+                cid,
+            )
+        )
     return found, margin
 
 
@@ -83,7 +110,9 @@ def _same(a: float, b: float) -> bool:
     return (math.isinf(a) and math.isinf(b)) or math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-300)
 
 
-def side_checks_pass(record: dict[str, Any], where: RequiredCheck, deterministic: bool) -> list[str]:
+def side_checks_pass(
+    record: dict[str, Any], where: RequiredCheck, deterministic: bool
+) -> list[str]:
     """Why determinism or batch invariance does not pass, as recorded (empty: both pass)."""
     why = []
     repeat = record.get("determinism") or {}
@@ -102,63 +131,120 @@ def side_checks_pass(record: dict[str, Any], where: RequiredCheck, deterministic
     return why
 
 
-def recompute_check(record: dict[str, Any], where: RequiredCheck, deterministic: bool,
-                    precision: str = "fp32") -> tuple[list[Finding], CheckOutcome]:
+def recompute_check(
+    record: dict[str, Any], where: RequiredCheck, deterministic: bool, precision: str = "fp32"
+) -> tuple[list[Finding], CheckOutcome]:
     cid = record["id"]
     verdict = record["verdict"]
     found: list[Finding] = []
     margin = math.inf
     if verdict in ANSWERED or record.get("outputs"):
         found, margin = values_findings(record, where, precision)
-    why_not = [] if margin <= 1 else [f"margin {margin:.3g} > 1" if math.isfinite(margin) else "values not comparable"]
+    why_not = (
+        []
+        if margin <= 1
+        else [f"margin {margin:.3g} > 1" if math.isfinite(margin) else "values not comparable"]
+    )
     if verdict not in ANSWERED:
         why_not.append(f"verdict {verdict}")
     why_not += [f"problem recorded: {p[:120]}" for p in record.get("problems", [])[:1]]
     why_not += side_checks_pass(record, where, deterministic) if verdict in ANSWERED else []
     passed = not why_not
     if verdict == PASSED and not passed:
-        found.append(Finding(Reason.VERDICT_MISMATCH, "recorded passed, but " + "; ".join(why_not), cid))
+        found.append(
+            Finding(Reason.VERDICT_MISMATCH, "recorded passed, but " + "; ".join(why_not), cid)
+        )
     if verdict == "failed" and passed:
-        found.append(Finding(Reason.VERDICT_MISMATCH, "recorded failed, but every recorded figure passes", cid))
+        found.append(
+            Finding(
+                Reason.VERDICT_MISMATCH, "recorded failed, but every recorded figure passes", cid
+            )
+        )
     if verdict in NOT_PASSED:
         attributed = "target" if where.normative else "exporter"
         if record.get("attributed_to") != attributed:
-            found.append(Finding(Reason.ATTRIBUTION_MISMATCH, f"attributed to {record.get('attributed_to')!r}, but the "
-                                 f"pack makes it the {attributed}'s", cid))
-    outcome = CheckOutcome(cid, where.model.name, where.artifact.exporter, where.data_set.label, passed,
-                           where.normative, margin if math.isfinite(margin) else None, verdict)
+            found.append(
+                Finding(
+                    Reason.ATTRIBUTION_MISMATCH,
+                    f"attributed to {record.get('attributed_to')!r}, but the "
+                    f"pack makes it the {attributed}'s",
+                    cid,
+                )
+            )
+    outcome = CheckOutcome(
+        cid,
+        where.model.name,
+        where.artifact.exporter,
+        where.data_set.label,
+        passed,
+        where.normative,
+        margin if math.isfinite(margin) else None,
+        verdict,
+    )
     return found, outcome
 
 
 def identity_findings(record: dict[str, Any], where: RequiredCheck) -> list[Finding]:
     """The record's fields must name the check its id names."""
-    expected = (where.model.name, where.artifact.exporter, where.data_set.index, where.data_set.label)
-    actual = (record.get("model"), record.get("exporter"), record.get("data_set"), record.get("data_set_label"))
+    expected = (
+        where.model.name,
+        where.artifact.exporter,
+        where.data_set.index,
+        where.data_set.label,
+    )
+    actual = (
+        record.get("model"),
+        record.get("exporter"),
+        record.get("data_set"),
+        record.get("data_set_label"),
+    )
     if actual != expected:
-        return [Finding(Reason.STRUCTURE_MISMATCH, f"fields {actual} do not match the check id", record["id"])]
+        return [
+            Finding(
+                Reason.STRUCTURE_MISMATCH,
+                f"fields {actual} do not match the check id",
+                record["id"],
+            )
+        ]
     return []
 
 
-def recompute_checks(document: Mapping[str, Any], pack: Pack, target: str,
-                     precision: str = "fp32") -> tuple[list[Finding], dict[str, CheckOutcome]]:
+def recompute_checks(
+    document: Mapping[str, Any], pack: Pack, target: str, precision: str = "fp32"
+) -> tuple[list[Finding], dict[str, CheckOutcome]]:
     """Every check of the results for ``target``: findings, and check id -> recomputed outcome."""
     index = index_pack(pack, target, precision)
     deterministic = bool((document.get("targets") or {}).get(target, {}).get("deterministic", True))
     found: list[Finding] = []
     outcomes: dict[str, CheckOutcome] = {}
     # a record without these is already a schema finding; the rest are still recomputed
-    records = [c for c in document["checks"] if all(isinstance(c.get(k), str) for k in ("id", "target", "verdict"))]
+    records = [
+        c
+        for c in document["checks"]
+        if all(isinstance(c.get(k), str) for k in ("id", "target", "verdict"))
+    ]
     counts = Counter(c["id"] for c in records)
-    found += [Finding(Reason.DUPLICATE_CHECK, f"{n} records", str(cid)) for cid, n in counts.items() if n > 1]
+    found += [
+        Finding(Reason.DUPLICATE_CHECK, f"{n} records", str(cid))
+        for cid, n in counts.items()
+        if n > 1
+    ]
     foreign = sorted({c["target"] for c in records if c["target"] != target})
     if foreign:
-        found.append(Finding(Reason.TARGET_MISMATCH, f"checks of other targets {foreign} in a bundle for {target!r}"))
+        found.append(
+            Finding(
+                Reason.TARGET_MISMATCH,
+                f"checks of other targets {foreign} in a bundle for {target!r}",
+            )
+        )
     for record in records:
         if record["target"] != target or counts[record["id"]] > 1:
             continue
         where = index.get(record["id"])
         if where is None:
-            found.append(Finding(Reason.UNKNOWN_CHECK, "not a check of the pinned pack", record["id"]))
+            found.append(
+                Finding(Reason.UNKNOWN_CHECK, "not a check of the pinned pack", record["id"])
+            )
             continue
         found += identity_findings(record, where)
         check_found, outcome = recompute_check(record, where, deterministic, precision)

@@ -7,6 +7,7 @@ headers; a member stops being read as soon as it passes the per-member cap, the 
 compression-ratio cap (a zip bomb). Members whose local data overlap (the overlapping-entry bomb)
 are refused.
 """
+
 from __future__ import annotations
 
 import io
@@ -35,7 +36,9 @@ class Limits:
     max_members: int = 1000
     max_member_bytes: int = 64 * MiB
     max_total_bytes: int = 256 * MiB
-    max_ratio: float = 200.0  # uncompressed / compressed, checked once a member passes ratio_floor_bytes
+    max_ratio: float = (
+        200.0  # uncompressed / compressed, checked once a member passes ratio_floor_bytes
+    )
     ratio_floor_bytes: int = 1 * MiB
 
 
@@ -82,7 +85,10 @@ def type_problem(info: zipfile.ZipInfo) -> tuple[Reason, str] | None:
     if info.flag_bits & 0x1:
         return Reason.ENCRYPTED_MEMBER, "encrypted member"
     if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
-        return Reason.UNSUPPORTED_COMPRESSION, f"compression method {info.compress_type} (only stored and deflate)"
+        return (
+            Reason.UNSUPPORTED_COMPRESSION,
+            f"compression method {info.compress_type} (only stored and deflate)",
+        )
     return None
 
 
@@ -92,19 +98,32 @@ def overlaps(data: bytes, infos: list[zipfile.ZipInfo], central_start: int) -> l
     ordered = sorted(infos, key=lambda i: i.header_offset)
     bounds = [i.header_offset for i in ordered[1:]] + [central_start]
     for info, limit in zip(ordered, bounds):
-        header = data[info.header_offset:info.header_offset + LOCAL_HEADER.size]
+        header = data[info.header_offset : info.header_offset + LOCAL_HEADER.size]
         if len(header) < LOCAL_HEADER.size or header[:4] != LOCAL_MAGIC:
-            found.append(Finding(Reason.CORRUPT_MEMBER, "no local header where the directory points", info.filename))
+            found.append(
+                Finding(
+                    Reason.CORRUPT_MEMBER,
+                    "no local header where the directory points",
+                    info.filename,
+                )
+            )
             continue
         fields = LOCAL_HEADER.unpack(header)
         end = info.header_offset + LOCAL_HEADER.size + fields[10] + fields[11] + info.compress_size
         if end > limit:
-            found.append(Finding(Reason.OVERLAPPING_MEMBERS, "its data overlaps the next member or the directory",
-                                 info.filename))
+            found.append(
+                Finding(
+                    Reason.OVERLAPPING_MEMBERS,
+                    "its data overlaps the next member or the directory",
+                    info.filename,
+                )
+            )
     return found
 
 
-def read_limited(archive: zipfile.ZipFile, info: zipfile.ZipInfo, limits: Limits, budget: int) -> bytes:
+def read_limited(
+    archive: zipfile.ZipFile, info: zipfile.ZipInfo, limits: Limits, budget: int
+) -> bytes:
     """Decompress, counting real bytes: raise _TooBig past any cap, whatever the header says."""
     out = bytearray()
     with archive.open(info) as stream:
@@ -113,8 +132,12 @@ def read_limited(archive: zipfile.ZipFile, info: zipfile.ZipInfo, limits: Limits
             if len(out) > limits.max_member_bytes:
                 raise _TooBig(f"decompresses past the {limits.max_member_bytes} byte member cap")
             if len(out) > budget:
-                raise _TooBig(f"the archive decompresses past the {limits.max_total_bytes} byte total cap")
-            if len(out) > limits.ratio_floor_bytes and len(out) > limits.max_ratio * max(info.compress_size, 1):
+                raise _TooBig(
+                    f"the archive decompresses past the {limits.max_total_bytes} byte total cap"
+                )
+            if len(out) > limits.ratio_floor_bytes and len(out) > limits.max_ratio * max(
+                info.compress_size, 1
+            ):
                 raise _TooBig(f"compression ratio above {limits.max_ratio:g}:1")
     return bytes(out)
 
@@ -126,7 +149,9 @@ def read_archive_bytes(path: Path, limits: Limits) -> bytes | Finding:
     except OSError as error:
         return Finding(Reason.NOT_A_ZIP, f"cannot be read: {error.strerror or error}", str(path))
     if len(data) > limits.max_archive_bytes:
-        return Finding(Reason.ARCHIVE_TOO_LARGE, f"larger than {limits.max_archive_bytes} bytes", str(path))
+        return Finding(
+            Reason.ARCHIVE_TOO_LARGE, f"larger than {limits.max_archive_bytes} bytes", str(path)
+        )
     return data
 
 
@@ -137,8 +162,11 @@ def open_zip(data: bytes, path: Path) -> zipfile.ZipFile | Finding:
         if "overlap" in str(error).lower():  # newer Pythons check this themselves
             return Finding(Reason.OVERLAPPING_MEMBERS, str(error), str(path))
         if data[:4] == LOCAL_MAGIC:
-            return Finding(Reason.TRUNCATED, f"starts as a zip archive but its directory is missing or cut ({error})",
-                           str(path))
+            return Finding(
+                Reason.TRUNCATED,
+                f"starts as a zip archive but its directory is missing or cut ({error})",
+                str(path),
+            )
         return Finding(Reason.NOT_A_ZIP, f"not a zip archive ({error})", str(path))
 
 
@@ -153,13 +181,24 @@ def member_findings(infos: list[zipfile.ZipInfo]) -> tuple[list[Finding], set[in
     counts = Counter(info.filename.replace("\\", "/").casefold() for info in infos)
     for name, count in counts.items():
         if count > 1:
-            found.append(Finding(Reason.DUPLICATE_NAME, f"{count} members have this name (ignoring case)", name[:200]))
-            refused |= {i for i, info in enumerate(infos) if info.filename.replace("\\", "/").casefold() == name}
+            found.append(
+                Finding(
+                    Reason.DUPLICATE_NAME,
+                    f"{count} members have this name (ignoring case)",
+                    name[:200],
+                )
+            )
+            refused |= {
+                i
+                for i, info in enumerate(infos)
+                if info.filename.replace("\\", "/").casefold() == name
+            }
     return found, refused
 
 
-def read_members(archive: zipfile.ZipFile, infos: list[zipfile.ZipInfo], refused: set[int],
-                 limits: Limits) -> tuple[dict[str, bytes], list[Finding]]:
+def read_members(
+    archive: zipfile.ZipFile, infos: list[zipfile.ZipInfo], refused: set[int], limits: Limits
+) -> tuple[dict[str, bytes], list[Finding]]:
     members: dict[str, bytes] = {}
     found = []
     budget = limits.max_total_bytes
@@ -167,15 +206,31 @@ def read_members(archive: zipfile.ZipFile, infos: list[zipfile.ZipInfo], refused
         if index in refused or info.is_dir():
             continue
         if info.file_size > limits.max_member_bytes:
-            found.append(Finding(Reason.ZIP_BOMB, f"declares {info.file_size} bytes, past the member cap", info.filename))
+            found.append(
+                Finding(
+                    Reason.ZIP_BOMB,
+                    f"declares {info.file_size} bytes, past the member cap",
+                    info.filename,
+                )
+            )
             continue
         try:
             content = read_limited(archive, info, limits, budget)
         except _TooBig as error:
             found.append(Finding(Reason.ZIP_BOMB, str(error), info.filename))
             continue
-        except (zipfile.BadZipFile, zlib.error, EOFError, OSError, ValueError, RuntimeError, NotImplementedError) as error:
-            found.append(Finding(Reason.CORRUPT_MEMBER, f"{type(error).__name__}: {error}", info.filename))
+        except (
+            zipfile.BadZipFile,
+            zlib.error,
+            EOFError,
+            OSError,
+            ValueError,
+            RuntimeError,
+            NotImplementedError,
+        ) as error:
+            found.append(
+                Finding(Reason.CORRUPT_MEMBER, f"{type(error).__name__}: {error}", info.filename)
+            )
             continue
         budget -= len(content)
         members[info.filename] = content
@@ -192,8 +247,16 @@ def open_archive(path: Path, limits: Limits = Limits()) -> Opened:
     with archive:
         infos = archive.infolist()
         if len(infos) > limits.max_members:
-            return Opened({}, (Finding(Reason.TOO_MANY_MEMBERS, f"{len(infos)} members, at most {limits.max_members}"),),
-                          fatal=True)
+            return Opened(
+                {},
+                (
+                    Finding(
+                        Reason.TOO_MANY_MEMBERS,
+                        f"{len(infos)} members, at most {limits.max_members}",
+                    ),
+                ),
+                fatal=True,
+            )
         found, refused = member_findings(infos)
         found += overlaps(data, infos, getattr(archive, "start_dir", len(data)))
         if any(f.reason in (Reason.OVERLAPPING_MEMBERS, Reason.CORRUPT_MEMBER) for f in found):

@@ -1,4 +1,5 @@
 """The JSON Schemas a bundle's members must satisfy (spec/schemas/), as lists of readable errors."""
+
 from __future__ import annotations
 
 import json
@@ -25,8 +26,13 @@ def validator(name: str, pointer: str = "") -> jsonschema.Draft202012Validator:
 
 def errors(name: str, instance: Any, pointer: str = "") -> list[str]:
     """Every way ``instance`` breaks the schema (the first few, each with where it is)."""
-    found = sorted(validator(name, pointer).iter_errors(instance), key=lambda e: list(e.absolute_path))
-    messages = [f"{'/'.join(str(p) for p in e.absolute_path) or '(root)'}: {e.message[:300]}" for e in found[:ERRORS_SHOWN]]
+    found = sorted(
+        validator(name, pointer).iter_errors(instance), key=lambda e: list(e.absolute_path)
+    )
+    messages = [
+        f"{'/'.join(str(p) for p in e.absolute_path) or '(root)'}: {e.message[:300]}"
+        for e in found[:ERRORS_SHOWN]
+    ]
     if len(found) > ERRORS_SHOWN:
         messages.append(f"and {len(found) - ERRORS_SHOWN} more")
     return messages

@@ -7,6 +7,7 @@ own claim: profile outcomes, pass rates per model family, and an interop column 
 normative checks (model x artifact x test data set) that pass on every compared target, after
 wpt.fyi's interop view. Performance is shown as measured under the cert-mode rules, not judged.
 """
+
 from __future__ import annotations
 
 import statistics
@@ -53,7 +54,9 @@ class Cell:
 
     @property
     def css(self) -> str:
-        return "pass" if self.total and self.passed == self.total else "fail" if self.total else "skip"
+        return (
+            "pass" if self.total and self.passed == self.total else "fail" if self.total else "skip"
+        )
 
 
 @dataclass(frozen=True)
@@ -86,8 +89,13 @@ class Scoreboard:
 
 def entry_of(path: Path, verification: Verification) -> Entry:
     system = verification.system
-    return Entry(str(path), verification.target, str(system.get("submitter", "")), str(system.get("system_name", "")),
-                 verification)
+    return Entry(
+        str(path),
+        verification.target,
+        str(system.get("submitter", "")),
+        str(system.get("system_name", "")),
+        verification,
+    )
 
 
 def check_key(check: CheckOutcome) -> tuple[str, str, str]:
@@ -97,17 +105,26 @@ def check_key(check: CheckOutcome) -> tuple[str, str, str]:
 def family_rows(compared: Sequence[Entry], models: list[str]) -> tuple[tuple[FamilyRow, ...], Cell]:
     by_entry = [{check_key(c): c for c in e.verification.checks if c.normative} for e in compared]
     keys = sorted({k for checks in by_entry for k in checks})
-    everywhere = {k for k in keys if by_entry and all(k in checks and checks[k].passed for checks in by_entry)}
+    everywhere = {
+        k for k in keys if by_entry and all(k in checks and checks[k].passed for checks in by_entry)
+    }
     rows = []
     for model in models:
         mine = [k for k in keys if k[0] == model]
-        cells = tuple(Cell(sum(1 for k in mine if k in checks and checks[k].passed), len(mine)) for checks in by_entry)
-        rows.append(FamilyRow(model, cells, Cell(sum(1 for k in mine if k in everywhere), len(mine))))
+        cells = tuple(
+            Cell(sum(1 for k in mine if k in checks and checks[k].passed), len(mine))
+            for checks in by_entry
+        )
+        rows.append(
+            FamilyRow(model, cells, Cell(sum(1 for k in mine if k in everywhere), len(mine)))
+        )
     return tuple(rows), Cell(len(everywhere), len(keys))
 
 
 def best_offline(record: dict[str, Any]) -> tuple[float, int] | None:
-    entries = [e for e in record.get("throughput", []) if isinstance(e.get("samples_per_s"), (int, float))]
+    entries = [
+        e for e in record.get("throughput", []) if isinstance(e.get("samples_per_s"), (int, float))
+    ]
     if not entries:
         return None
     best = max(entries, key=lambda e: e["samples_per_s"])
@@ -120,10 +137,15 @@ def perf_rows(compared: Sequence[Entry], models: list[str]) -> tuple[PerfRow, ..
     for model in models:
         p50s, offline = [], []
         for entry in compared:
-            mine = [b for b in entry.verification.benchmarks
-                    if b.get("model") == model and b.get("mode") == "cert" and b.get("status") == "ok"]
+            mine = [
+                b
+                for b in entry.verification.benchmarks
+                if b.get("model") == model and b.get("mode") == "cert" and b.get("status") == "ok"
+            ]
             single = next((b for b in mine if b.get("scenario") == "SingleStream"), None)
-            p50s.append(float(single["latency_ms"]["p50"]) if single and "latency_ms" in single else None)
+            p50s.append(
+                float(single["latency_ms"]["p50"]) if single and "latency_ms" in single else None
+            )
             batch = next((b for b in mine if b.get("scenario") == "Offline"), None)
             offline.append(best_offline(batch) if batch else None)
         if any(v is not None for v in p50s + offline):
@@ -143,6 +165,15 @@ def build_scoreboard(entries: Sequence[Entry], context: SpecContext) -> Scoreboa
     families, interop = family_rows(compared, models)
     profiles = tuple(dict.fromkeys(o.profile for e in compared for o in e.verification.outcomes))
     perf = perf_rows(compared, models)
-    return Scoreboard(datetime.now(UTC).isoformat(timespec="seconds"), context.spec_version, context.pack_digest,
-                      profiles, compared, excluded, families, interop, perf,
-                      tuple(median_p50(perf, column) for column in range(len(compared))))
+    return Scoreboard(
+        datetime.now(UTC).isoformat(timespec="seconds"),
+        context.spec_version,
+        context.pack_digest,
+        profiles,
+        compared,
+        excluded,
+        families,
+        interop,
+        perf,
+        tuple(median_p50(perf, column) for column in range(len(compared))),
+    )

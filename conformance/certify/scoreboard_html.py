@@ -1,6 +1,7 @@
 """Render the scoreboard as one self-contained HTML file, the report's way: Jinja2 with autoescaping
 (target names, system descriptions and findings come from vendors and are untrusted), the report's
 stylesheet inlined, and a Content-Security-Policy that allows no script and no network access."""
+
 from __future__ import annotations
 
 import jinja2
@@ -18,7 +19,10 @@ FINDINGS_SHOWN = 8
 def environment() -> jinja2.Environment:
     env = jinja2.Environment(
         loader=jinja2.PackageLoader("conformance.certify", "templates"),
-        autoescape=True, undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True,
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
     )
     env.filters["num"] = number
     return env
@@ -28,5 +32,8 @@ def render_scoreboard(board: Scoreboard) -> str:
     env = environment()
     style = raw_asset(report_environment(), STYLE) + "\n" + raw_asset(env, "scoreboard.css")
     return env.get_template("scoreboard.html.j2").render(
-        board=board, csp=CSP, style=Markup(style), findings_shown=FINDINGS_SHOWN,
+        board=board,
+        csp=CSP,
+        style=Markup(style),
+        findings_shown=FINDINGS_SHOWN,
     )

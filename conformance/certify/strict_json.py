@@ -3,6 +3,7 @@
 A duplicate key is how two readers of one file can be made to see different values (Python keeps
 the last, other parsers the first), so it is refused rather than resolved.
 """
+
 from __future__ import annotations
 
 import json
@@ -43,4 +44,6 @@ def loads(data: bytes) -> Any:
 
 def dumps(document: Any) -> bytes:
     """How the bundle writes JSON: stable key order, no NaN, UTF-8."""
-    return (json.dumps(document, indent=1, sort_keys=True, allow_nan=False, ensure_ascii=False) + "\n").encode("utf-8")
+    return (
+        json.dumps(document, indent=1, sort_keys=True, allow_nan=False, ensure_ascii=False) + "\n"
+    ).encode("utf-8")

@@ -7,6 +7,7 @@ compared with the claim -> optionally a re-execution sample (rerun). A stage tha
 (an unreadable manifest) is skipped with a note; every other stage still runs, so one pass names
 every broken rule. Nothing in the bundle is executed, unpickled or written to disk.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -73,11 +74,15 @@ def schema_ok(name: str, instance: Any, schema: str, found: _Found, pointer: str
     return not problems
 
 
-def check_signature(members: dict[str, bytes], public_key: Path | None, found: _Found) -> SignatureStatus:
+def check_signature(
+    members: dict[str, bytes], public_key: Path | None, found: _Found
+) -> SignatureStatus:
     trusted = keys.load_public(public_key) if public_key else None
     if SIGNATURE not in members:
         if trusted is not None:
-            found.add(Reason.UNSIGNED, "a public key was given but the bundle is not signed", SIGNATURE)
+            found.add(
+                Reason.UNSIGNED, "a public key was given but the bundle is not signed", SIGNATURE
+            )
         return SignatureStatus(False, False)
     try:
         document = strict_json.loads(members[SIGNATURE])
@@ -97,8 +102,12 @@ def check_hashes(members: dict[str, bytes], manifest: dict[str, Any], found: _Fo
         if name not in members:
             found.add(Reason.MISSING_MEMBER, "listed in the manifest but absent (or refused)", name)
         elif sha256(members[name]) != digest:
-            found.add(Reason.HASH_MISMATCH, f"sha256 {sha256(members[name])[:16]}... is not the manifest's "
-                      f"{str(digest)[:16]}...", name)
+            found.add(
+                Reason.HASH_MISMATCH,
+                f"sha256 {sha256(members[name])[:16]}... is not the manifest's "
+                f"{str(digest)[:16]}...",
+                name,
+            )
     for name in REQUIRED_MEMBERS:
         if name not in listed and name not in members:
             found.add(Reason.MISSING_MEMBER, "a bundle must have it", name)
@@ -107,65 +116,113 @@ def check_hashes(members: dict[str, bytes], manifest: dict[str, Any], found: _Fo
             found.add(Reason.UNEXPECTED_MEMBER, "not listed in the manifest", name)
 
 
-def check_versions(name: str, spec_version: Any, pack_digest: Any, context: SpecContext, found: _Found) -> None:
+def check_versions(
+    name: str, spec_version: Any, pack_digest: Any, context: SpecContext, found: _Found
+) -> None:
     if spec_version != context.spec_version:
-        found.add(Reason.SPEC_VERSION_MISMATCH, f"claims spec {spec_version!r}; this verifier implements spec "
-                  f"{context.spec_version!r} (verify with the suite release of that spec)", name)
+        found.add(
+            Reason.SPEC_VERSION_MISMATCH,
+            f"claims spec {spec_version!r}; this verifier implements spec "
+            f"{context.spec_version!r} (verify with the suite release of that spec)",
+            name,
+        )
     pinned = context.pinned_packs.get(str(spec_version))
     if pack_digest != pinned:
-        found.add(Reason.PACK_DIGEST_NOT_PINNED, f"pack digest {str(pack_digest)[:16]}... is not the pin of spec "
-                  f"{spec_version!r} ({str(pinned)[:16]}...)" if pinned else f"spec {spec_version!r} pins no pack", name)
+        found.add(
+            Reason.PACK_DIGEST_NOT_PINNED,
+            f"pack digest {str(pack_digest)[:16]}... is not the pin of spec "
+            f"{spec_version!r} ({str(pinned)[:16]}...)"
+            if pinned
+            else f"spec {spec_version!r} pins no pack",
+            name,
+        )
 
 
-def check_consistency(manifest: dict[str, Any], results: dict[str, Any], system: Any, environment: Any,
-                      found: _Found) -> None:
+def check_consistency(
+    manifest: dict[str, Any], results: dict[str, Any], system: Any, environment: Any, found: _Found
+) -> None:
     run = results["run"]
     for key in ("suite_version", "spec_version", "pack_version", "pack_digest"):
         if manifest.get(key) != run.get(key):
-            found.add(Reason.MANIFEST_MISMATCH, f"manifest {key} {manifest.get(key)!r} != results {run.get(key)!r}")
+            found.add(
+                Reason.MANIFEST_MISMATCH,
+                f"manifest {key} {manifest.get(key)!r} != results {run.get(key)!r}",
+            )
     target = manifest.get("target")
     if list(results["targets"]) != [target]:
-        found.add(Reason.TARGET_MISMATCH, f"the bundle is for {target!r}; results.json describes {list(results['targets'])}")
+        found.add(
+            Reason.TARGET_MISMATCH,
+            f"the bundle is for {target!r}; results.json describes {list(results['targets'])}",
+        )
     if run.get("status") != "complete":
         found.add(Reason.RUN_INCOMPLETE, f"run status {run.get('status')!r}", RESULTS)
     if "live" in run:
-        found.add(Reason.LIVE_RUN, "a live-mode run (re-exported artifacts) cannot certify", RESULTS)
+        found.add(
+            Reason.LIVE_RUN, "a live-mode run (re-exported artifacts) cannot certify", RESULTS
+        )
     captured = {"target": results["targets"].get(target, {}), "environment": results["environment"]}
     if isinstance(system, dict) and system.get("captured") != captured:
         found.add(Reason.MANIFEST_MISMATCH, "captured fields differ from results.json", SYSTEM)
     if environment is not None and environment != environment_document(results, str(target)):
-        found.add(Reason.MANIFEST_MISMATCH, "is not what results.json says about the run, machine and target",
-                  ENVIRONMENT)
+        found.add(
+            Reason.MANIFEST_MISMATCH,
+            "is not what results.json says about the run, machine and target",
+            ENVIRONMENT,
+        )
 
 
-def check_claims(manifest: dict[str, Any], outcomes: tuple[ProfileOutcome, ...], found: _Found) -> None:
+def check_claims(
+    manifest: dict[str, Any], outcomes: tuple[ProfileOutcome, ...], found: _Found
+) -> None:
     claimed = manifest.get("profiles") or {}
     for outcome in outcomes:
         claim = claimed.get(outcome.profile) or {}
-        if (claim.get("status"), claim.get("required"), claim.get("passed")) != \
-                (outcome.status, outcome.required, outcome.passed):
-            found.add(Reason.CLAIM_MISMATCH, f"claims {claim.get('status')!r} ({claim.get('passed')}/"
-                      f"{claim.get('required')}); recomputed {outcome.status!r} ({outcome.passed}/{outcome.required})",
-                      outcome.profile)
+        if (claim.get("status"), claim.get("required"), claim.get("passed")) != (
+            outcome.status,
+            outcome.required,
+            outcome.passed,
+        ):
+            found.add(
+                Reason.CLAIM_MISMATCH,
+                f"claims {claim.get('status')!r} ({claim.get('passed')}/"
+                f"{claim.get('required')}); recomputed {outcome.status!r} ({outcome.passed}/{outcome.required})",
+                outcome.profile,
+            )
 
 
 def shaped(results: Any) -> bool:
     """Enough structure to recompute from, even where the schema is broken elsewhere (so one pass
     names the schema errors and the recomputed ones)."""
-    return (isinstance(results, dict) and isinstance(results.get("run"), dict)
-            and isinstance(results.get("targets"), dict) and isinstance(results.get("environment"), dict)
-            and isinstance(results.get("checks"), list) and all(isinstance(c, dict) for c in results["checks"]))
+    return (
+        isinstance(results, dict)
+        and isinstance(results.get("run"), dict)
+        and isinstance(results.get("targets"), dict)
+        and isinstance(results.get("environment"), dict)
+        and isinstance(results.get("checks"), list)
+        and all(isinstance(c, dict) for c in results["checks"])
+    )
 
 
-def deep_stages(manifest: dict[str, Any], results: dict[str, Any], system: Any, environment: Any,
-                context: SpecContext, options: VerifyOptions, found: _Found) -> Judged | None:
+def deep_stages(
+    manifest: dict[str, Any],
+    results: dict[str, Any],
+    system: Any,
+    environment: Any,
+    context: SpecContext,
+    options: VerifyOptions,
+    found: _Found,
+) -> Judged | None:
     """Consistency between members, every check and profile recomputed, the claims, the rerun."""
     try:
         check_consistency(manifest, results, system, environment, found)
     except (KeyError, TypeError, AttributeError) as error:
-        found.add(Reason.SCHEMA_INVALID, f"cannot be compared with the manifest ({error!r})", RESULTS)
+        found.add(
+            Reason.SCHEMA_INVALID, f"cannot be compared with the manifest ({error!r})", RESULTS
+        )
     if results["run"].get("pack_digest") != context.pack_digest:
-        found.notes.append("checks not recomputed: the bundle was not measured on this verifier's pack")
+        found.notes.append(
+            "checks not recomputed: the bundle was not measured on this verifier's pack"
+        )
         return None
     target = str(manifest["target"])
     try:
@@ -178,13 +235,17 @@ def deep_stages(manifest: dict[str, Any], results: dict[str, Any], system: Any, 
     if options.rerun:
         from conformance.certify.rerun import rerun_sample
 
-        rerun_found, notes = rerun_sample(results, context, target, judged.check_map, options.rerun, options.seed)
+        rerun_found, notes = rerun_sample(
+            results, context, target, judged.check_map, options.rerun, options.seed
+        )
         found.findings += rerun_found
         found.notes += notes
     return judged
 
 
-def verify_bundle(path: Path, context: SpecContext, options: VerifyOptions = VerifyOptions()) -> Verification:
+def verify_bundle(
+    path: Path, context: SpecContext, options: VerifyOptions = VerifyOptions()
+) -> Verification:
     found = _Found()
     opened = open_archive(Path(path), options.limits)
     found.findings += opened.findings
@@ -194,7 +255,9 @@ def verify_bundle(path: Path, context: SpecContext, options: VerifyOptions = Ver
     manifest = member_json(members, MANIFEST, found)
     if manifest is None and MANIFEST not in members:
         found.add(Reason.MISSING_MEMBER, "no manifest: nothing can be verified", MANIFEST)
-    manifest_ok = isinstance(manifest, dict) and schema_ok(MANIFEST, manifest, schemas.MANIFEST, found)
+    manifest_ok = isinstance(manifest, dict) and schema_ok(
+        MANIFEST, manifest, schemas.MANIFEST, found
+    )
     manifest = manifest if isinstance(manifest, dict) else {}
     signature = check_signature(members, options.public_key, found)
     check_hashes(members, manifest, found)
@@ -207,7 +270,13 @@ def verify_bundle(path: Path, context: SpecContext, options: VerifyOptions = Ver
     if manifest_ok:
         check_versions(MANIFEST, manifest["spec_version"], manifest["pack_digest"], context, found)
     if shaped(results):
-        check_versions(RESULTS, results["run"].get("spec_version"), results["run"].get("pack_digest"), context, found)
+        check_versions(
+            RESULTS,
+            results["run"].get("spec_version"),
+            results["run"].get("pack_digest"),
+            context,
+            found,
+        )
     outcomes: tuple[ProfileOutcome, ...] = ()
     checks: tuple[CheckOutcome, ...] = ()
     if manifest_ok and shaped(results):
@@ -215,12 +284,22 @@ def verify_bundle(path: Path, context: SpecContext, options: VerifyOptions = Ver
         if judged is not None:
             outcomes, checks = judged.outcomes, judged.checks
     else:
-        found.notes.append("checks not recomputed: the manifest or results.json is unreadable or malformed")
+        found.notes.append(
+            "checks not recomputed: the manifest or results.json is unreadable or malformed"
+        )
     return Verification(
-        bundle=str(path), findings=tuple(found.findings), notes=tuple(found.notes), manifest=manifest,
-        outcomes=outcomes, checks=checks, benchmarks=tuple(results.get("benchmarks", [])) if results_ok else (),
-        system=system.get("attested", {}) if isinstance(system, dict) and isinstance(system.get("attested"), dict) else {},
-        target_info=target_description(results, manifest) if shaped(results) else {}, signature=signature,
+        bundle=str(path),
+        findings=tuple(found.findings),
+        notes=tuple(found.notes),
+        manifest=manifest,
+        outcomes=outcomes,
+        checks=checks,
+        benchmarks=tuple(results.get("benchmarks", [])) if results_ok else (),
+        system=system.get("attested", {})
+        if isinstance(system, dict) and isinstance(system.get("attested"), dict)
+        else {},
+        target_info=target_description(results, manifest) if shaped(results) else {},
+        signature=signature,
     )
 
 

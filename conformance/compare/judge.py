@@ -1,4 +1,5 @@
 """Judge a target's outputs against the golden: structure exactly, values within tolerance."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -46,7 +47,9 @@ class Judgement:
         return max(margins, default=float("inf"))
 
 
-def judge_output(actual_name: str, actual: np.ndarray, expected: Expected, tolerance: Tolerance) -> OutputJudgement:
+def judge_output(
+    actual_name: str, actual: np.ndarray, expected: Expected, tolerance: Tolerance
+) -> OutputJudgement:
     problems = []
     if actual_name != expected.name:
         problems.append(f"name {actual_name!r} != expected {expected.name!r}")
@@ -70,7 +73,9 @@ def judge_output(actual_name: str, actual: np.ndarray, expected: Expected, toler
     return OutputJudgement(expected.name, stats, tuple(problems))
 
 
-def judge(outputs: list[tuple[str, np.ndarray]], expected: list[Expected], tolerance: Tolerance) -> Judgement:
+def judge(
+    outputs: list[tuple[str, np.ndarray]], expected: list[Expected], tolerance: Tolerance
+) -> Judgement:
     problems = []
     if len(outputs) != len(expected):
         problems.append(f"{len(outputs)} outputs, expected {len(expected)}")

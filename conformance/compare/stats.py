@@ -1,4 +1,5 @@
 """Error statistics of one output against its golden, and the verdict they imply."""
+
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
@@ -18,13 +19,17 @@ class ErrorStats:
     min_passing_atol: float  # the smallest tolerance of the same atol:rtol shape that passes
     min_passing_rtol: float
     worst_elements: tuple[dict, ...] = ()  # index, expected, actual, abs_error, ratio; worst first
-    ratio_histogram: tuple[int, ...] = ()  # element counts of |err| / allowed per RATIO_BIN_EDGES bin
+    ratio_histogram: tuple[
+        int, ...
+    ] = ()  # element counts of |err| / allowed per RATIO_BIN_EDGES bin
 
     def as_dict(self) -> dict:
         """JSON-ready: infinities (NaN/Inf in the output) become null."""
         data = {k: _finite_or_none(v) for k, v in asdict(self).items()}
         data["worst_index"] = list(self.worst_index)
-        data["worst_elements"] = [{k: _finite_or_none(v) for k, v in e.items()} for e in self.worst_elements]
+        data["worst_elements"] = [
+            {k: _finite_or_none(v) for k, v in e.items()} for e in self.worst_elements
+        ]
         data["ratio_histogram"] = list(self.ratio_histogram)
         return data
 
@@ -68,14 +73,22 @@ def _error_stats(actual: np.ndarray, golden: np.ndarray, tolerance: Tolerance) -
         min_passing_atol=tolerance.atol * margin,
         min_passing_rtol=tolerance.rtol * margin,
         worst_elements=worst_elements(actual, golden, error, ratio),
-        ratio_histogram=tuple(int(c) for c in np.histogram(np.minimum(ratio, 1e300), bins=RATIO_BIN_EDGES[:-1] + (1e301,))[0]),
+        ratio_histogram=tuple(
+            int(c)
+            for c in np.histogram(np.minimum(ratio, 1e300), bins=RATIO_BIN_EDGES[:-1] + (1e301,))[0]
+        ),
     )
 
 
 def worst_elements(actual, golden, error, ratio) -> tuple[dict, ...]:
     flat = np.argsort(-ratio, axis=None, kind="stable")[:WORST_ELEMENTS]
     return tuple(
-        {"index": [int(i) for i in np.unravel_index(k, ratio.shape)], "expected": float(golden.flat[k]),
-         "actual": float(actual.flat[k]), "abs_error": float(error.flat[k]), "ratio": float(ratio.flat[k])}
+        {
+            "index": [int(i) for i in np.unravel_index(k, ratio.shape)],
+            "expected": float(golden.flat[k]),
+            "actual": float(actual.flat[k]),
+            "abs_error": float(error.flat[k]),
+            "ratio": float(ratio.flat[k]),
+        }
         for k in flat
     )

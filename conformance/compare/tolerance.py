@@ -1,4 +1,5 @@
 """Tolerances from spec/tolerances.json, keyed by precision and tolerance class."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -22,5 +23,7 @@ def tolerance_for(precision: str, model: str, tolerance_class: str = "default") 
     if precision not in table:
         raise UnknownToleranceError(f"no tolerances for precision {precision!r}")
     entries = table[precision]
-    entry = entries.get("models", {}).get(model) or entries.get(tolerance_class) or entries["default"]
+    entry = (
+        entries.get("models", {}).get(model) or entries.get(tolerance_class) or entries["default"]
+    )
     return Tolerance(atol=float(entry["atol"]), rtol=float(entry["rtol"]))

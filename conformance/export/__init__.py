@@ -2,9 +2,10 @@
 
 ``EXPORTERS`` maps an exporter name to the function that writes one artifact.
 """
+
 from __future__ import annotations
 
-from conformance.export.interface import ExportError, ExportResult, Exporter
+from conformance.export.interface import Exporter, ExportError, ExportResult
 from conformance.export.tf2onnx_export import export_tf2onnx
 from conformance.export.torch_export import export_torch_dynamo, export_torch_script
 

@@ -3,6 +3,7 @@
 ``from_keras`` is broken on Keras 3 (KeyError on keras_tensor names), so the Keras
 model is wrapped in a tf.function and converted with ``from_function``.
 """
+
 from __future__ import annotations
 
 import io
@@ -29,8 +30,12 @@ def _erfc_as_one_minus_erf(ctx, node, name, args):
     dtype = utils.map_onnx_to_numpy_type(ctx.get_dtype(node.input[0]))
     node.type = "Erf"
     one = ctx.make_const(utils.make_name(f"{node.name}_one"), np.array(1, dtype=dtype))
-    ctx.insert_new_node_on_output("Sub", node.output[0], name=utils.make_name(f"{node.name}_erfc"),
-                                  inputs=[one.output[0], node.output[0]])
+    ctx.insert_new_node_on_output(
+        "Sub",
+        node.output[0],
+        name=utils.make_name(f"{node.name}_erfc"),
+        inputs=[one.output[0], node.output[0]],
+    )
     return node
 
 
@@ -68,8 +73,11 @@ def export_tf2onnx(
         handler = logging.StreamHandler(log)
         logging.getLogger("tf2onnx").addHandler(handler)
         tf2onnx.convert.from_function(
-            forward, input_signature=signature, opset=opset,
-            custom_op_handlers=handlers, output_path=str(path),
+            forward,
+            input_signature=signature,
+            opset=opset,
+            custom_op_handlers=handlers,
+            output_path=str(path),
         )
     except Exception as error:
         raise ExportError(f"{type(error).__name__}: {error}") from error

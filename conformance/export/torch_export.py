@@ -1,4 +1,5 @@
 """torch.onnx exporters: the dynamo (torch.export) path and the TorchScript path."""
+
 from __future__ import annotations
 
 import contextlib
@@ -28,7 +29,9 @@ def _example_args(family: ModuleType, seq_index: int = 0):
     args = []
     for tensor in spec.inputs:
         array = inputs[tensor.name]
-        array = array.astype(np.float32) if tensor.dtype == "float32" else array.astype(tensor.dtype)
+        array = (
+            array.astype(np.float32) if tensor.dtype == "float32" else array.astype(tensor.dtype)
+        )
         args.append(torch.from_numpy(np.ascontiguousarray(array)))
     return tuple(args)
 
@@ -70,9 +73,13 @@ def export_torch_script(
     spec = family.SPEC
     opset = options.get("opset", TORCHSCRIPT_OPSET)
     log = _export(
-        _float32_module(family, params), _example_args(family), path,
-        dynamo=False, opset_version=opset,
-        input_names=[t.name for t in spec.inputs], output_names=[t.name for t in spec.outputs],
+        _float32_module(family, params),
+        _example_args(family),
+        path,
+        dynamo=False,
+        opset_version=opset,
+        input_names=[t.name for t in spec.inputs],
+        output_names=[t.name for t in spec.outputs],
         dynamic_axes=_dynamic_axes(family),
     )
     return ExportResult(torch.__version__, "torch", {"dynamo": False, "opset": opset}, log)
@@ -97,9 +104,14 @@ def export_torch_dynamo(
     args = _example_args(family, seq_index=-1)
     kwargs: dict[str, Any] = {"opset_version": options["opset"]} if "opset" in options else {}
     log = _export(
-        _float32_module(family, params), args, path,
-        dynamo=True, external_data=False, dynamic_shapes=_dynamic_shapes(family),
-        input_names=[t.name for t in spec.inputs], output_names=[t.name for t in spec.outputs],
+        _float32_module(family, params),
+        args,
+        path,
+        dynamo=True,
+        external_data=False,
+        dynamic_shapes=_dynamic_shapes(family),
+        input_names=[t.name for t in spec.inputs],
+        output_names=[t.name for t in spec.outputs],
         **kwargs,
     )
     return ExportResult(torch.__version__, "torch", {"dynamo": True, **options}, log)

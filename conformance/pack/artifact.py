@@ -1,4 +1,5 @@
 """Build one artifact folder: export, validate, write ONNX test data, check export fidelity."""
+
 from __future__ import annotations
 
 import tempfile
@@ -19,8 +20,12 @@ from conformance.targets.reference import ReferenceTarget
 from reference_models.interface import Params, TensorSpec, keras_layout, layout_permutation
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-NUMPY_DTYPES = {onnx.TensorProto.FLOAT: "float32", onnx.TensorProto.INT64: "int64",
-                onnx.TensorProto.DOUBLE: "float64", onnx.TensorProto.FLOAT16: "float16"}
+NUMPY_DTYPES = {
+    onnx.TensorProto.FLOAT: "float32",
+    onnx.TensorProto.INT64: "int64",
+    onnx.TensorProto.DOUBLE: "float64",
+    onnx.TensorProto.FLOAT16: "float16",
+}
 
 
 def finding(kind: str, message: str, **evidence: Any) -> dict[str, Any]:
@@ -40,7 +45,9 @@ def has_erfc(path: Path) -> bool:
     return any(node.op_type == "Erfc" for node in onnx.load(str(path)).graph.node)
 
 
-def export_once(family: ModuleType, params: Params, exporter: str, path: Path, options: dict[str, Any]):
+def export_once(
+    family: ModuleType, params: Params, exporter: str, path: Path, options: dict[str, Any]
+):
     return EXPORTERS[exporter](family, params, path, options)
 
 
@@ -65,7 +72,9 @@ def without_metadata(path: Path) -> bytes:
         for node in graph.node:
             node.ClearField("doc_string")
             node.ClearField("metadata_props")
-            graphs += [a.g for a in node.attribute if a.HasField("g")] + [g for a in node.attribute for g in a.graphs]
+            graphs += [a.g for a in node.attribute if a.HasField("g")] + [
+                g for a in node.attribute for g in a.graphs
+            ]
     return model.SerializeToString()
 
 
@@ -74,7 +83,9 @@ def embeds_source_paths(path: Path) -> bool:
     return str(REPO_ROOT).encode() in path.read_bytes()
 
 
-def io_record(tensor: TensorSpec, value_info: onnx.ValueInfoProto, channels_last: bool) -> dict[str, Any]:
+def io_record(
+    tensor: TensorSpec, value_info: onnx.ValueInfoProto, channels_last: bool
+) -> dict[str, Any]:
     artifact_layout = keras_layout(tensor.layout) if channels_last else tensor.layout
     tensor_type = value_info.type.tensor_type
     return {
@@ -87,7 +98,13 @@ def io_record(tensor: TensorSpec, value_info: onnx.ValueInfoProto, channels_last
     }
 
 
-def write_test_data(directory: Path, plan: list[dict], golden: dict[str, np.ndarray], inputs: list[dict], outputs: list[dict]) -> None:
+def write_test_data(
+    directory: Path,
+    plan: list[dict],
+    golden: dict[str, np.ndarray],
+    inputs: list[dict],
+    outputs: list[dict],
+) -> None:
     for entry in plan:
         data_dir = layout.data_set_dir(directory, entry["index"])
         data_dir.mkdir(parents=True, exist_ok=True)
@@ -108,8 +125,15 @@ def fidelity_record(judgement: Judgement, index: int) -> dict[str, Any]:
     }
 
 
-def check_fidelity(path: Path, plan: list[dict], golden: dict, inputs: list[dict], outputs: list[dict],
-                   model: str, tolerance_class: str):
+def check_fidelity(
+    path: Path,
+    plan: list[dict],
+    golden: dict,
+    inputs: list[dict],
+    outputs: list[dict],
+    model: str,
+    tolerance_class: str,
+):
     """Run every data set on the ONNX reference evaluator in float32 against the float64 golden."""
     tolerance = tolerance_for("fp32", model, tolerance_class)
     records, findings = [], []
@@ -120,29 +144,54 @@ def check_fidelity(path: Path, plan: list[dict], golden: dict, inputs: list[dict
     for entry in plan:
         index = entry["index"]
         feeds = {
-            r["name"]: np.transpose(golden[layout.golden_key(index, "input", r["spec_name"])], r["transpose"]).astype(r["dtype"])
+            r["name"]: np.transpose(
+                golden[layout.golden_key(index, "input", r["spec_name"])], r["transpose"]
+            ).astype(r["dtype"])
             for r in inputs
         }
         expected = [
-            Expected(r["name"], r["dtype"], np.transpose(golden[layout.golden_key(index, "output", r["spec_name"])], r["transpose"]))
+            Expected(
+                r["name"],
+                r["dtype"],
+                np.transpose(
+                    golden[layout.golden_key(index, "output", r["spec_name"])], r["transpose"]
+                ),
+            )
             for r in outputs
         ]
         try:
             judgement = judge(session.run(feeds), expected, tolerance)
         except TargetError as error:
             records.append({"test_data_set": index, "passed": False, "error": str(error)[:2000]})
-            findings.append(finding("fidelity", f"set {index} (batch {entry['batch']}, seq {entry['seq_len']}) "
-                                    f"fails on the reference evaluator: {str(error)[:500]}"))
+            findings.append(
+                finding(
+                    "fidelity",
+                    f"set {index} (batch {entry['batch']}, seq {entry['seq_len']}) "
+                    f"fails on the reference evaluator: {str(error)[:500]}",
+                )
+            )
             continue
         records.append(fidelity_record(judgement, index))
         if not judgement.passed:
-            findings.append(finding("fidelity", f"set {index} (batch {entry['batch']}, seq {entry['seq_len']}) "
-                                    f"differs from the golden on the reference evaluator: {'; '.join(judgement.all_problems)}",
-                                    margin=judgement.margin))
+            findings.append(
+                finding(
+                    "fidelity",
+                    f"set {index} (batch {entry['batch']}, seq {entry['seq_len']}) "
+                    f"differs from the golden on the reference evaluator: {'; '.join(judgement.all_problems)}",
+                    margin=judgement.margin,
+                )
+            )
     return records, findings
 
 
-def build_artifact(family: ModuleType, params: Params, exporter: str, directory: Path, plan: list[dict], golden: dict) -> dict[str, Any]:
+def build_artifact(
+    family: ModuleType,
+    params: Params,
+    exporter: str,
+    directory: Path,
+    plan: list[dict],
+    golden: dict,
+) -> dict[str, Any]:
     spec = family.SPEC
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / layout.MODEL_ONNX
@@ -152,10 +201,13 @@ def build_artifact(family: ModuleType, params: Params, exporter: str, directory:
         result = export_once(family, params, exporter, path, options)
         invalid = checker_error(path)
         if invalid and exporter == "tf2onnx" and has_erfc(path):
-            findings.append(finding(
-                "exporter-workaround",
-                f"tf2onnx emitted the undefined op Erfc (invalid ONNX); re-exported with the named option {ERFC_OPTION}",
-                checker=invalid))
+            findings.append(
+                finding(
+                    "exporter-workaround",
+                    f"tf2onnx emitted the undefined op Erfc (invalid ONNX); re-exported with the named option {ERFC_OPTION}",
+                    checker=invalid,
+                )
+            )
             options = {ERFC_OPTION: True}
             result = export_once(family, params, exporter, path, options)
             invalid = checker_error(path)
@@ -164,23 +216,41 @@ def build_artifact(family: ModuleType, params: Params, exporter: str, directory:
         return {"exporter": exporter, "findings": [finding("export-failed", str(error)[:2000])]}
     model = onnx.load(str(path), load_external_data=False)
     record: dict[str, Any] = {
-        "exporter": exporter, "exporter_version": result.exporter_version, "options": result.options,
+        "exporter": exporter,
+        "exporter_version": result.exporter_version,
+        "options": result.options,
         "opset": next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), None),
-        "valid_onnx": invalid is None, "reproducible_bytes": reproducible,
+        "valid_onnx": invalid is None,
+        "reproducible_bytes": reproducible,
         "embeds_source_paths": embeds_source_paths(path),
     }
     if invalid:
-        findings.append(finding("invalid-onnx", f"onnx.checker (full_check) rejects the artifact: {invalid[:500]}"))
-    graph_inputs = [i for i in model.graph.input if i.name not in {t.name for t in model.graph.initializer}]
+        findings.append(
+            finding(
+                "invalid-onnx", f"onnx.checker (full_check) rejects the artifact: {invalid[:500]}"
+            )
+        )
+    graph_inputs = [
+        i for i in model.graph.input if i.name not in {t.name for t in model.graph.initializer}
+    ]
     if len(graph_inputs) != len(spec.inputs) or len(model.graph.output) != len(spec.outputs):
-        findings.append(finding("io-mismatch", f"artifact has {len(graph_inputs)} inputs / {len(model.graph.output)} outputs, "
-                                f"the model has {len(spec.inputs)} / {len(spec.outputs)}",
-                                inputs=[i.name for i in graph_inputs], outputs=[o.name for o in model.graph.output]))
+        findings.append(
+            finding(
+                "io-mismatch",
+                f"artifact has {len(graph_inputs)} inputs / {len(model.graph.output)} outputs, "
+                f"the model has {len(spec.inputs)} / {len(spec.outputs)}",
+                inputs=[i.name for i in graph_inputs],
+                outputs=[o.name for o in model.graph.output],
+            )
+        )
         return {**record, "findings": findings}
     channels_last = result.layout == "keras"
     record["inputs"] = [io_record(t, v, channels_last) for t, v in zip(spec.inputs, graph_inputs)]
-    record["outputs"] = [io_record(t, v, channels_last) for t, v in zip(spec.outputs, model.graph.output)]
+    record["outputs"] = [
+        io_record(t, v, channels_last) for t, v in zip(spec.outputs, model.graph.output)
+    ]
     write_test_data(directory, plan, golden, record["inputs"], record["outputs"])
-    record["fidelity"], fidelity_findings = check_fidelity(path, plan, golden, record["inputs"], record["outputs"],
-                                                                   spec.name, spec.tolerance_class)
+    record["fidelity"], fidelity_findings = check_fidelity(
+        path, plan, golden, record["inputs"], record["outputs"], spec.name, spec.tolerance_class
+    )
     return {**record, "findings": findings + fidelity_findings}

@@ -3,6 +3,7 @@
 Build stage: needs torch, TensorFlow and tf2onnx. A failing artifact stays in the pack with
 its finding recorded in model.json; the build never drops or quietly patches one.
 """
+
 from __future__ import annotations
 
 import json
@@ -28,7 +29,17 @@ from reference_models.interface import ModelSpec, Params
 from reference_models.twin import TWIN_MAX_REL_L2, rel_l2, run_keras, run_torch
 
 Progress = Callable[[str], None]
-TOOLCHAIN = ("torch", "tensorflow", "keras", "tf2onnx", "onnx", "onnxscript", "onnxruntime", "numpy", "protobuf")
+TOOLCHAIN = (
+    "torch",
+    "tensorflow",
+    "keras",
+    "tf2onnx",
+    "onnx",
+    "onnxscript",
+    "onnxruntime",
+    "numpy",
+    "protobuf",
+)
 
 
 class TwinMismatchError(RuntimeError):
@@ -56,15 +67,22 @@ def float32_exact(array: np.ndarray) -> np.ndarray:
     return array.astype(np.int64)
 
 
-def draw_inputs(family: ModuleType, plan: list[dict[str, Any]], seed: int) -> list[dict[str, np.ndarray]]:
+def draw_inputs(
+    family: ModuleType, plan: list[dict[str, Any]], seed: int
+) -> list[dict[str, np.ndarray]]:
     """Per data set inputs; the batch-1 input is sample 0 of the batch-N input at the same length."""
     by_len = {
-        entry["seq_len"]: family.make_inputs(max(e["batch"] for e in plan), entry["seq_len"], seed + i)
+        entry["seq_len"]: family.make_inputs(
+            max(e["batch"] for e in plan), entry["seq_len"], seed + i
+        )
         for i, entry in enumerate(plan)
         if entry["batch"] > 1
     }
     return [
-        {name: float32_exact(array[: entry["batch"]]) for name, array in by_len[entry["seq_len"]].items()}
+        {
+            name: float32_exact(array[: entry["batch"]])
+            for name, array in by_len[entry["seq_len"]].items()
+        }
         for entry in plan
     ]
 
@@ -93,10 +111,23 @@ def golden_and_twin(family: ModuleType, params: Params, inputs: list[dict[str, n
 
 
 def parameter_count(params: Params) -> int:
-    return int(sum(np.asarray(v).size for k, v in params.items() if not k.endswith(("running_mean", "running_var", "num_batches_tracked"))))
+    return int(
+        sum(
+            np.asarray(v).size
+            for k, v in params.items()
+            if not k.endswith(("running_mean", "running_var", "num_batches_tracked"))
+        )
+    )
 
 
-def build_model(name: str, out_dir: Path, exporters: list[str], seed: int, batches: list[int], progress: Progress) -> None:
+def build_model(
+    name: str,
+    out_dir: Path,
+    exporters: list[str],
+    seed: int,
+    batches: list[int],
+    progress: Progress,
+) -> None:
     family = load_family(name)
     spec: ModelSpec = family.SPEC
     params = family.make_params(model_seed(seed, name))
@@ -110,8 +141,14 @@ def build_model(name: str, out_dir: Path, exporters: list[str], seed: int, batch
     artifacts = {}
     for exporter in exporters:
         started = time.perf_counter()
-        artifacts[exporter] = build_artifact(family, params, exporter, model_dir / exporter, plan, golden)
-        verdict = "ok" if not artifacts[exporter]["findings"] else f"{len(artifacts[exporter]['findings'])} finding(s)"
+        artifacts[exporter] = build_artifact(
+            family, params, exporter, model_dir / exporter, plan, golden
+        )
+        verdict = (
+            "ok"
+            if not artifacts[exporter]["findings"]
+            else f"{len(artifacts[exporter]['findings'])} finding(s)"
+        )
         progress(f"  {name:20s} {exporter:13s} {time.perf_counter() - started:5.1f}s  {verdict}")
     record = {
         "name": name,
@@ -120,14 +157,22 @@ def build_model(name: str, out_dir: Path, exporters: list[str], seed: int, batch
         "tolerance_class": spec.tolerance_class,
         "parameter_count": parameter_count(params),
         "seed": model_seed(seed, name),
-        "inputs": [{"name": t.name, "dtype": t.dtype, "shape": list(t.shape), "layout": t.layout} for t in spec.inputs],
-        "outputs": [{"name": t.name, "dtype": t.dtype, "shape": list(t.shape), "layout": t.layout} for t in spec.outputs],
+        "inputs": [
+            {"name": t.name, "dtype": t.dtype, "shape": list(t.shape), "layout": t.layout}
+            for t in spec.inputs
+        ],
+        "outputs": [
+            {"name": t.name, "dtype": t.dtype, "shape": list(t.shape), "layout": t.layout}
+            for t in spec.outputs
+        ],
         "golden": {"source": "torch twin, float64", "file": layout.GOLDEN_NPZ, "layout": "torch"},
         "twin_check": {"max_rel_l2_allowed": TWIN_MAX_REL_L2, "results": twin},
         "test_data_sets": plan,
         "artifacts": artifacts,
     }
-    (model_dir / layout.MODEL_JSON).write_text(json.dumps(record, indent=1) + "\n", encoding="utf-8")
+    (model_dir / layout.MODEL_JSON).write_text(
+        json.dumps(record, indent=1) + "\n", encoding="utf-8"
+    )
 
 
 def toolchain_versions() -> dict[str, str]:
@@ -140,7 +185,9 @@ def toolchain_versions() -> dict[str, str]:
     return versions
 
 
-def write_manifest(out_dir: Path, models: list[str], exporters: list[str], notes: list[str]) -> dict[str, Any]:
+def write_manifest(
+    out_dir: Path, models: list[str], exporters: list[str], notes: list[str]
+) -> dict[str, Any]:
     spec = load_json("spec.json")
     hashes = file_hashes(out_dir)
     manifest = {
@@ -164,28 +211,42 @@ def reproducibility_notes(out_dir: Path, models: list[str]) -> list[str]:
         record = json.loads((out_dir / name / layout.MODEL_JSON).read_text())
         for exporter, artifact in record["artifacts"].items():
             if artifact.get("embeds_source_paths"):
-                notes.append(f"{name}/{exporter}: the exporter writes Python stack traces (absolute source "
-                             "paths, line numbers) into node metadata, so its bytes depend on the checkout; "
-                             "compare it with metadata stripped")
+                notes.append(
+                    f"{name}/{exporter}: the exporter writes Python stack traces (absolute source "
+                    "paths, line numbers) into node metadata, so its bytes depend on the checkout; "
+                    "compare it with metadata stripped"
+                )
             if artifact.get("reproducible_bytes") is False:
-                notes.append(f"{name}/{exporter}: exporting twice in one process gave different bytes "
-                             "(generated names and metadata come from process-wide counters); "
-                             "compare this artifact by its outputs, not by its hash")
+                notes.append(
+                    f"{name}/{exporter}: exporting twice in one process gave different bytes "
+                    "(generated names and metadata come from process-wide counters); "
+                    "compare this artifact by its outputs, not by its hash"
+                )
     return notes
 
 
-def build_pack(out_dir: Path, models: list[str] | None = None, exporters: list[str] | None = None,
-               progress: Progress = print) -> dict[str, Any]:
+def build_pack(
+    out_dir: Path,
+    models: list[str] | None = None,
+    exporters: list[str] | None = None,
+    progress: Progress = print,
+) -> dict[str, Any]:
     """Build into a fresh temporary folder, then move it into place: a failed build leaves the old pack."""
     spec = load_json("spec.json")
     models = models or list(FAMILIES)
     exporters = exporters or list(spec["exporters"])
     out_dir = Path(out_dir)
-    staging = Path(tempfile.mkdtemp(prefix=".pack-", dir=out_dir.parent if out_dir.parent.exists() else None))
+    staging = Path(
+        tempfile.mkdtemp(prefix=".pack-", dir=out_dir.parent if out_dir.parent.exists() else None)
+    )
     try:
         for name in models:
-            build_model(name, staging, exporters, spec["seed"], spec["test_data_sets"]["batches"], progress)
-        manifest = write_manifest(staging, models, exporters, reproducibility_notes(staging, models))
+            build_model(
+                name, staging, exporters, spec["seed"], spec["test_data_sets"]["batches"], progress
+            )
+        manifest = write_manifest(
+            staging, models, exporters, reproducibility_notes(staging, models)
+        )
         if out_dir.exists():
             shutil.rmtree(out_dir)
         staging.rename(out_dir)

@@ -1,4 +1,5 @@
 """Content hashes of the pack: one sha256 per file and one digest for the whole pack."""
+
 from __future__ import annotations
 
 import hashlib
@@ -40,7 +41,9 @@ class Mismatch:
 
     def describe(self) -> str:
         if self.problem == "modified":
-            return f"{self.path}: sha256 {self.actual} does not match the manifest's {self.expected}"
+            return (
+                f"{self.path}: sha256 {self.actual} does not match the manifest's {self.expected}"
+            )
         if self.problem == "missing":
             return f"{self.path}: listed in the manifest but missing"
         return f"{self.path}: present but not listed in the manifest"
@@ -82,8 +85,12 @@ def verify_pack(pack_dir: Path) -> Verification:
         for name, sha in sorted(expected.items())
         if name in actual and actual[name] != sha
     ]
-    mismatches += [Mismatch(n, "missing", expected[n], None) for n in sorted(expected.keys() - actual.keys())]
-    mismatches += [Mismatch(n, "unexpected", None, actual[n]) for n in sorted(actual.keys() - expected.keys())]
+    mismatches += [
+        Mismatch(n, "missing", expected[n], None) for n in sorted(expected.keys() - actual.keys())
+    ]
+    mismatches += [
+        Mismatch(n, "unexpected", None, actual[n]) for n in sorted(actual.keys() - expected.keys())
+    ]
     return Verification(
         pack_dir=pack_dir,
         digest=manifest.get("digest", ""),

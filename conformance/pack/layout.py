@@ -1,4 +1,5 @@
 """File names inside the pack, and reading/writing ONNX backend test data (.pb)."""
+
 from __future__ import annotations
 
 from pathlib import Path

@@ -1,4 +1,5 @@
 """Read the built pack: models, their artifacts and test data sets (run stage)."""
+
 from __future__ import annotations
 
 import json
@@ -62,7 +63,10 @@ class PackModel:
 
     @property
     def data_sets(self) -> list[TestDataSet]:
-        return [TestDataSet(d["index"], d["batch"], d.get("seq_len")) for d in self.record["test_data_sets"]]
+        return [
+            TestDataSet(d["index"], d["batch"], d.get("seq_len"))
+            for d in self.record["test_data_sets"]
+        ]
 
     @property
     def artifacts(self) -> list[Artifact]:
@@ -73,7 +77,9 @@ class PackModel:
 
     @cached_property
     def golden(self) -> dict[str, np.ndarray]:
-        with np.load((self.golden_dir or self.directory) / layout.GOLDEN_NPZ, allow_pickle=False) as data:
+        with np.load(
+            (self.golden_dir or self.directory) / layout.GOLDEN_NPZ, allow_pickle=False
+        ) as data:
             return {key: data[key] for key in data.files}
 
     def expected(self, artifact: Artifact, data_set: int) -> list[Expected]:
@@ -112,7 +118,9 @@ class Pack:
         for model in self.models:
             if model.name == name:
                 return model
-        raise KeyError(f"model {name!r} is not in the pack; it has {', '.join(self.manifest['models'])}")
+        raise KeyError(
+            f"model {name!r} is not in the pack; it has {', '.join(self.manifest['models'])}"
+        )
 
     def _load_model(self, name: str) -> PackModel:
         path = self.directory / name / layout.MODEL_JSON

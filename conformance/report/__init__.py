@@ -4,6 +4,7 @@ Everything here reads the results document only: view data (``model``) is built 
 then rendered by Jinja2 templates with autoescaping on, since target, model and problem
 texts come from vendors and are untrusted.
 """
+
 from conformance.report.command import ReportError, report_command, write_markdown, write_report
 
 __all__ = ["ReportError", "report_command", "write_markdown", "write_report"]

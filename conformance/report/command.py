@@ -1,4 +1,5 @@
 """`conformance report RESULTS_JSON -o OUT.html [--baseline OTHER.json] [--markdown OUT.md]`."""
+
 from __future__ import annotations
 
 import json
@@ -53,21 +54,38 @@ def write_report(results_path: Path, out_path: Path, baseline: Path | None = Non
     return write_atomically(out_path, render_html(view_of(results_path, baseline)))
 
 
-def write_markdown(results_path: Path, out_path: Path, baseline: Path | None = None,
-                   report_name: str | None = None) -> Path:
+def write_markdown(
+    results_path: Path, out_path: Path, baseline: Path | None = None, report_name: str | None = None
+) -> Path:
     return write_atomically(out_path, render_markdown(view_of(results_path, baseline), report_name))
 
 
 @click.command("report")
 @click.argument("results_json", type=click.Path(path_type=Path, dir_okay=False))
-@click.option("-o", "--out", "out_path", type=click.Path(path_type=Path, dir_okay=False), default=None,
-              help="HTML file to write (default: report.html beside RESULTS_JSON).")
-@click.option("--baseline", type=click.Path(path_type=Path, dir_okay=False), default=None,
-              help="Another run's results.json: mark what regressed, recovered or moved.")
-@click.option("--markdown", "markdown_path", type=click.Path(path_type=Path, dir_okay=False), default=None,
-              help="Also write a Markdown summary here (for a CI job summary).")
-def report_command(results_json: Path, out_path: Path | None, baseline: Path | None,
-                   markdown_path: Path | None) -> None:
+@click.option(
+    "-o",
+    "--out",
+    "out_path",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    help="HTML file to write (default: report.html beside RESULTS_JSON).",
+)
+@click.option(
+    "--baseline",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    help="Another run's results.json: mark what regressed, recovered or moved.",
+)
+@click.option(
+    "--markdown",
+    "markdown_path",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    help="Also write a Markdown summary here (for a CI job summary).",
+)
+def report_command(
+    results_json: Path, out_path: Path | None, baseline: Path | None, markdown_path: Path | None
+) -> None:
     """Render a results file as one self-contained HTML report."""
     out_path = out_path or results_json.with_name("report.html")
     started = time.perf_counter()

@@ -1,4 +1,5 @@
 """What changed between a baseline run and this one: verdicts, margins, latency and throughput."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -14,7 +15,14 @@ MARGIN_FLOOR = 0.05
 # counts only beyond 5% and beyond half of either run's own p50-to-p90 spread.
 NOISE_FLOOR = 0.05
 
-REGRESSED, RECOVERED, CHANGED, MOVED, NEW, GONE = "regressed", "recovered", "changed", "moved", "new", "gone"
+REGRESSED, RECOVERED, CHANGED, MOVED, NEW, GONE = (
+    "regressed",
+    "recovered",
+    "changed",
+    "moved",
+    "new",
+    "gone",
+)
 KINDS = (REGRESSED, RECOVERED, CHANGED, MOVED, NEW, GONE)
 
 
@@ -29,6 +37,7 @@ class CheckChange:
 @dataclass(frozen=True)
 class FigureChange:
     """A benchmark figure that moved beyond noise: latency p50, or throughput at one batch size."""
+
     benchmark: str
     figure: str  # "p50 latency (ms)" or "batch 8 throughput (samples/s)"
     before: float
@@ -71,7 +80,9 @@ def check_change(before: CheckRecord, after: CheckRecord) -> str | None:
     return None
 
 
-def compare_checks(baseline: list[CheckRecord], current: list[CheckRecord]) -> tuple[list[CheckChange], int]:
+def compare_checks(
+    baseline: list[CheckRecord], current: list[CheckRecord]
+) -> tuple[list[CheckChange], int]:
     before = {r.check_id: r for r in baseline}
     after = {r.check_id: r for r in current}
     changes, unchanged = [], 0
@@ -94,15 +105,21 @@ def bench_key(record: dict[str, Any]) -> str:
 
 
 def _figure(value: Any) -> float | None:
-    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0 else None
+    return (
+        float(value)
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0
+        else None
+    )
 
 
 def latency_change(key: str, before: dict, after: dict) -> FigureChange | None:
     old, new = (_figure((r.get("latency_ms") or {}).get("p50")) for r in (before, after))
     if old is None or new is None:
         return None
-    spreads = [(_figure((r.get("latency_ms") or {}).get("p90")) or 0.0) - p50
-               for r, p50 in ((before, old), (after, new))]
+    spreads = [
+        (_figure((r.get("latency_ms") or {}).get("p90")) or 0.0) - p50
+        for r, p50 in ((before, old), (after, new))
+    ]
     noise = max(NOISE_FLOOR * old, 0.5 * max(spreads), _figure(after.get("noise_ms")) or 0.0)
     if abs(new - old) <= noise:
         return None
@@ -111,15 +128,27 @@ def latency_change(key: str, before: dict, after: dict) -> FigureChange | None:
 
 def throughput_changes(key: str, before: dict, after: dict) -> list[FigureChange]:
     def by_batch(record: dict) -> dict[Any, float]:
-        return {p.get("batch"): v for p in record.get("throughput") or []
-                if isinstance(p, dict) and (v := _figure(p.get("samples_per_s"))) is not None}
+        return {
+            p.get("batch"): v
+            for p in record.get("throughput") or []
+            if isinstance(p, dict) and (v := _figure(p.get("samples_per_s"))) is not None
+        }
+
     old, new = by_batch(before), by_batch(after)
     changes = []
     for batch in old.keys() & new.keys():
         noise = NOISE_FLOOR * old[batch]
         if abs(new[batch] - old[batch]) > noise:
-            changes.append(FigureChange(key, f"batch {batch} throughput (samples/s)", old[batch], new[batch],
-                                        noise, worse=new[batch] < old[batch]))
+            changes.append(
+                FigureChange(
+                    key,
+                    f"batch {batch} throughput (samples/s)",
+                    old[batch],
+                    new[batch],
+                    noise,
+                    worse=new[batch] < old[batch],
+                )
+            )
     return changes
 
 
@@ -136,12 +165,19 @@ def compare_benchmarks(baseline: list[dict], current: list[dict]) -> list[Figure
     return changes
 
 
-def compare_documents(baseline: dict[str, Any], current: dict[str, Any],
-                      baseline_records: list[CheckRecord], records: list[CheckRecord]) -> Comparison:
+def compare_documents(
+    baseline: dict[str, Any],
+    current: dict[str, Any],
+    baseline_records: list[CheckRecord],
+    records: list[CheckRecord],
+) -> Comparison:
     changes, unchanged = compare_checks(baseline_records, records)
     figures = compare_benchmarks(baseline.get("benchmarks") or [], current.get("benchmarks") or [])
     return Comparison(
         baseline_run=baseline.get("run", {}),
-        same_pack=baseline.get("run", {}).get("pack_digest") == current.get("run", {}).get("pack_digest"),
-        checks=tuple(changes), figures=tuple(figures), unchanged=unchanged,
+        same_pack=baseline.get("run", {}).get("pack_digest")
+        == current.get("run", {}).get("pack_digest"),
+        checks=tuple(changes),
+        figures=tuple(figures),
+        unchanged=unchanged,
     )

@@ -1,5 +1,6 @@
 """What a drill-down shows for one check: error figures per output, and for a check that did not
 pass, the histogram of element errors and the worst elements with their indices."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -40,7 +41,12 @@ def property_lines(record: CheckRecord) -> tuple[tuple[str, str], ...]:
     lines = []
     det = record.determinism or {}
     if det.get("checked"):
-        lines.append(("determinism", f"{'passed' if det.get('passed') else 'FAILED'} ({det.get('mode', '?')})"))
+        lines.append(
+            (
+                "determinism",
+                f"{'passed' if det.get('passed') else 'FAILED'} ({det.get('mode', '?')})",
+            )
+        )
     inv = record.batch_invariance or {}
     if inv.get("checked"):
         margin = inv.get("margin")
@@ -55,17 +61,30 @@ def output_view(name: str, stats: dict[str, Any] | None, full: bool) -> OutputVi
     if not stats or not full:
         return OutputView(name, stats, None, ())
     counts = stats.get("ratio_histogram") or []
-    return OutputView(name, stats, ratio_histogram(counts) if any(counts) else None,
-                      tuple(stats.get("worst_elements") or ()))
+    return OutputView(
+        name,
+        stats,
+        ratio_histogram(counts) if any(counts) else None,
+        tuple(stats.get("worst_elements") or ()),
+    )
 
 
 def check_view(record: CheckRecord, anchor: str) -> CheckView:
     full = record.verdict != PASSED
-    problems = tuple(p if len(p) <= PROBLEM_CHARS else p[:PROBLEM_CHARS] + " \u2026 (cut; the results file has it all)"
-                     for p in record.problems[:PROBLEMS_SHOWN])
+    problems = tuple(
+        p
+        if len(p) <= PROBLEM_CHARS
+        else p[:PROBLEM_CHARS] + " \u2026 (cut; the results file has it all)"
+        for p in record.problems[:PROBLEMS_SHOWN]
+    )
     return CheckView(
-        anchor=anchor, record=record, sign=sign_of(record.verdict, record.attributed_to, record.margin),
-        problems=problems, problems_left_out=max(0, len(record.problems) - PROBLEMS_SHOWN),
-        outputs=tuple(output_view(name, stats, full) for name, stats in (record.outputs or {}).items()),
+        anchor=anchor,
+        record=record,
+        sign=sign_of(record.verdict, record.attributed_to, record.margin),
+        problems=problems,
+        problems_left_out=max(0, len(record.problems) - PROBLEMS_SHOWN),
+        outputs=tuple(
+            output_view(name, stats, full) for name, stats in (record.outputs or {}).items()
+        ),
         properties=property_lines(record),
     )

@@ -5,6 +5,7 @@ forbids all network access itself (a Content-Security-Policy meta tag: no defaul
 only as data: URIs) and allows exactly one script, by its hash, so even an attribute slipped past
 escaping could not run.
 """
+
 from __future__ import annotations
 
 import base64
@@ -23,7 +24,10 @@ STYLE = "report.css"
 def environment() -> jinja2.Environment:
     env = jinja2.Environment(
         loader=jinja2.PackageLoader("conformance.report", "templates"),
-        autoescape=True, undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True,
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
     )
     env.filters["num"] = number
     env.filters["margin"] = short_margin
@@ -39,14 +43,19 @@ def raw_asset(env: jinja2.Environment, name: str) -> str:
 
 def content_security_policy(script: str) -> str:
     digest = base64.b64encode(hashlib.sha256(script.encode("utf-8")).digest()).decode("ascii")
-    return ("default-src 'none'; style-src 'unsafe-inline'; img-src data:; "
-            f"script-src 'sha256-{digest}'; base-uri 'none'; form-action 'none'")
+    return (
+        "default-src 'none'; style-src 'unsafe-inline'; img-src data:; "
+        f"script-src 'sha256-{digest}'; base-uri 'none'; form-action 'none'"
+    )
 
 
 def render_html(view: ReportView) -> str:
     env = environment()
     script = raw_asset(env, SCRIPT)
     return env.get_template("report.html.j2").render(
-        view=view, legend=LEGEND, csp=content_security_policy(script),
-        script=Markup(script), style=Markup(raw_asset(env, STYLE)),
+        view=view,
+        legend=LEGEND,
+        csp=content_security_policy(script),
+        script=Markup(script),
+        style=Markup(raw_asset(env, STYLE)),
     )

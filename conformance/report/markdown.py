@@ -1,4 +1,5 @@
 """A short Markdown summary of the same view, for a CI job summary (e.g. $GITHUB_STEP_SUMMARY)."""
+
 from __future__ import annotations
 
 import re
@@ -19,21 +20,34 @@ def md(value: object) -> str:
 
 def verdict_table(view: ReportView) -> list[str]:
     verdicts = list(view.totals)
-    lines = ["| target | core | " + " | ".join(verdicts) + " | exporter findings |",
-             "|---|---|" + "---:|" * (len(verdicts) + 1)]
+    lines = [
+        "| target | core | " + " | ".join(verdicts) + " | exporter findings |",
+        "|---|---|" + "---:|" * (len(verdicts) + 1),
+    ]
     for tv in view.verdicts:
         status = tv.profiles[0].status
-        icon = "\u2714" if tv.profiles[0].conformant else "\u25cc" if status in ("not run", "incomplete") else "\u2718"
+        icon = (
+            "\u2714"
+            if tv.profiles[0].conformant
+            else "\u25cc"
+            if status in ("not run", "incomplete")
+            else "\u2718"
+        )
         note = " (negative control)" if tv.negative_control else ""
-        lines.append(f"| {md(tv.target)}{note} | {icon} {status} | "
-                     + " | ".join(str(tv.counts[v]) for v in verdicts) + f" | {tv.exporter_findings} |")
+        lines.append(
+            f"| {md(tv.target)}{note} | {icon} {status} | "
+            + " | ".join(str(tv.counts[v]) for v in verdicts)
+            + f" | {tv.exporter_findings} |"
+        )
     return lines
 
 
 def findings_lines(view: ReportView) -> list[str]:
     controls = {tv.target for tv in view.verdicts if tv.negative_control}
-    runtime = sorted((f for f in view.findings if f.check.record.attributed_to != "exporter"),
-                     key=lambda f: f.check.record.target in controls)  # honest targets first
+    runtime = sorted(
+        (f for f in view.findings if f.check.record.attributed_to != "exporter"),
+        key=lambda f: f.check.record.target in controls,
+    )  # honest targets first
     if not runtime:
         return ["No findings on a runtime's account."]
     shown = f" (first {FINDINGS_LISTED})" if len(runtime) > FINDINGS_LISTED else ""
@@ -41,7 +55,9 @@ def findings_lines(view: ReportView) -> list[str]:
     for finding in runtime[:FINDINGS_LISTED]:
         record = finding.check.record
         problem = record.problems[0][:200] if record.problems else ""
-        lines.append(f"- {md(record.check_id)}: {record.verdict}, margin {number(record.margin)}: {md(problem)}")
+        lines.append(
+            f"- {md(record.check_id)}: {record.verdict}, margin {number(record.margin)}: {md(problem)}"
+        )
     return lines
 
 
@@ -49,16 +65,22 @@ def comparison_lines(view: ReportView) -> list[str]:
     c = view.comparison
     if c is None:
         return []
-    counts = (f"{c.count('regressed')} regressed, {c.count('recovered')} recovered, {c.count('changed')} changed, "
-              f"{c.count('moved')} margins moved, {c.count('new')} new, {c.count('gone')} gone; "
-              f"{len(c.figures)} benchmark figures moved beyond noise.")
+    counts = (
+        f"{c.count('regressed')} regressed, {c.count('recovered')} recovered, {c.count('changed')} changed, "
+        f"{c.count('moved')} margins moved, {c.count('new')} new, {c.count('gone')} gone; "
+        f"{len(c.figures)} benchmark figures moved beyond noise."
+    )
     lines = ["", "### Against the baseline", "", counts, ""]
     for change in [ch for ch in c.checks if ch.kind in ("regressed", "recovered")][:CHANGES_LISTED]:
         assert change.before is not None and change.after is not None
-        lines.append(f"- {change.kind}: {md(change.check_id)} ({change.before.verdict} \u2192 {change.after.verdict})")
+        lines.append(
+            f"- {change.kind}: {md(change.check_id)} ({change.before.verdict} \u2192 {change.after.verdict})"
+        )
     for figure in c.figures[:CHANGES_LISTED]:
-        lines.append(f"- {md(figure.benchmark)} {figure.figure}: {number(figure.before)} \u2192 {number(figure.after)} "
-                     f"({figure.change_pct:+.1f}%, {'worse' if figure.worse else 'better'})")
+        lines.append(
+            f"- {md(figure.benchmark)} {figure.figure}: {number(figure.before)} \u2192 {number(figure.after)} "
+            f"({figure.change_pct:+.1f}%, {'worse' if figure.worse else 'better'})"
+        )
     return lines
 
 
@@ -67,10 +89,14 @@ def headline(view: ReportView) -> list[str]:
     conformant = [tv for tv in honest if tv.profiles[0].conformant]
     totals = ", ".join(f"{n} {v}" for v, n in view.totals.items() if n)
     run = {k: md(v) for k, v in view.run.items() if isinstance(v, str)}
-    verdict = (f"**{len(conformant)} of {len(honest)}** targets conformant for the **core** profile; "
-               f"{sum(view.totals.values())} checks" + (f": {totals}." if totals else "."))
-    provenance = (f"Run {run.get('status', '?')} {run.get('started_at', '?')}; suite {run.get('suite_version', '?')}, "
-                  f"spec {run.get('spec_version', '?')}, pack digest {run.get('pack_digest', '?')[:16]}.")
+    verdict = (
+        f"**{len(conformant)} of {len(honest)}** targets conformant for the **core** profile; "
+        f"{sum(view.totals.values())} checks" + (f": {totals}." if totals else ".")
+    )
+    provenance = (
+        f"Run {run.get('status', '?')} {run.get('started_at', '?')}; suite {run.get('suite_version', '?')}, "
+        f"spec {run.get('spec_version', '?')}, pack digest {run.get('pack_digest', '?')[:16]}."
+    )
     return [verdict, "", provenance, ""]
 
 

@@ -3,6 +3,7 @@
 A cell holds the checks of one (model, exporter, target) over every test data set; it shows
 the worst of their verdicts and the largest margin, so a near miss on one data set shows.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -17,7 +18,15 @@ _SEVERITY = {verdict: rank for rank, verdict in enumerate(reversed(VERDICTS))}
 
 def severity(record: CheckRecord) -> tuple[int, int, float]:
     against_runtime = record.verdict in NOT_PASSED and record.attributed_to != "exporter"
-    group = 3 if against_runtime else 2 if record.verdict in NOT_PASSED else 1 if record.verdict == SKIPPED else 0
+    group = (
+        3
+        if against_runtime
+        else 2
+        if record.verdict in NOT_PASSED
+        else 1
+        if record.verdict == SKIPPED
+        else 0
+    )
     return group, _SEVERITY[record.verdict], record.margin or 0.0
 
 
@@ -42,7 +51,11 @@ class MatrixCell:
     @property
     def sign(self) -> Sign:
         worst = self.worst
-        return sign_of(worst.verdict, worst.attributed_to, self.margin if worst.verdict == PASSED else worst.margin)
+        return sign_of(
+            worst.verdict,
+            worst.attributed_to,
+            self.margin if worst.verdict == PASSED else worst.margin,
+        )
 
     @property
     def label(self) -> str:
@@ -58,8 +71,10 @@ class MatrixCell:
     @property
     def title(self) -> str:
         worst = self.worst
-        text = (f"{self.model} / {self.exporter} on {self.target}: {self.passed} of {len(self.checks)} "
-                f"data sets passed; worst {worst.verdict} ({worst.data_set_label})")
+        text = (
+            f"{self.model} / {self.exporter} on {self.target}: {self.passed} of {len(self.checks)} "
+            f"data sets passed; worst {worst.verdict} ({worst.data_set_label})"
+        )
         if self.margin is not None:
             text += f"; largest margin {self.margin:.3g}"
         if worst.attributed_to:
@@ -78,7 +93,9 @@ class Matrix:
     targets: tuple[str, ...]
     exporters: tuple[str, ...]
     rows: tuple[MatrixRow, ...]
-    left_out: tuple[str, ...] = ()  # targets with no check that ran (unavailable): shown in the verdict only
+    left_out: tuple[
+        str, ...
+    ] = ()  # targets with no check that ran (unavailable): shown in the verdict only
     cells: tuple[MatrixCell, ...] = field(default=())
 
     @property
@@ -100,8 +117,9 @@ def ran(records: list[CheckRecord]) -> bool:
     return any(not target_was_unavailable(r) for r in records)
 
 
-def build_matrix(records: list[CheckRecord], target_order: list[str],
-                 changes: dict[str, str] | None = None) -> Matrix:
+def build_matrix(
+    records: list[CheckRecord], target_order: list[str], changes: dict[str, str] | None = None
+) -> Matrix:
     """``changes``: check id -> "regressed" / "recovered" / "moved" (from the baseline comparison)."""
     grouped: dict[tuple[str, str, str], list[CheckRecord]] = {}
     for record in records:
@@ -120,8 +138,14 @@ def build_matrix(records: list[CheckRecord], target_order: list[str],
                 if not checks:
                     row.append(None)
                     continue
-                cell = MatrixCell(f"cell-{len(cells)}", model, exporter, target, tuple(checks),
-                                  cell_change(checks, changes or {}))
+                cell = MatrixCell(
+                    f"cell-{len(cells)}",
+                    model,
+                    exporter,
+                    target,
+                    tuple(checks),
+                    cell_change(checks, changes or {}),
+                )
                 cells.append(cell)
                 row.append(cell)
         rows.append(MatrixRow(model, tuple(row)))

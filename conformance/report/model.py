@@ -1,4 +1,5 @@
 """Turn a results document (and optionally a baseline) into the view data the templates render."""
+
 from __future__ import annotations
 
 import itertools
@@ -83,9 +84,12 @@ def provenance(document: dict[str, Any]) -> Provenance:
         rows.append(("command", shlex.join(str(c) for c in command)))
     environment = dict(document.get("environment", {}))
     packages = environment.pop("packages", {}) or {}
-    return Provenance(tuple(rows), tuple((k, text(v)) for k, v in environment.items()),
-                      tuple((k, text(v)) for k, v in sorted(packages.items())),
-                      tuple((name, info) for name, info in document.get("targets", {}).items()))
+    return Provenance(
+        tuple(rows),
+        tuple((k, text(v)) for k, v in environment.items()),
+        tuple((k, text(v)) for k, v in sorted(packages.items())),
+        tuple((name, info) for name, info in document.get("targets", {}).items()),
+    )
 
 
 def drilldown(matrix: Matrix) -> tuple[tuple[ModelGroup, ...], dict[str, tuple[CheckView, str]]]:
@@ -105,9 +109,13 @@ def drilldown(matrix: Matrix) -> tuple[tuple[ModelGroup, ...], dict[str, tuple[C
     return tuple(groups), views
 
 
-def findings_of(records: list[CheckRecord], views: dict[str, tuple[CheckView, str]]) -> tuple[Finding, ...]:
+def findings_of(
+    records: list[CheckRecord], views: dict[str, tuple[CheckView, str]]
+) -> tuple[Finding, ...]:
     """Every check that did not pass: the runtime's findings first, then the exporters'."""
-    failing = sorted((r for r in records if r.verdict in NOT_PASSED), key=lambda r: r.attributed_to == "exporter")
+    failing = sorted(
+        (r for r in records if r.verdict in NOT_PASSED), key=lambda r: r.attributed_to == "exporter"
+    )
     found = []
     for index, record in enumerate(failing):
         view, anchor = views.get(record.check_id) or (check_view(record, f"finding-{index}"), None)
@@ -120,14 +128,22 @@ def build_view(document: dict[str, Any], baseline: dict[str, Any] | None = None)
     comparison = None
     if baseline is not None:
         comparison = compare_documents(baseline, document, records_of(baseline), records)
-    matrix = build_matrix(records, target_names(document, records),
-                          comparison.kinds_by_check() if comparison else None)
+    matrix = build_matrix(
+        records,
+        target_names(document, records),
+        comparison.kinds_by_check() if comparison else None,
+    )
     groups, views = drilldown(matrix)
     counts = Counter(r.verdict for r in records)
     return ReportView(
         generated_at=datetime.now(UTC).isoformat(timespec="seconds"),
-        run=document.get("run", {}), verdicts=tuple(target_verdicts(document, records)),
-        totals={v: counts.get(v, 0) for v in VERDICTS}, matrix=matrix, groups=groups,
-        findings=findings_of(records, views), performance=build_performance(document.get("benchmarks")),
-        comparison=comparison, provenance=provenance(document),
+        run=document.get("run", {}),
+        verdicts=tuple(target_verdicts(document, records)),
+        totals={v: counts.get(v, 0) for v in VERDICTS},
+        matrix=matrix,
+        groups=groups,
+        findings=findings_of(records, views),
+        performance=build_performance(document.get("benchmarks")),
+        comparison=comparison,
+        provenance=provenance(document),
     )

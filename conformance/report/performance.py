@@ -3,6 +3,7 @@
 Benchmark records come from another part of the suite and may lack any key; whatever is
 present is shown, and a missing figure is an em dash, never an error.
 """
+
 from __future__ import annotations
 
 import json
@@ -19,7 +20,12 @@ from conformance.report.charts import (
 )
 
 PERCENTILES = ("p50", "p90", "p95", "p99", "p99.9")
-SINGLE_STREAM, OFFLINE, COLD_START, LOADGEN_PREFIX = "SingleStream", "Offline", "ColdStart", "LoadGen"
+SINGLE_STREAM, OFFLINE, COLD_START, LOADGEN_PREFIX = (
+    "SingleStream",
+    "Offline",
+    "ColdStart",
+    "LoadGen",
+)
 
 
 def _num(value: Any) -> float | None:
@@ -50,8 +56,13 @@ class BenchRow:
 
     def throughput(self) -> dict[int, float]:
         points = self.record.get("throughput") or []
-        return {p["batch"]: v for p in points if isinstance(p, dict) and isinstance(p.get("batch"), int)
-                and (v := _num(p.get("samples_per_s"))) is not None}
+        return {
+            p["batch"]: v
+            for p in points
+            if isinstance(p, dict)
+            and isinstance(p.get("batch"), int)
+            and (v := _num(p.get("samples_per_s"))) is not None
+        }
 
     @property
     def status(self) -> str:
@@ -93,14 +104,23 @@ class Performance:
     cold_start: tuple[BenchRow, ...]
     loadgen: tuple[BenchRow, ...]
     caching_guard: tuple[BenchRow, ...]  # every record with a caching-guard verdict
-    not_measured: tuple[BenchRow, ...]  # status error, crashed, timed-out or skipped: their problems say why
+    not_measured: tuple[
+        BenchRow, ...
+    ]  # status error, crashed, timed-out or skipped: their problems say why
     charts: tuple[TargetCharts, ...]
-    rules: tuple[tuple[str, str], ...]  # the distinct rule sets in force, as (mode, "key=value, ...")
+    rules: tuple[
+        tuple[str, str], ...
+    ]  # the distinct rule sets in force, as (mode, "key=value, ...")
 
 
 def bench_row(record: dict[str, Any]) -> BenchRow:
-    return BenchRow(str(record.get("target", "?")), str(record.get("model", "?")), str(record.get("exporter", "?")),
-                    str(record.get("mode", "")), record)
+    return BenchRow(
+        str(record.get("target", "?")),
+        str(record.get("model", "?")),
+        str(record.get("exporter", "?")),
+        str(record.get("mode", "")),
+        record,
+    )
 
 
 def rules_of(rows: list[BenchRow]) -> tuple[tuple[str, str], ...]:
@@ -108,16 +128,23 @@ def rules_of(rows: list[BenchRow]) -> tuple[tuple[str, str], ...]:
     for row in rows:
         rules = row.record.get("rules")
         if isinstance(rules, dict) and rules:
-            text = ", ".join(f"{k}={v if isinstance(v, str) else json.dumps(v)}" for k, v in sorted(rules.items()))
+            text = ", ".join(
+                f"{k}={v if isinstance(v, str) else json.dumps(v)}"
+                for k, v in sorted(rules.items())
+            )
             seen[(row.mode, text)] = None
     return tuple(seen)
 
 
 def target_charts(target: str, single: list[BenchRow], offline: list[BenchRow]) -> TargetCharts:
-    ladder = latency_ladder([(r.label, r.record.get("latency_ms") or {}) for r in single],
-                            f"SingleStream latency on {target} (ms, log scale)")
-    lines = throughput_chart([(r.label, sorted(r.throughput().items())) for r in offline],
-                             f"Offline throughput on {target}")
+    ladder = latency_ladder(
+        [(r.label, r.record.get("latency_ms") or {}) for r in single],
+        f"SingleStream latency on {target} (ms, log scale)",
+    )
+    lines = throughput_chart(
+        [(r.label, sorted(r.throughput().items())) for r in offline],
+        f"Offline throughput on {target}",
+    )
     histograms = []
     for row in single:
         hist = row.record.get("latency_histogram") or {}
@@ -133,16 +160,23 @@ def build_performance(benchmarks: list[Any] | None) -> Performance:
 
     def scenario(name: str) -> list[BenchRow]:
         return [r for r in measured if r.scenario == name]
+
     single, offline = scenario(SINGLE_STREAM), scenario(OFFLINE)
     targets = list(dict.fromkeys(r.target for r in single + offline))
     return Performance(
-        present=bool(rows), single_stream=tuple(single), offline=tuple(offline),
+        present=bool(rows),
+        single_stream=tuple(single),
+        offline=tuple(offline),
         offline_batches=tuple(sorted({b for r in offline for b in r.throughput()})),
         cold_start=tuple(scenario(COLD_START)),
         loadgen=tuple(r for r in measured if r.scenario.startswith(LOADGEN_PREFIX)),
         caching_guard=tuple(r for r in measured if r.caching_flagged is not None),
         not_measured=tuple(r for r in rows if r.status != "ok"),
-        charts=tuple(target_charts(t, [r for r in single if r.target == t], [r for r in offline if r.target == t])
-                     for t in targets),
+        charts=tuple(
+            target_charts(
+                t, [r for r in single if r.target == t], [r for r in offline if r.target == t]
+            )
+            for t in targets
+        ),
         rules=rules_of(rows),
     )

@@ -1,4 +1,5 @@
 """How a verdict looks: an icon and a word beside every colour, so colour is never the only signal."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -24,12 +25,24 @@ class Sign:
 
 PASS = Sign("pass", "\u2713", "pass", "passed: margin (worst error / tolerance) at most 0.5")
 NEAR = Sign("near", "\u25d0", "near", "passed, but a near miss: margin above 0.5")
-FAIL = Sign("fail", "\u2717", "fail", "failed on the runtime's account: values outside tolerance, or a failed property")
-ERROR = Sign("fail", "!", "error", "the runtime raised an error loading or running the artifact", "err")
+FAIL = Sign(
+    "fail",
+    "\u2717",
+    "fail",
+    "failed on the runtime's account: values outside tolerance, or a failed property",
+)
+ERROR = Sign(
+    "fail", "!", "error", "the runtime raised an error loading or running the artifact", "err"
+)
 CRASH = Sign("fail", "\u2620", "crash", "the runtime's process crashed")
 TIMEOUT = Sign("fail", "\u25f7", "timeout", "the runtime did not answer in time", "t/o")
-EXPORTER = Sign("exporter", "\u25c7", "exporter",
-                "exporter finding recorded in the pack: never counted against the runtime", "exp")
+EXPORTER = Sign(
+    "exporter",
+    "\u25c7",
+    "exporter",
+    "exporter finding recorded in the pack: never counted against the runtime",
+    "exp",
+)
 SKIP = Sign("skip", "\u2013", "skip", "skipped (see the reason in the drill-down)")
 LEGEND = (PASS, NEAR, FAIL, ERROR, CRASH, TIMEOUT, EXPORTER, SKIP)
 

@@ -8,6 +8,7 @@ skipped except for a missing artifact; exporter findings are shown, never counte
 runtime. A run of a selection of the pack says so, since certification needs every check
 (``conformance certify``, which also recomputes each verdict rather than reading it).
 """
+
 from __future__ import annotations
 
 from collections import Counter
@@ -22,7 +23,12 @@ ARTIFACT_ABSENT = "no runnable artifact"
 TARGET_UNAVAILABLE = "target unavailable"
 NEGATIVE_CONTROL_PREFIX = "defect:"
 
-CONFORMANT, NOT_CONFORMANT, INCOMPLETE, NOT_RUN = "conformant", "not conformant", "incomplete", "not run"
+CONFORMANT, NOT_CONFORMANT, INCOMPLETE, NOT_RUN = (
+    "conformant",
+    "not conformant",
+    "incomplete",
+    "not run",
+)
 
 
 @dataclass(frozen=True)
@@ -66,8 +72,9 @@ def partial(selection: dict[str, Any] | None) -> str:
     return f" (on a selection of the pack: {'; '.join(chosen)})" if chosen else ""
 
 
-def core_verdict(info: dict[str, Any], records: list[CheckRecord],
-                 selection: dict[str, Any] | None = None) -> ProfileVerdict:
+def core_verdict(
+    info: dict[str, Any], records: list[CheckRecord], selection: dict[str, Any] | None = None
+) -> ProfileVerdict:
     if info and not info.get("available", True):
         return ProfileVerdict(CORE_PROFILE, NOT_RUN, describe(info))
     if not records:
@@ -75,12 +82,23 @@ def core_verdict(info: dict[str, Any], records: list[CheckRecord],
     against = [r for r in records if r.verdict in NOT_PASSED and r.attributed_to != "exporter"]
     if against:
         kinds = Counter(r.verdict for r in against)
-        return ProfileVerdict(CORE_PROFILE, NOT_CONFORMANT,
-                              ", ".join(f"{n} {v}" for v, n in kinds.items()) + " on the runtime's account")
-    not_run = [r for r in records if r.verdict == SKIPPED and not skip_reason(r).startswith(ARTIFACT_ABSENT)]
+        return ProfileVerdict(
+            CORE_PROFILE,
+            NOT_CONFORMANT,
+            ", ".join(f"{n} {v}" for v, n in kinds.items()) + " on the runtime's account",
+        )
+    not_run = [
+        r
+        for r in records
+        if r.verdict == SKIPPED and not skip_reason(r).startswith(ARTIFACT_ABSENT)
+    ]
     if not_run:
-        return ProfileVerdict(CORE_PROFILE, INCOMPLETE, f"{len(not_run)} checks skipped, so not assessed")
-    return ProfileVerdict(CORE_PROFILE, CONFORMANT, "every check on the runtime's account passed" + partial(selection))
+        return ProfileVerdict(
+            CORE_PROFILE, INCOMPLETE, f"{len(not_run)} checks skipped, so not assessed"
+        )
+    return ProfileVerdict(
+        CORE_PROFILE, CONFORMANT, "every check on the runtime's account passed" + partial(selection)
+    )
 
 
 def skip_reason(record: CheckRecord) -> str:
@@ -91,16 +109,24 @@ def target_was_unavailable(record: CheckRecord) -> bool:
     return record.verdict == SKIPPED and skip_reason(record).startswith(TARGET_UNAVAILABLE)
 
 
-def target_verdict(name: str, info: dict[str, Any], records: list[CheckRecord],
-                   selection: dict[str, Any] | None = None) -> TargetVerdict:
+def target_verdict(
+    name: str,
+    info: dict[str, Any],
+    records: list[CheckRecord],
+    selection: dict[str, Any] | None = None,
+) -> TargetVerdict:
     counts = Counter(r.verdict for r in records)
     reasons = Counter(skip_reason(r)[:300] for r in records if r.verdict == SKIPPED)
     return TargetVerdict(
-        target=name, available=bool(info.get("available", bool(records))), description=describe(info),
+        target=name,
+        available=bool(info.get("available", bool(records))),
+        description=describe(info),
         negative_control=name.startswith(NEGATIVE_CONTROL_PREFIX),
         profiles=(core_verdict(info, records, selection),),
         counts={v: counts.get(v, 0) for v in VERDICTS},
-        exporter_findings=sum(1 for r in records if r.verdict in NOT_PASSED and r.attributed_to == "exporter"),
+        exporter_findings=sum(
+            1 for r in records if r.verdict in NOT_PASSED and r.attributed_to == "exporter"
+        ),
         skip_reasons=tuple(reasons.most_common()),
     )
 
@@ -115,5 +141,9 @@ def target_names(document: dict[str, Any], records: list[CheckRecord]) -> list[s
 def target_verdicts(document: dict[str, Any], records: list[CheckRecord]) -> list[TargetVerdict]:
     targets = document.get("targets", {})
     selection = document.get("run", {}).get("selection")
-    return [target_verdict(name, targets.get(name, {}), [r for r in records if r.target == name], selection)
-            for name in target_names(document, records)]
+    return [
+        target_verdict(
+            name, targets.get(name, {}), [r for r in records if r.target == name], selection
+        )
+        for name in target_names(document, records)
+    ]

@@ -3,6 +3,7 @@
 A crash or Ctrl-C loses nothing already measured; ``--resume`` reads the file back and
 runs only the checks it lacks. The report, bundle and scoreboard read this file only.
 """
+
 from __future__ import annotations
 
 import json
@@ -19,8 +20,18 @@ from conformance.results.records import CheckRecord
 
 SCHEMA_VERSION = "1.0"
 RESULTS_JSON = "results.json"
-PACKAGES = ("onnx", "onnxruntime", "openvino", "tract", "iree-base-runtime", "iree-base-compiler", "numpy",
-            "torch", "tensorflow", "tf2onnx")
+PACKAGES = (
+    "onnx",
+    "onnxruntime",
+    "openvino",
+    "tract",
+    "iree-base-runtime",
+    "iree-base-compiler",
+    "numpy",
+    "torch",
+    "tensorflow",
+    "tf2onnx",
+)
 
 
 def utc_now() -> str:
@@ -45,13 +56,22 @@ def environment() -> dict[str, Any]:
         except metadata.PackageNotFoundError:
             continue
     return {
-        "cpu": cpu_model(), "cores": os.cpu_count(), "machine": platform.machine(),
-        "os": platform.platform(), "python": platform.python_version(), "packages": packages,
+        "cpu": cpu_model(),
+        "cores": os.cpu_count(),
+        "machine": platform.machine(),
+        "os": platform.platform(),
+        "python": platform.python_version(),
+        "packages": packages,
     }
 
 
-def new_document(pack_manifest: dict, targets: dict[str, Any], command: list[str],
-                 models: list[str] | None = None, exporters: list[str] | None = None) -> dict[str, Any]:
+def new_document(
+    pack_manifest: dict,
+    targets: dict[str, Any],
+    command: list[str],
+    models: list[str] | None = None,
+    exporters: list[str] | None = None,
+) -> dict[str, Any]:
     return {
         "schema_version": SCHEMA_VERSION,
         "run": {
@@ -128,4 +148,6 @@ def validate_document(document: dict[str, Any]) -> None:
     from conformance.spec import SPEC_DIR
 
     schema = json.loads((SPEC_DIR / "schemas" / "results.schema.json").read_text(encoding="utf-8"))
-    jsonschema.Draft202012Validator(schema, format_checker=jsonschema.FormatChecker()).validate(document)
+    jsonschema.Draft202012Validator(schema, format_checker=jsonschema.FormatChecker()).validate(
+        document
+    )

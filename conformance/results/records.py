@@ -1,10 +1,18 @@
 """One check's record: what ran, the verdict, and the error figures behind it."""
+
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-PASSED, FAILED, ERROR, CRASHED, TIMED_OUT, SKIPPED = "passed", "failed", "error", "crashed", "timed-out", "skipped"
+PASSED, FAILED, ERROR, CRASHED, TIMED_OUT, SKIPPED = (
+    "passed",
+    "failed",
+    "error",
+    "crashed",
+    "timed-out",
+    "skipped",
+)
 VERDICTS = (PASSED, FAILED, ERROR, CRASHED, TIMED_OUT, SKIPPED)
 NOT_PASSED = (FAILED, ERROR, CRASHED, TIMED_OUT)
 
@@ -38,7 +46,9 @@ class CheckRecord:
         data = asdict(self)
         data["problems"] = list(self.problems)
         if data["margin"] == float("inf"):
-            data["margin"] = None  # JSON has no infinity; problems say why values were not comparable
+            data["margin"] = (
+                None  # JSON has no infinity; problems say why values were not comparable
+            )
         return {"id": self.check_id, **data}
 
     @classmethod

@@ -1,4 +1,5 @@
 """Targets: name -> adapter. ``name[:device][:key=value...]``, e.g. ``ort:cpu:opt=disabled``."""
+
 from __future__ import annotations
 
 import difflib
@@ -26,15 +27,33 @@ BUILTIN_TARGETS: dict[str, str] = {
 
 # What `conformance run` uses when no --target is given: every honest target, where available.
 DEFAULT_TARGETS: tuple[str, ...] = (
-    "ort:cpu", "ort:cpu:opt=basic", "ort:cpu:opt=disabled", "reference",
-    "openvino:cpu", "tract", "iree:llvm-cpu",
-    "ort:cuda", "ort:tensorrt", "openvino:gpu", "iree:cuda",
+    "ort:cpu",
+    "ort:cpu:opt=basic",
+    "ort:cpu:opt=disabled",
+    "reference",
+    "openvino:cpu",
+    "tract",
+    "iree:llvm-cpu",
+    "ort:cuda",
+    "ort:tensorrt",
+    "openvino:gpu",
+    "iree:cuda",
 )
 
 # Known-defective targets (negative controls): every one must be caught by the checks.
 DEFECT_TARGETS: dict[str, str] = {
     f"defect:{kind}": "conformance.targets.defects:DefectTarget"
-    for kind in ("noise", "fp16", "first-sample", "swap-outputs", "nan", "stale", "dtype", "crash", "hang")
+    for kind in (
+        "noise",
+        "fp16",
+        "first-sample",
+        "swap-outputs",
+        "nan",
+        "stale",
+        "dtype",
+        "crash",
+        "hang",
+    )
 }
 
 
@@ -76,4 +95,13 @@ def all_target_names() -> list[str]:
     return [*BUILTIN_TARGETS, *sorted(scan_entry_points()[0])]
 
 
-__all__ = ["BUILTIN_TARGETS", "DEFAULT_TARGETS", "DEFECT_TARGETS", "Target", "TargetError", "TargetInfo", "TargetUnavailable", "get_target"]
+__all__ = [
+    "BUILTIN_TARGETS",
+    "DEFAULT_TARGETS",
+    "DEFECT_TARGETS",
+    "Target",
+    "TargetError",
+    "TargetInfo",
+    "TargetUnavailable",
+    "get_target",
+]

@@ -28,6 +28,7 @@ hang           never returns from run (sleeps forever)
 sequence, and a defective runtime would declare what an honest one declares, so the declaration
 must never be what excuses the defect.
 """
+
 from __future__ import annotations
 
 import os
@@ -137,8 +138,9 @@ class DefectTarget(Target):
         parts = [p for p in name.split(":") if "=" not in p]
         kind = parts[1] if len(parts) == 2 and parts[0] == "defect" else None
         if kind not in KINDS:
-            raise TargetError(f"{name}: not a negative control; known: "
-                              + ", ".join(f"defect:{k}" for k in KINDS))
+            raise TargetError(
+                f"{name}: not a negative control; known: " + ", ".join(f"defect:{k}" for k in KINDS)
+            )
         super().__init__(name, {})
         self.kind = kind
 
@@ -154,7 +156,9 @@ class DefectTarget(Target):
     def describe(self) -> TargetInfo:
         import onnxruntime
 
-        return TargetInfo(self.name, "defect", onnxruntime.__version__, "cpu", {"defect": self.kind})
+        return TargetInfo(
+            self.name, "defect", onnxruntime.__version__, "cpu", {"defect": self.kind}
+        )
 
     def _load(self, model_path: Path) -> Session:
         if self.kind == "fp16":
@@ -181,5 +185,8 @@ class DefectTarget(Target):
         # artifact (onnxruntime 1.32); "extended" runs every pack model in fp16.
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED
         options.log_severity_level = 3
-        return OrtSession(ort.InferenceSession(model.SerializeToString(), options,
-                                               providers=["CPUExecutionProvider"]))
+        return OrtSession(
+            ort.InferenceSession(
+                model.SerializeToString(), options, providers=["CPUExecutionProvider"]
+            )
+        )

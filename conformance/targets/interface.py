@@ -3,6 +3,7 @@
 The base classes own the public behaviour (input checking, error wrapping); an adapter
 overrides only ``_load`` (and its session's ``_run``).
 """
+
 from __future__ import annotations
 
 import abc

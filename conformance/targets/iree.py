@@ -5,6 +5,7 @@ that the session's close() removes. ``target=`` overrides the code generation ta
 the CPU model for llvm-cpu (default ``host``), the SM architecture for cuda (default: the
 compiler's own, which embeds PTX that newer GPUs JIT-compile).
 """
+
 from __future__ import annotations
 
 import shutil
@@ -32,8 +33,9 @@ def _package_version(name: str) -> str:
 
 
 class IreeSession(Session):
-    def __init__(self, function, input_names: list[str], output_names: list[str],
-                 workdir: Path) -> None:
+    def __init__(
+        self, function, input_names: list[str], output_names: list[str], workdir: Path
+    ) -> None:
         super().__init__(input_names)
         self._function = function
         self._output_names = output_names
@@ -43,11 +45,15 @@ class IreeSession(Session):
         result = self._function(*(np.ascontiguousarray(inputs[name]) for name in self.input_names))
         results = result if isinstance(result, (tuple, list)) else (result,)
         if len(results) != len(self._output_names):
-            raise TargetError(f"IREE returned {len(results)} outputs, "
-                              f"the graph declares {len(self._output_names)}")
+            raise TargetError(
+                f"IREE returned {len(results)} outputs, "
+                f"the graph declares {len(self._output_names)}"
+            )
         # Copy off the device buffers (to_host may map them) so results outlive the call.
-        return [(name, np.array(value.to_host() if hasattr(value, "to_host") else value, copy=True))
-                for name, value in zip(self._output_names, results)]
+        return [
+            (name, np.array(value.to_host() if hasattr(value, "to_host") else value, copy=True))
+            for name, value in zip(self._output_names, results)
+        ]
 
     def close(self) -> None:
         self._function = None
@@ -60,8 +66,9 @@ class IreeTarget(Target):
 
         unknown = options.keys() - set(OPTIONS)
         if unknown:
-            raise TargetError(f"{name}: unknown options {sorted(unknown)}; "
-                              f"known: {', '.join(OPTIONS)}")
+            raise TargetError(
+                f"{name}: unknown options {sorted(unknown)}; known: {', '.join(OPTIONS)}"
+            )
         self.device = parse_target_name(name)[0].split(":")[1]  # "llvm-cpu" or "cuda"
         self.backend, self.driver = BACKENDS[self.device]
         default = "host" if self.device == "llvm-cpu" else None
@@ -94,14 +101,19 @@ class IreeTarget(Target):
         options: dict[str, Any] = {
             "target_backend": self.backend,
             "driver": self.driver,
-            ("target_cpu" if self.device == "llvm-cpu" else "cuda_target"):
-                self.options["target"] or "compiler default",
+            ("target_cpu" if self.device == "llvm-cpu" else "cuda_target"): self.options["target"]
+            or "compiler default",
             "compile_args": self._extra_args(),
             "importer": "iree.compiler.extras.onnx_importer (as iree-import-onnx, data_prop=True)",
             "runtime_version": _package_version("iree-base-runtime"),
         }
-        return TargetInfo(self.name, "iree", _package_version("iree-base-compiler"),
-                          "cpu" if self.device == "llvm-cpu" else "cuda", options)
+        return TargetInfo(
+            self.name,
+            "iree",
+            _package_version("iree-base-compiler"),
+            "cpu" if self.device == "llvm-cpu" else "cuda",
+            options,
+        )
 
     @cached_property
     def _config(self):
@@ -133,8 +145,12 @@ class IreeTarget(Target):
         mlir = workdir / "model.mlir"
         mlir.write_text(module.get_asm(assume_verified=True), encoding="utf-8")
         vmfb = workdir / "model.vmfb"
-        iree.compiler.compile_file(str(mlir), output_file=str(vmfb), target_backends=[self.backend],
-                                   extra_args=self._extra_args())
+        iree.compiler.compile_file(
+            str(mlir),
+            output_file=str(vmfb),
+            target_backends=[self.backend],
+            extra_args=self._extra_args(),
+        )
 
         vm_module = iree.runtime.VmModule.mmap(self._config.vm_instance, str(vmfb))
         context = iree.runtime.SystemContext(config=self._config)

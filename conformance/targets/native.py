@@ -4,6 +4,7 @@ They read the pack's test data like any target, but instead of the ONNX file the
 the model family from its seed (model.json) with the framework installed here: this is
 how an upgrade of torch or TensorFlow is tested against the same goldens.
 """
+
 from __future__ import annotations
 
 import json
@@ -65,7 +66,11 @@ class NativeTarget(Target):
         name, record, artifact = artifact_record(model_path)
         family = load_family(name)
         forward = self._forward(family, family.make_params(record["seed"]))
-        return NativeSession(forward, [i["name"] for i in artifact["inputs"]], [o["name"] for o in artifact["outputs"]])
+        return NativeSession(
+            forward,
+            [i["name"] for i in artifact["inputs"]],
+            [o["name"] for o in artifact["outputs"]],
+        )
 
 
 class TorchTarget(NativeTarget):
@@ -79,9 +84,18 @@ class TorchTarget(NativeTarget):
     def describe(self) -> TargetInfo:
         import torch
 
-        return TargetInfo(self.name, "torch", torch.__version__, self.device,
-                          {"dtype": "float32", "mode": "eager", "threads": torch.get_num_threads(),
-                           "tf32_matmul": torch.backends.cuda.matmul.allow_tf32})
+        return TargetInfo(
+            self.name,
+            "torch",
+            torch.__version__,
+            self.device,
+            {
+                "dtype": "float32",
+                "mode": "eager",
+                "threads": torch.get_num_threads(),
+                "tf32_matmul": torch.backends.cuda.matmul.allow_tf32,
+            },
+        )
 
     def _forward(self, family, params):
         import torch
@@ -91,7 +105,9 @@ class TorchTarget(NativeTarget):
 
         def forward(arrays):
             with torch.no_grad():
-                outputs = module(*(torch.from_numpy(np.ascontiguousarray(a)).to(device) for a in arrays))
+                outputs = module(
+                    *(torch.from_numpy(np.ascontiguousarray(a)).to(device) for a in arrays)
+                )
             outputs = (outputs,) if isinstance(outputs, torch.Tensor) else outputs
             return [o.cpu().numpy() for o in outputs]
 
@@ -117,9 +133,18 @@ class TfTarget(NativeTarget):
         tf = import_tensorflow()
         import keras
 
-        return TargetInfo(self.name, "tensorflow", tf.__version__, self.device,
-                          {"dtype": "float32", "mode": "eager", "keras": keras.__version__,
-                           "tf32": tf.config.experimental.tensor_float_32_execution_enabled()})
+        return TargetInfo(
+            self.name,
+            "tensorflow",
+            tf.__version__,
+            self.device,
+            {
+                "dtype": "float32",
+                "mode": "eager",
+                "keras": keras.__version__,
+                "tf32": tf.config.experimental.tensor_float_32_execution_enabled(),
+            },
+        )
 
     def _forward(self, family, params):
         import_tensorflow()
@@ -127,6 +152,9 @@ class TfTarget(NativeTarget):
 
         def forward(arrays):
             outputs = model(arrays if len(arrays) > 1 else arrays[0], training=False)
-            return [np.asarray(o) for o in (outputs if isinstance(outputs, (list, tuple)) else [outputs])]
+            return [
+                np.asarray(o)
+                for o in (outputs if isinstance(outputs, (list, tuple)) else [outputs])
+            ]
 
         return forward

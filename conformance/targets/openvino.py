@@ -4,6 +4,7 @@ OpenVINO's CPU plugin quietly runs float32 models in bf16 on CPUs with AVX512_BF
 GPU plugin in f16): the default here is an explicit f32 hint; ``precision=bf16|f16`` asks for
 less, and describe() records the precision the compiled model reports, not the one asked for.
 """
+
 from __future__ import annotations
 
 from functools import cached_property
@@ -22,8 +23,10 @@ def _in_force(compiled) -> dict[str, Any]:
     """The settings a compiled model reports that change numerics (or explain timings)."""
     precision = compiled.get_property("INFERENCE_PRECISION_HINT").get_type_name()
     info: dict[str, Any] = {"inference_precision": precision}
-    for key, prop in (("execution_mode", "EXECUTION_MODE_HINT"),
-                      ("inference_num_threads", "INFERENCE_NUM_THREADS")):
+    for key, prop in (
+        ("execution_mode", "EXECUTION_MODE_HINT"),
+        ("inference_num_threads", "INFERENCE_NUM_THREADS"),
+    ):
         try:
             value = compiled.get_property(prop)
         except RuntimeError:  # not every plugin has every property (GPU: no thread count)
@@ -41,20 +44,23 @@ class OpenVinoSession(Session):
     def _run(self, inputs: dict[str, np.ndarray]) -> Outputs:
         results = self._request.infer({name: inputs[name] for name in self.input_names})
         # Copies: the request reuses its output buffers on the next call.
-        return [(port.any_name, np.array(results[port], copy=True))
-                for port in self._compiled.outputs]
+        return [
+            (port.any_name, np.array(results[port], copy=True)) for port in self._compiled.outputs
+        ]
 
 
 class OpenVinoTarget(Target):
     def __init__(self, name: str, options: dict[str, str]) -> None:
         unknown = options.keys() - set(OPTIONS)
         if unknown:
-            raise TargetError(f"{name}: unknown options {sorted(unknown)}; "
-                              f"known: {', '.join(OPTIONS)}")
+            raise TargetError(
+                f"{name}: unknown options {sorted(unknown)}; known: {', '.join(OPTIONS)}"
+            )
         precision = options.get("precision", "f32")
         if precision not in PRECISIONS:
-            raise TargetError(f"{name}: precision must be one of {', '.join(PRECISIONS)}, "
-                              f"not {precision!r}")
+            raise TargetError(
+                f"{name}: precision must be one of {', '.join(PRECISIONS)}, not {precision!r}"
+            )
         threads = options.get("threads", "0")  # 0: OpenVINO's own choice
         if not threads.isdigit():
             raise TargetError(f"{name}: threads must be a whole number, not {threads!r}")
@@ -102,8 +108,9 @@ class OpenVinoTarget(Target):
         options: dict[str, Any] = {"precision_requested": self.options["precision"]}
         if self.unavailable_reason() is None:
             options.update(self._probe)
-        return TargetInfo(self.name, "openvino", openvino.get_version(), self.device.lower(),
-                          options)
+        return TargetInfo(
+            self.name, "openvino", openvino.get_version(), self.device.lower(), options
+        )
 
     def _load(self, model_path: Path) -> Session:
         compiled = self._core.compile_model(str(model_path), self.device, self._config())

@@ -3,6 +3,7 @@
 ``OrtTarget`` is shared with the GPU execution providers (``ort_gpu``): a subclass names its
 providers, its device and any extra options; the session and the option checking stay here.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -36,13 +37,20 @@ class OrtTarget(Target):
         known = ("opt", "threads", *self.extra_options)
         unknown = options.keys() - set(known)
         if unknown:
-            raise TargetError(f"{name}: unknown options {sorted(unknown)}; "
-                              f"known: {', '.join(known)}")
+            raise TargetError(
+                f"{name}: unknown options {sorted(unknown)}; known: {', '.join(known)}"
+            )
         opt = options.get("opt", "all")
         if opt not in OPT_LEVELS:
             raise TargetError(f"{name}: opt must be one of {', '.join(OPT_LEVELS)}, not {opt!r}")
-        super().__init__(name, {"opt": opt, "threads": options.get("threads", "0"),
-                                **self._parse_extra(name, options)})
+        super().__init__(
+            name,
+            {
+                "opt": opt,
+                "threads": options.get("threads", "0"),
+                **self._parse_extra(name, options),
+            },
+        )
 
     def _parse_extra(self, name: str, options: dict[str, str]) -> dict[str, str]:
         return {}
@@ -68,11 +76,18 @@ class OrtTarget(Target):
     def describe(self) -> TargetInfo:
         import onnxruntime
 
-        return TargetInfo(self.name, "onnxruntime", onnxruntime.__version__, self.device,
-                          {"graph_optimization_level": self.options["opt"],
-                           "intra_op_num_threads": int(self.options["threads"]),
-                           "providers": [p for p, _ in self.providers()],
-                           **self.provider_info()})
+        return TargetInfo(
+            self.name,
+            "onnxruntime",
+            onnxruntime.__version__,
+            self.device,
+            {
+                "graph_optimization_level": self.options["opt"],
+                "intra_op_num_threads": int(self.options["threads"]),
+                "providers": [p for p, _ in self.providers()],
+                **self.provider_info(),
+            },
+        )
 
     def _load(self, model_path: Path) -> Session:
         import onnxruntime as ort
@@ -88,13 +103,17 @@ class OrtTarget(Target):
         options.intra_op_num_threads = int(self.options["threads"])
         options.log_severity_level = 3
         providers = self.providers()
-        session = ort.InferenceSession(str(model_path), options,
-                                       providers=[p for p, _ in providers],
-                                       provider_options=[o for _, o in providers])
+        session = ort.InferenceSession(
+            str(model_path),
+            options,
+            providers=[p for p, _ in providers],
+            provider_options=[o for _, o in providers],
+        )
         # ORT silently falls back to CPU when a GPU provider cannot start: refuse that.
         if providers[0][0] not in session.get_providers():
-            raise TargetError(f"{providers[0][0]} was requested but the session runs on "
-                              f"{session.get_providers()}")
+            raise TargetError(
+                f"{providers[0][0]} was requested but the session runs on {session.get_providers()}"
+            )
         return OrtSession(session)
 
 

@@ -3,6 +3,7 @@
 CUDA's TF32 tensor-core mode changes float32 matmul/conv numerics (about 1e-3 relative) and is
 on by default in ORT; the target runs strict fp32 unless ``tf32=1``, and describe() records it.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -39,8 +40,10 @@ class OrtCudaTarget(OrtTarget):
         # Read back what the provider really uses; refuse a silent disagreement.
         in_force = session._session.get_provider_options().get("CUDAExecutionProvider", {})
         if "use_tf32" in in_force and in_force["use_tf32"] != self.options["tf32"]:
-            raise TargetError(f"asked for use_tf32={self.options['tf32']} but the CUDA provider "
-                              f"reports use_tf32={in_force['use_tf32']}")
+            raise TargetError(
+                f"asked for use_tf32={self.options['tf32']} but the CUDA provider "
+                f"reports use_tf32={in_force['use_tf32']}"
+            )
         return session
 
 
@@ -59,8 +62,9 @@ class OrtTensorrtTarget(OrtCudaTarget):
         import onnxruntime
 
         if "CUDAExecutionProvider" not in onnxruntime.get_available_providers():
-            return ("CUDAExecutionProvider is not available "
-                    "(needs onnxruntime-gpu and a CUDA device)")
+            return (
+                "CUDAExecutionProvider is not available (needs onnxruntime-gpu and a CUDA device)"
+            )
         return None
 
     def provider_info(self) -> dict[str, Any]:
@@ -72,6 +76,7 @@ class OrtTensorrtTarget(OrtCudaTarget):
         in_force = session._session.get_provider_options().get("TensorrtExecutionProvider", {})
         for key in ("trt_fp16_enable", "trt_int8_enable"):
             if in_force.get(key, "0").lower() not in ("0", "false"):
-                raise TargetError(f"TensorRT reports {key}={in_force[key]}; "
-                                  "this target runs float32")
+                raise TargetError(
+                    f"TensorRT reports {key}={in_force[key]}; this target runs float32"
+                )
         return session

@@ -13,6 +13,7 @@ imported only when its target is selected.
 Backends: ``backend:<package.module>:<Class>`` runs the pack through any
 ``onnx.backend.base.Backend`` (``prepare`` then ``BackendRep.run``), option ``device`` (default CPU).
 """
+
 from __future__ import annotations
 
 import importlib
@@ -52,21 +53,26 @@ class PluginTarget:
 
     def target_class(self) -> type[Target]:
         module_name, class_name = self.value.split(":")
-        return _import_class(module_name, class_name, Target, f"target {self.name!r}: {self.origin}")
+        return _import_class(
+            module_name, class_name, Target, f"target {self.name!r}: {self.origin}"
+        )
 
 
 def _import_class(module_name: str, class_name: str, base: type, where: str) -> type:
     try:
         module = importlib.import_module(module_name)
     except Exception as error:  # ImportError, or anything the module raises while importing
-        raise PluginError(f"{where}: cannot import module {module_name!r}: "
-                          f"{type(error).__name__}: {error}") from error
+        raise PluginError(
+            f"{where}: cannot import module {module_name!r}: {type(error).__name__}: {error}"
+        ) from error
     cls = getattr(module, class_name, None)
     if cls is None:
         raise PluginError(f"{where}: module {module_name!r} has no attribute {class_name!r}")
     if not (isinstance(cls, type) and issubclass(cls, base)):
-        raise PluginError(f"{where}: {module_name}:{class_name} is not a "
-                          f"{base.__module__}.{base.__qualname__} subclass")
+        raise PluginError(
+            f"{where}: {module_name}:{class_name} is not a "
+            f"{base.__module__}.{base.__qualname__} subclass"
+        )
     return cls
 
 
@@ -88,18 +94,26 @@ def scan_entry_points() -> tuple[dict[str, PluginTarget], dict[str, str]]:
     for entry_point in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
         name, value = entry_point.name.strip(), entry_point.value.strip()
         dist = _distribution_label(entry_point)
-        where = f"entry point {name!r} = {value!r} in group {ENTRY_POINT_GROUP!r} (distribution {dist})"
+        where = (
+            f"entry point {name!r} = {value!r} in group {ENTRY_POINT_GROUP!r} (distribution {dist})"
+        )
         seen.setdefault(name, []).append(dist)
         if not TARGET_NAME.match(name):
-            rejected[name] = (f"{where}: the name must be a target base name like 'acme' or 'acme:npu' "
-                              "(letters, digits, '_', '.', '-', parts joined by ':', no '=')")
-        elif name in BUILTIN_TARGETS or name in DEFECT_TARGETS or name.startswith(RESERVED_PREFIXES):
+            rejected[name] = (
+                f"{where}: the name must be a target base name like 'acme' or 'acme:npu' "
+                "(letters, digits, '_', '.', '-', parts joined by ':', no '=')"
+            )
+        elif (
+            name in BUILTIN_TARGETS or name in DEFECT_TARGETS or name.startswith(RESERVED_PREFIXES)
+        ):
             rejected[name] = f"{where}: the name is reserved for a built-in target; choose another"
         elif not IMPORT_PATH.match(value):
             rejected[name] = f"{where}: the value must be 'module:Class' (a Target subclass)"
         elif len(seen[name]) > 1:
-            rejected[name] = (f"entry point {name!r} in group {ENTRY_POINT_GROUP!r} is declared by "
-                              f"several distributions ({', '.join(seen[name])}); uninstall all but one")
+            rejected[name] = (
+                f"entry point {name!r} in group {ENTRY_POINT_GROUP!r} is declared by "
+                f"several distributions ({', '.join(seen[name])}); uninstall all but one"
+            )
         else:
             valid[name] = PluginTarget(name, value, dist)
     for name in rejected:
@@ -129,8 +143,10 @@ def entry_point_target(base: str, name: str, options: dict[str, str]) -> Target 
     except TargetError:
         raise
     except Exception as error:
-        raise PluginError(f"target {name!r}: {plugin.origin}: constructing {plugin.value} failed: "
-                          f"{type(error).__name__}: {error}") from error
+        raise PluginError(
+            f"target {name!r}: {plugin.origin}: constructing {plugin.value} failed: "
+            f"{type(error).__name__}: {error}"
+        ) from error
 
 
 # -- onnx.backend ---------------------------------------------------------------------------
@@ -145,8 +161,10 @@ class BackendSession(Session):
     def _run(self, inputs: dict[str, np.ndarray]) -> Outputs:
         outputs = list(self._rep.run([inputs[name] for name in self.input_names]))
         if len(outputs) != len(self._output_names):
-            raise TargetError(f"the backend returned {len(outputs)} outputs; the graph has "
-                              f"{len(self._output_names)} ({', '.join(self._output_names)})")
+            raise TargetError(
+                f"the backend returned {len(outputs)} outputs; the graph has "
+                f"{len(self._output_names)} ({', '.join(self._output_names)})"
+            )
         return [(name, np.asarray(array)) for name, array in zip(self._output_names, outputs)]
 
 
@@ -158,10 +176,12 @@ class BackendTarget(Target):
         if unknown:
             raise TargetError(f"{name}: unknown options {sorted(unknown)}; known: device")
         base = ":".join(p for p in name.split(":") if "=" not in p)
-        path = base[len(BACKEND_PREFIX):] if base.startswith(BACKEND_PREFIX) else ""
+        path = base[len(BACKEND_PREFIX) :] if base.startswith(BACKEND_PREFIX) else ""
         if not IMPORT_PATH.match(path):
-            raise TargetError(f"{name}: select a backend as 'backend:package.module:Class' "
-                              "(an onnx.backend.base.Backend subclass)")
+            raise TargetError(
+                f"{name}: select a backend as 'backend:package.module:Class' "
+                "(an onnx.backend.base.Backend subclass)"
+            )
         super().__init__(name, {"device": options.get("device", "CPU")})
         self.import_path = path
 
@@ -182,8 +202,9 @@ class BackendTarget(Target):
         try:
             supported = backend.supports_device(device)
         except Exception as error:
-            raise PluginError(f"{self.name}: supports_device({device!r}) failed: "
-                              f"{type(error).__name__}: {error}") from error
+            raise PluginError(
+                f"{self.name}: supports_device({device!r}) failed: {type(error).__name__}: {error}"
+            ) from error
         return None if supported else f"{self.import_path} does not support device {device!r}"
 
     def describe(self) -> TargetInfo:
@@ -193,8 +214,13 @@ class BackendTarget(Target):
             version = str(getattr(importlib.import_module(top), "__version__", "") or "unknown")
         except ImportError:
             version = "unavailable"
-        return TargetInfo(self.name, self.import_path, version, self.options["device"].lower(),
-                          {"backend": self.import_path, "device": self.options["device"]})
+        return TargetInfo(
+            self.name,
+            self.import_path,
+            version,
+            self.options["device"].lower(),
+            {"backend": self.import_path, "device": self.options["device"]},
+        )
 
     def _load(self, model_path: Path) -> Session:
         import onnx

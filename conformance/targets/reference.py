@@ -1,4 +1,5 @@
 """The ONNX reference evaluator: slow, but the spec's own reading of each operator."""
+
 from __future__ import annotations
 
 from pathlib import Path

@@ -4,6 +4,7 @@ tf2onnx gives each input its own batch symbol (``unk__23``, ``unk__24``), which 
 unify; where inputs disagree this way their input facts are reset from the ONNX graph with one
 shared batch symbol. Other dims keep the graph's own values and symbols.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -13,8 +14,20 @@ import numpy as np
 from conformance.targets.interface import Outputs, Session, Target, TargetError, TargetInfo
 
 # ONNX TensorProto element type -> tract's datum type mnemonic in a fact string
-TRACT_DTYPES = {1: "f32", 2: "u8", 3: "i8", 4: "u16", 5: "i16", 6: "i32", 7: "i64", 9: "bool",
-                10: "f16", 11: "f64", 12: "u32", 13: "u64"}
+TRACT_DTYPES = {
+    1: "f32",
+    2: "u8",
+    3: "i8",
+    4: "u16",
+    5: "i16",
+    6: "i32",
+    7: "i64",
+    9: "bool",
+    10: "f16",
+    11: "f64",
+    12: "u32",
+    13: "u64",
+}
 
 
 def _clean(error: Exception) -> TargetError:
@@ -36,13 +49,17 @@ def tied_batch_facts(graph) -> dict[str, str]:
     dims, firsts = {}, set()
     for index, value in enumerate(inputs):
         tensor = value.type.tensor_type
-        shape = [d.dim_value if d.HasField("dim_value") else (d.dim_param or None)
-                 for d in tensor.shape.dim]
+        shape = [
+            d.dim_value if d.HasField("dim_value") else (d.dim_param or None)
+            for d in tensor.shape.dim
+        ]
         if not shape or isinstance(shape[0], int) or tensor.elem_type not in TRACT_DTYPES:
             continue
         firsts.add(shape[0] or f"unknown{index}")
-        rest = [str(d) if d is not None else f"unk_{index}_{axis}"
-                for axis, d in enumerate(shape[1:], 1)]
+        rest = [
+            str(d) if d is not None else f"unk_{index}_{axis}"
+            for axis, d in enumerate(shape[1:], 1)
+        ]
         dims[value.name] = ",".join([batch, *rest, TRACT_DTYPES[tensor.elem_type]])
     return dims if len(dims) > 1 and len(firsts) > 1 else {}
 
@@ -57,8 +74,9 @@ class TractSession(Session):
         import tract
 
         try:
-            results = self._runnable.run([np.ascontiguousarray(inputs[name])
-                                          for name in self.input_names])
+            results = self._runnable.run(
+                [np.ascontiguousarray(inputs[name]) for name in self.input_names]
+            )
         except tract.TractError as error:
             raise _clean(error) from error
         return [(name, result.to_numpy()) for name, result in zip(self._output_names, results)]
@@ -80,8 +98,13 @@ class TractTarget(Target):
     def describe(self) -> TargetInfo:
         import tract
 
-        return TargetInfo(self.name, "tract", tract.version(), "cpu",
-                          {"batch_symbols": "tied across inputs when the graph gives each its own"})
+        return TargetInfo(
+            self.name,
+            "tract",
+            tract.version(),
+            "cpu",
+            {"batch_symbols": "tied across inputs when the graph gives each its own"},
+        )
 
     def _load(self, model_path: Path) -> Session:
         import onnx
@@ -98,6 +121,8 @@ class TractTarget(Target):
             raise _clean(error) from error
         output_names = [o.name for o in graph.output]
         if len(output_names) != runnable.output_count():
-            raise TargetError(f"tract has {runnable.output_count()} outputs, "
-                              f"the graph declares {len(output_names)}")
+            raise TargetError(
+                f"tract has {runnable.output_count()} outputs, "
+                f"the graph declares {len(output_names)}"
+            )
         return TractSession(runnable, input_names, output_names)

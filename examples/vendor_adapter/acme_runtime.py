@@ -4,6 +4,7 @@ ONNX Runtime CPU stands in for the vendor's runtime; a real adapter replaces the
 ``onnxruntime`` calls (marked "vendor") with its own. Installed with this folder's
 pyproject.toml, it is selected as ``conformance run --target acme``.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
