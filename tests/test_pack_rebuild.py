@@ -1,4 +1,5 @@
-"""`conformance pack build` reproduces the committed pack (goldens to 1e-12, bytes where stable)."""
+"""`conformance pack build` reproduces the committed pack (goldens to 1e-12 of each output's
+scale, bytes where stable)."""
 
 from __future__ import annotations
 
@@ -6,15 +7,13 @@ import json
 import subprocess
 import sys
 
-import numpy as np
 import pytest
 
 from conformance.pack.artifact import without_metadata
+from conformance.pack.goldens import golden_mismatches
 from conformance.pack.hashing import sha256_file
 from conformance.pack.load import Pack
 from tests.conftest import needs_frameworks
-
-GOLDEN_RTOL = 1e-12
 
 
 @pytest.fixture(scope="module")
@@ -34,10 +33,9 @@ def test_rebuild_reproduces_goldens(pack, rebuilt):
     for model in pack.models:
         fresh = rebuilt.model(model.name)
         assert fresh.golden.keys() == model.golden.keys()
-        for key, golden in model.golden.items():
-            np.testing.assert_allclose(
-                fresh.golden[key], golden, rtol=GOLDEN_RTOL, atol=0, err_msg=f"{model.name}:{key}"
-            )
+        # Float64 differs across CPUs in the last bits: the rule is relative to each output's
+        # scale (conformance/pack/goldens.py; tests/test_pack.py shows it still catches 1e-9).
+        assert golden_mismatches(fresh.golden, model.golden) == [], model.name
 
 
 @needs_frameworks
