@@ -1,4 +1,7 @@
-"""JSON from an untrusted bundle, parsed strictly: UTF-8 only, no NaN/Infinity, no duplicate keys.
+"""JSON in and out of a bundle. Reading goes through ``conformance.untrusted.loads_strict_json``
+(UTF-8 only; no NaN, Infinity or overflowing numbers such as ``1e999``; no duplicate keys; bounded
+depth and size), so a bundle's members, a results file and a system description are all read by
+the same strict rules.
 
 A duplicate key is how two readers of one file can be made to see different values (Python keeps
 the last, other parsers the first), so it is refused rather than resolved.
@@ -9,37 +12,14 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from conformance.untrusted import UntrustedInputError, loads_strict_json
 
-class MalformedJson(ValueError):
-    """The bytes are not one strict JSON document."""
-
-
-def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    seen: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in seen:
-            raise MalformedJson(f"duplicate key {key[:80]!r}")
-        seen[key] = value
-    return seen
+MalformedJson = UntrustedInputError  # the name this package has always caught
+MAX_MEMBER_JSON_BYTES = 64 << 20  # no member is larger (safe_zip.Limits.max_member_bytes)
 
 
-def _no_constant(name: str) -> Any:
-    raise MalformedJson(f"{name} is not JSON")
-
-
-def loads(data: bytes) -> Any:
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as error:
-        raise MalformedJson(f"not UTF-8: {error}") from error
-    try:
-        return json.loads(text, object_pairs_hook=_no_duplicates, parse_constant=_no_constant)
-    except MalformedJson:
-        raise
-    except json.JSONDecodeError as error:
-        raise MalformedJson(str(error)) from error
-    except RecursionError as error:
-        raise MalformedJson("nested too deeply") from error
+def loads(data: bytes | str, max_bytes: int = MAX_MEMBER_JSON_BYTES) -> Any:
+    return loads_strict_json(data, max_bytes=max_bytes)
 
 
 def dumps(document: Any) -> bytes:
