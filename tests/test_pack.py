@@ -13,7 +13,17 @@ import pytest
 
 from conformance.pack import layout
 from conformance.pack.goldens import golden_mismatches
-from conformance.pack.hashing import sha256_file, verify_pack
+from conformance.pack.hashing import (
+    PackError,
+    PackManifestError,
+    file_hashes,
+    pack_digest,
+    pin_check,
+    pinned_digest,
+    sha256_file,
+    verify_pack,
+)
+from conformance.pack.load import Pack
 from conformance.spec import PACK_DIR, load_json
 
 MAX_PACK_BYTES = 20 * 1024 * 1024
@@ -243,3 +253,136 @@ def test_golden_rule_fails_on_a_golden_changed_by_1e_9_relative(pack, model):
     assert golden_mismatches(reshaped, committed) == [
         f"{key}: max |rebuilt - committed| / max |committed| = inf > 1e-12"
     ]
+
+
+# ---- a pack that is not the committed one: typed errors, the pin ----
+
+
+def one_model_copy(tmp_path, model: str = "mlp"):
+    """A pack folder holding one model of the committed pack, re-hashed: self-consistent."""
+    copy = tmp_path / "pack"
+    copy.mkdir()
+    shutil.copytree(PACK_DIR / model, copy / model)
+    manifest = json.loads((PACK_DIR / "pack.json").read_text())
+    manifest["models"] = [model]
+    (copy / "pack.json").write_text(json.dumps(manifest))
+    return rehash(copy)
+
+
+def rehash(copy):
+    """Update every hash and the digest, as someone hiding a change would."""
+    manifest = json.loads((copy / "pack.json").read_text())
+    manifest["files"] = file_hashes(copy)
+    manifest["digest"] = pack_digest(manifest["files"])
+    (copy / "pack.json").write_text(json.dumps(manifest))
+    return copy
+
+
+def test_the_committed_pack_is_the_pinned_pack(pack):
+    pin = pin_check(pack.digest)
+    assert pin.ok and pin.spec_version == load_json("spec.json")["spec_version"]
+    assert pin.describe() == f"the pinned pack of spec {pin.spec_version}"
+    assert pinned_digest() == pack.digest
+
+
+def test_a_rehashed_pack_with_scaled_goldens_verifies_but_is_not_pinned(tmp_path):
+    """Goldens x 1.01 and every hash updated: consistent in itself, not the pack of the spec."""
+    copy = one_model_copy(tmp_path)
+    golden = dict(np.load(copy / "mlp" / "golden.npz"))
+    np.savez_compressed(copy / "mlp" / "golden.npz", **{k: v * 1.01 for k, v in golden.items()})
+    rehash(copy)
+    assert verify_pack(copy).ok  # hashes alone cannot tell
+    pin = pin_check(Pack(copy).digest)
+    assert not pin.ok and pin.pinned == pinned_digest()
+    line = pin.describe()
+    assert line.startswith(f"NOT the pinned pack of spec {pin.spec_version}: its digest ")
+    assert Pack(copy).digest[:16] in line and pinned_digest()[:16] in line
+    assert not pin_check(pinned_digest(), spec_version="9.9.9").ok  # a version with no pin
+
+
+def write_object_golden(copy):
+    golden = dict(np.load(copy / "mlp" / "golden.npz"))
+    golden["set0.output.logits"] = np.array([{"not": "numbers"}], dtype=object)
+    np.savez(copy / "mlp" / "golden.npz", **golden)  # savez pickles object arrays
+
+
+@pytest.mark.parametrize(
+    "array,message",
+    [
+        (None, "array 'set0.output.logits' cannot be read (Object arrays cannot be loaded"),
+        (np.array(["a", "b"]), "array 'set0.output.logits' has dtype <U1; a golden is numeric"),
+        (b"PK\x03\x04 not a zip", "not a readable .npz"),
+    ],
+)
+def test_an_unreadable_golden_is_a_pack_error_naming_the_file(tmp_path, array, message):
+    copy = one_model_copy(tmp_path)
+    path = copy / "mlp" / "golden.npz"
+    if array is None:
+        write_object_golden(copy)
+    elif isinstance(array, bytes):
+        path.write_bytes(array)
+    else:
+        golden = dict(np.load(path))
+        np.savez(path, **dict(golden, **{"set0.output.logits": array}))
+    model = Pack(copy).model("mlp")
+    with pytest.raises(PackError) as raised:
+        model.expected(model.artifacts[0], 0)
+    assert str(raised.value).startswith(f"{path}: ") and message in str(raised.value)
+    assert isinstance(raised.value, PackManifestError)  # what the CLI maps to exit 2
+
+
+def break_field(record, field):
+    artifact = record["artifacts"]["torch-script"]
+    if field == "artifacts":
+        del record["artifacts"]
+    elif field == "transpose":
+        artifact["outputs"][0]["transpose"] = "0,1"
+    elif field == "index":
+        record["test_data_sets"][1]["index"] = "1"
+    elif field == "fidelity":
+        artifact["fidelity"][0]["passed"] = "yes"
+    elif field == "list":
+        return [record]
+    return record
+
+
+@pytest.mark.parametrize(
+    "field,message",
+    [
+        ("artifacts", "model has no 'artifacts'"),
+        ("transpose", "artifacts.torch-script.outputs[0].transpose is str, not list"),
+        ("index", "test_data_sets[1].index is str, not int"),
+        ("fidelity", "artifacts.torch-script.fidelity[0].passed is str, not bool"),
+        ("list", "is list, not a JSON object"),
+        ("garbage", "not readable JSON"),
+    ],
+)
+def test_a_malformed_model_json_is_a_pack_error_naming_the_field(tmp_path, field, message):
+    copy = one_model_copy(tmp_path)
+    path = copy / "mlp" / "model.json"
+    if field == "garbage":
+        path.write_text('{"name": "mlp", ')
+    else:
+        path.write_text(json.dumps(break_field(json.loads(path.read_text()), field)))
+    with pytest.raises(PackError) as raised:
+        Pack(copy).models
+    assert str(raised.value).startswith(f"{path}: ") and message in str(raised.value)
+
+
+def test_a_truncated_test_data_file_is_a_pack_error(tmp_path):
+    copy = one_model_copy(tmp_path)
+    path = copy / "mlp" / "torch-script" / "test_data_set_0" / "input_0.pb"
+    path.write_bytes(path.read_bytes()[:-7])
+    artifact = next(a for a in Pack(copy).model("mlp").artifacts if a.exporter == "torch-script")
+    with pytest.raises(PackError, match="not a readable ONNX TensorProto"):
+        artifact.inputs(0)
+
+
+def test_runnable_and_exporter_attribution_are_properties_of_the_artifact(pack):
+    gru = {a.exporter: a for a in pack.model("gru").artifacts}
+    assert all(a.runnable for a in gru.values())
+    assert gru["tf2onnx"].exporter_at_fault(0)  # recorded fidelity finding (Loop scan outputs)
+    assert not gru["torch-script"].exporter_at_fault(0)
+    transformer = {a.exporter: a for a in pack.model("transformer_encoder").artifacts}
+    assert transformer["torch-script"].exporter_at_fault(2)  # the baked sequence length
+    assert not transformer["torch-script"].exporter_at_fault(0)

@@ -20,7 +20,7 @@ from conformance.targets.reference import ReferenceTarget
 from reference_models.interface import Params, TensorSpec, keras_layout, layout_permutation
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-NUMPY_DTYPES = {
+NUMPY_DTYPES: dict[int, str] = {
     onnx.TensorProto.FLOAT: "float32",
     onnx.TensorProto.INT64: "int64",
     onnx.TensorProto.DOUBLE: "float64",
@@ -88,10 +88,11 @@ def io_record(
 ) -> dict[str, Any]:
     artifact_layout = keras_layout(tensor.layout) if channels_last else tensor.layout
     tensor_type = value_info.type.tensor_type
+    elem_type = int(tensor_type.elem_type)
     return {
         "name": value_info.name,
         "spec_name": tensor.name,
-        "dtype": NUMPY_DTYPES.get(tensor_type.elem_type, str(tensor_type.elem_type)),
+        "dtype": NUMPY_DTYPES.get(elem_type, str(elem_type)),
         "shape": [d.dim_param or d.dim_value for d in tensor_type.shape.dim],
         "layout": artifact_layout,
         "transpose": list(layout_permutation(tensor.layout, artifact_layout)),
@@ -133,9 +134,11 @@ def check_fidelity(
     outputs: list[dict],
     model: str,
     tolerance_class: str,
+    precision: str,
 ):
-    """Run every data set on the ONNX reference evaluator in float32 against the float64 golden."""
-    tolerance = tolerance_for("fp32", model, tolerance_class)
+    """Run every data set on the ONNX reference evaluator against the float64 golden, under the
+    tolerance of ``precision`` (the artifacts' precision: fp32 for every pack so far)."""
+    tolerance = tolerance_for(precision, model, tolerance_class)
     records, findings = [], []
     try:
         session = ReferenceTarget("reference", {}).load(path)
@@ -177,7 +180,8 @@ def check_fidelity(
                 finding(
                     "fidelity",
                     f"set {index} (batch {entry['batch']}, seq {entry['seq_len']}) "
-                    f"differs from the golden on the reference evaluator: {'; '.join(judgement.all_problems)}",
+                    "differs from the golden on the reference evaluator: "
+                    + "; ".join(judgement.all_problems),
                     margin=judgement.margin,
                 )
             )
@@ -191,6 +195,7 @@ def build_artifact(
     directory: Path,
     plan: list[dict],
     golden: dict,
+    precision: str,
 ) -> dict[str, Any]:
     spec = family.SPEC
     directory.mkdir(parents=True, exist_ok=True)
@@ -204,7 +209,8 @@ def build_artifact(
             findings.append(
                 finding(
                     "exporter-workaround",
-                    f"tf2onnx emitted the undefined op Erfc (invalid ONNX); re-exported with the named option {ERFC_OPTION}",
+                    "tf2onnx emitted the undefined op Erfc (invalid ONNX); re-exported with the "
+                    f"named option {ERFC_OPTION}",
                     checker=invalid,
                 )
             )
@@ -251,6 +257,13 @@ def build_artifact(
     ]
     write_test_data(directory, plan, golden, record["inputs"], record["outputs"])
     record["fidelity"], fidelity_findings = check_fidelity(
-        path, plan, golden, record["inputs"], record["outputs"], spec.name, spec.tolerance_class
+        path,
+        plan,
+        golden,
+        record["inputs"],
+        record["outputs"],
+        spec.name,
+        spec.tolerance_class,
+        precision,
     )
     return {**record, "findings": findings + fidelity_findings}

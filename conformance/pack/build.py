@@ -29,6 +29,7 @@ from reference_models.interface import ModelSpec, Params
 from reference_models.twin import TWIN_MAX_REL_L2, rel_l2, run_keras, run_torch
 
 Progress = Callable[[str], None]
+PACK_PRECISION = "fp32"  # every artifact is exported in float32 (fp16/int8 packs come later)
 TOOLCHAIN = (
     "torch",
     "tensorflow",
@@ -53,7 +54,7 @@ def model_seed(base_seed: int, name: str) -> int:
 
 def data_set_plan(spec: ModelSpec, batches: list[int]) -> list[dict[str, Any]]:
     """Set 0: batch 1; set 1: the largest batch; then the largest batch at each further length."""
-    seq_lens = list(spec.seq_lens) or [None]
+    seq_lens: list[int | None] = [*spec.seq_lens] or [None]
     big = max(batches)
     plan = [{"batch": 1, "seq_len": seq_lens[0]}, {"batch": big, "seq_len": seq_lens[0]}]
     plan += [{"batch": big, "seq_len": s} for s in seq_lens[1:]]
@@ -61,7 +62,8 @@ def data_set_plan(spec: ModelSpec, batches: list[int]) -> list[dict[str, Any]]:
 
 
 def float32_exact(array: np.ndarray) -> np.ndarray:
-    """Round float inputs to float32 so the float64 golden is computed on exactly what runtimes see."""
+    """Round float inputs to float32 so the float64 golden is computed on exactly what runtimes
+    see."""
     if np.issubdtype(array.dtype, np.floating):
         return array.astype(np.float32).astype(np.float64)
     return array.astype(np.int64)
@@ -70,7 +72,8 @@ def float32_exact(array: np.ndarray) -> np.ndarray:
 def draw_inputs(
     family: ModuleType, plan: list[dict[str, Any]], seed: int
 ) -> list[dict[str, np.ndarray]]:
-    """Per data set inputs; the batch-1 input is sample 0 of the batch-N input at the same length."""
+    """Per data set inputs; the batch-1 input is sample 0 of the batch-N input at the same
+    length."""
     by_len = {
         entry["seq_len"]: family.make_inputs(
             max(e["batch"] for e in plan), entry["seq_len"], seed + i
@@ -127,6 +130,7 @@ def build_model(
     seed: int,
     batches: list[int],
     progress: Progress,
+    precision: str = PACK_PRECISION,
 ) -> None:
     family = load_family(name)
     spec: ModelSpec = family.SPEC
@@ -142,7 +146,7 @@ def build_model(
     for exporter in exporters:
         started = time.perf_counter()
         artifacts[exporter] = build_artifact(
-            family, params, exporter, model_dir / exporter, plan, golden
+            family, params, exporter, model_dir / exporter, plan, golden, precision
         )
         verdict = (
             "ok"
@@ -230,8 +234,10 @@ def build_pack(
     models: list[str] | None = None,
     exporters: list[str] | None = None,
     progress: Progress = print,
+    precision: str = PACK_PRECISION,
 ) -> dict[str, Any]:
-    """Build into a fresh temporary folder, then move it into place: a failed build leaves the old pack."""
+    """Build into a fresh temporary folder, then move it into place: a failed build leaves the
+    old pack. ``precision``: the artifacts' precision, whose tolerance judges export fidelity."""
     spec = load_json("spec.json")
     models = models or list(FAMILIES)
     exporters = exporters or list(spec["exporters"])
@@ -242,7 +248,13 @@ def build_pack(
     try:
         for name in models:
             build_model(
-                name, staging, exporters, spec["seed"], spec["test_data_sets"]["batches"], progress
+                name,
+                staging,
+                exporters,
+                spec["seed"],
+                spec["test_data_sets"]["batches"],
+                progress,
+                precision,
             )
         manifest = write_manifest(
             staging, models, exporters, reproducibility_notes(staging, models)

@@ -7,6 +7,8 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from conformance.spec import load_json
+
 MANIFEST = "pack.json"
 
 
@@ -66,6 +68,11 @@ class PackManifestError(RuntimeError):
     """The pack folder or its manifest cannot be read."""
 
 
+class PackError(PackManifestError):
+    """A file of the pack (model.json, golden.npz, a .pb) is unreadable or malformed: bad input,
+    never a runtime's failure. The message names the file and what is wrong with it."""
+
+
 def read_manifest(pack_dir: Path) -> dict:
     path = pack_dir / MANIFEST
     if not path.is_file():
@@ -98,3 +105,49 @@ def verify_pack(pack_dir: Path) -> Verification:
         mismatches=tuple(mismatches),
         digest_ok=pack_digest(expected) == manifest.get("digest"),
     )
+
+
+@dataclass(frozen=True)
+class PinCheck:
+    """Whether a pack is the one ``spec.json`` ``pinned_packs`` names for this spec version.
+
+    A pack can hash to its own manifest and still not be that pack (goldens rescaled and every
+    hash updated): its verdicts are then not conformance results of this spec version.
+    """
+
+    spec_version: str
+    digest: str
+    pinned: str | None  # the digest spec.json pins for spec_version; None: it pins none
+
+    @property
+    def ok(self) -> bool:
+        return self.pinned is not None and self.digest == self.pinned
+
+    def describe(self) -> str:
+        """One line: ``the pinned pack of spec 0.1.0`` or why not, with both digests."""
+        if self.ok:
+            return f"the pinned pack of spec {self.spec_version}"
+        if self.pinned is None:
+            return (
+                f"NOT the pinned pack of spec {self.spec_version}: spec.json pins no pack for "
+                f"that version (digest {self.digest[:16]}...)"
+            )
+        return (
+            f"NOT the pinned pack of spec {self.spec_version}: its digest {self.digest[:16]}... "
+            f"is not the pinned {self.pinned[:16]}..., so its verdicts are not conformance "
+            f"results of spec {self.spec_version}"
+        )
+
+
+def pinned_digest(spec_version: str | None = None) -> str | None:
+    """The pack digest spec.json pins for ``spec_version`` (default: this suite's version)."""
+    spec = load_json("spec.json")
+    version = str(spec["spec_version"] if spec_version is None else spec_version)
+    pinned = spec.get("pinned_packs", {}).get(version)
+    return pinned if isinstance(pinned, str) else None
+
+
+def pin_check(digest: str, spec_version: str | None = None) -> PinCheck:
+    """``digest`` (a pack.json digest, verified or not) against spec.json's pin."""
+    version = str(load_json("spec.json")["spec_version"] if spec_version is None else spec_version)
+    return PinCheck(version, str(digest), pinned_digest(version))

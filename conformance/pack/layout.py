@@ -6,7 +6,10 @@ from pathlib import Path
 
 import numpy as np
 import onnx
+from google.protobuf.message import DecodeError
 from onnx import numpy_helper
+
+from conformance.pack.hashing import PackError
 
 MODEL_JSON = "model.json"
 GOLDEN_NPZ = "golden.npz"
@@ -28,8 +31,11 @@ def write_tensor(path: Path, array: np.ndarray, name: str) -> None:
 
 def read_tensor(path: Path) -> tuple[str, np.ndarray]:
     tensor = onnx.TensorProto()
-    tensor.ParseFromString(path.read_bytes())
-    return tensor.name, numpy_helper.to_array(tensor)
+    try:
+        tensor.ParseFromString(path.read_bytes())
+        return tensor.name, numpy_helper.to_array(tensor)
+    except (OSError, DecodeError, ValueError, TypeError) as error:
+        raise PackError(f"{path}: not a readable ONNX TensorProto ({error})") from error
 
 
 def read_data_set(directory: Path, kind: str) -> list[tuple[str, np.ndarray]]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import zipfile
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -12,7 +13,93 @@ import numpy as np
 
 from conformance.compare.judge import Expected
 from conformance.pack import layout
-from conformance.pack.hashing import PackManifestError, read_manifest
+from conformance.pack.hashing import PackError, read_manifest
+
+GOLDEN_KINDS = "biuf"  # numpy dtype kinds a golden may have: bool, int, unsigned, float
+
+
+def _problem(path: Path, where: str, what: str) -> PackError:
+    return PackError(f"{path}: {where} {what}")
+
+
+def _require(record: Any, key: str, kind: type | tuple[type, ...], path: Path, where: str) -> Any:
+    if not isinstance(record, dict) or key not in record:
+        raise _problem(path, where, f"has no {key!r}")
+    value = record[key]
+    if not isinstance(value, kind) or isinstance(value, bool) and bool not in _types(kind):
+        names = " or ".join(t.__name__ for t in _types(kind))
+        raise _problem(path, f"{where}.{key}", f"is {type(value).__name__}, not {names}")
+    return value
+
+
+def _types(kind: type | tuple[type, ...]) -> tuple[type, ...]:
+    return kind if isinstance(kind, tuple) else (kind,)
+
+
+def _check_tensors(records: Any, path: Path, where: str, artifact: bool) -> None:
+    if not isinstance(records, list):
+        raise _problem(path, where, f"is {type(records).__name__}, not a list")
+    for i, tensor in enumerate(records):
+        _require(tensor, "name", str, path, f"{where}[{i}]")
+        _require(tensor, "dtype", str, path, f"{where}[{i}]")
+        if artifact:
+            _require(tensor, "spec_name", str, path, f"{where}[{i}]")
+            transpose = _require(tensor, "transpose", list, path, f"{where}[{i}]")
+            if sorted(transpose) != list(range(len(transpose))) or not all(
+                type(axis) is int for axis in transpose
+            ):
+                raise _problem(path, f"{where}[{i}].transpose", "is not a permutation of axes")
+
+
+def check_model_record(record: Any, path: Path) -> dict[str, Any]:
+    """The parts of model.json the run stage reads, or a PackError naming the file and the field."""
+    if not isinstance(record, dict):
+        raise PackError(f"{path}: is {type(record).__name__}, not a JSON object")
+    _require(record, "tolerance_class", str, path, "model")
+    _check_tensors(_require(record, "inputs", list, path, "model"), path, "inputs", False)
+    _check_tensors(_require(record, "outputs", list, path, "model"), path, "outputs", False)
+    for i, entry in enumerate(_require(record, "test_data_sets", list, path, "model")):
+        _require(entry, "index", int, path, f"test_data_sets[{i}]")
+        _require(entry, "batch", int, path, f"test_data_sets[{i}]")
+        if entry.get("seq_len") is not None:
+            _require(entry, "seq_len", int, path, f"test_data_sets[{i}]")
+    for exporter, artifact in _require(record, "artifacts", dict, path, "model").items():
+        where = f"artifacts.{exporter}"
+        if not isinstance(artifact, dict):
+            raise _problem(path, where, f"is {type(artifact).__name__}, not an object")
+        for key in ("inputs", "outputs"):
+            if key in artifact:
+                _check_tensors(artifact[key], path, f"{where}.{key}", True)
+        for j, found in enumerate(artifact.get("findings", [])):
+            _require(found, "message", str, path, f"{where}.findings[{j}]")
+        if not isinstance(artifact.get("fidelity", []), list):
+            raise _problem(path, f"{where}.fidelity", "is not a list")
+        for j, result in enumerate(artifact.get("fidelity", [])):
+            _require(result, "test_data_set", int, path, f"{where}.fidelity[{j}]")
+            _require(result, "passed", bool, path, f"{where}.fidelity[{j}]")
+    return record
+
+
+def load_golden(path: Path) -> dict[str, np.ndarray]:
+    """Every array of golden.npz, read without pickle; a PackError names the file and the array
+    when one cannot be read or is not numeric (an object array, a string array)."""
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            arrays = {}
+            for key in data.files:
+                try:
+                    arrays[key] = data[key]
+                except ValueError as error:  # "Object arrays cannot be loaded ..."
+                    raise PackError(f"{path}: array {key!r} cannot be read ({error})") from error
+                if arrays[key].dtype.kind not in GOLDEN_KINDS:
+                    raise PackError(
+                        f"{path}: array {key!r} has dtype {arrays[key].dtype}; a golden is numeric"
+                    )
+            return arrays
+    except PackError:
+        raise
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as error:
+        raise PackError(f"{path}: not a readable .npz of numeric arrays ({error})") from error
 
 
 @dataclass(frozen=True)
@@ -47,11 +134,23 @@ class Artifact:
     def findings(self) -> list[dict[str, Any]]:
         return self.record.get("findings", [])
 
+    @property
+    def runnable(self) -> bool:
+        """The file exists and the pack recorded its outputs (a failed export has neither)."""
+        return "outputs" in self.record and self.exists
+
+    def exporter_at_fault(self, data_set: int) -> bool:
+        """The pack records this artifact as invalid, or as failing this data set on the
+        reference evaluator: a failure there is the exporter's, not the runtime's."""
+        if not self.exists or not self.record.get("valid_onnx", False):
+            return True
+        return any(
+            f["test_data_set"] == data_set and not f["passed"]
+            for f in self.record.get("fidelity", [])
+        )
+
     def inputs(self, data_set: int) -> list[tuple[str, np.ndarray]]:
         return layout.read_data_set(layout.data_set_dir(self.directory, data_set), "input")
-
-    def expected_outputs(self, data_set: int) -> list[tuple[str, np.ndarray]]:
-        return layout.read_data_set(layout.data_set_dir(self.directory, data_set), "output")
 
 
 @dataclass(frozen=True, eq=False)
@@ -75,26 +174,35 @@ class PackModel:
             for exporter, record in self.record["artifacts"].items()
         ]
 
+    @property
+    def golden_path(self) -> Path:
+        return (self.golden_dir or self.directory) / layout.GOLDEN_NPZ
+
     @cached_property
     def golden(self) -> dict[str, np.ndarray]:
-        with np.load(
-            (self.golden_dir or self.directory) / layout.GOLDEN_NPZ, allow_pickle=False
-        ) as data:
-            return {key: data[key] for key in data.files}
+        return load_golden(self.golden_path)
 
     def expected(self, artifact: Artifact, data_set: int) -> list[Expected]:
         """The artifact's outputs with their float64 goldens, transposed to its layout."""
-        return [
-            Expected(
-                name=out["name"],
-                dtype=out["dtype"],
-                golden=np.transpose(
-                    self.golden[layout.golden_key(data_set, "output", out["spec_name"])],
-                    out["transpose"],
-                ),
+        expected = []
+        for out in artifact.record["outputs"]:
+            key = layout.golden_key(data_set, "output", out["spec_name"])
+            if key not in self.golden:
+                raise PackError(f"{self.golden_path}: has no array {key!r}")
+            golden = self.golden[key]
+            if golden.ndim != len(out["transpose"]):
+                raise PackError(
+                    f"{self.golden_path}: array {key!r} has {golden.ndim} axes; "
+                    f"{artifact.exporter}'s output {out['name']!r} has {len(out['transpose'])}"
+                )
+            expected.append(
+                Expected(
+                    name=out["name"],
+                    dtype=out["dtype"],
+                    golden=np.transpose(golden, out["transpose"]),
+                )
             )
-            for out in artifact.record["outputs"]
-        ]
+        return expected
 
 
 class Pack:
@@ -104,6 +212,13 @@ class Pack:
     def __init__(self, directory: Path, goldens_from: Path | None = None) -> None:
         self.directory = Path(directory)
         self.manifest = read_manifest(self.directory)
+        where = self.directory / "pack.json"
+        if not isinstance(self.manifest, dict):
+            raise PackError(f"{where}: is not a JSON object")
+        models = _require(self.manifest, "models", list, where, "manifest")
+        if not all(isinstance(m, str) and m and "/" not in m and m != ".." for m in models):
+            raise PackError(f"{where}: manifest.models is not a list of model folder names")
+        _require(self.manifest, "digest", str, where, "manifest")
         self.goldens_from = goldens_from
 
     @property
@@ -127,6 +242,7 @@ class Pack:
         try:
             record = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, ValueError) as error:
-            raise PackManifestError(f"cannot read {path}: {error}") from error
+            raise PackError(f"{path}: not readable JSON ({error})") from error
+        check_model_record(record, path)
         golden_dir = self.goldens_from / name if self.goldens_from else None
         return PackModel(name, self.directory / name, record, golden_dir)
