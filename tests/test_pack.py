@@ -365,7 +365,7 @@ def test_a_malformed_model_json_is_a_pack_error_naming_the_field(tmp_path, field
     else:
         path.write_text(json.dumps(break_field(json.loads(path.read_text()), field)))
     with pytest.raises(PackError) as raised:
-        Pack(copy).models
+        Pack(copy).model("mlp")
     assert str(raised.value).startswith(f"{path}: ") and message in str(raised.value)
 
 
