@@ -1,4 +1,4 @@
-"""Negative controls: ONNX Runtime CPU with ONE known defect injected, selected as ``defect:<kind>``.
+"""Negative controls: ONNX Runtime CPU with ONE known defect injected (``defect:<kind>``).
 
 Every check the suite makes must catch every one of these; a defect that passes is a hole in
 the suite, not in the runtime. Each wraps an honest ``ort:cpu`` session and is deterministic:
@@ -22,7 +22,24 @@ stale          returns the previous call's result whatever the input (the first 
 dtype          float outputs returned as float64 (float64 ones as float32): wrong output dtype
 crash          a real process abort (``os.abort()``, SIGABRT) on run, not a Python exception
 hang           never returns from run (sleeps forever)
+repeat-ulp     right on values, wrong only on determinism: the first run of an input is honest;
+               every later run of the same input (same names, dtypes, shapes and bytes) has
+               REPEAT_ULP_ELEMENTS elements of its first float output moved by one ulp
+batch-variant  right on values, wrong only on batch invariance: a batched call is honest, and so
+               is a batch-1 call, except one whose input is row i > 0 of the previous batched
+               call: that sample gets its own result moved by ``BATCH_VARIANT_SHIFT * (1 + |x|)``
+               (at least 10 times the fp32 tolerance), as if the runtime's batch-1 path differed
+               from its batched one. Sample 0 and the pack's batch-1 data sets stay honest.
 =============  ==================================================================================
+
+``repeat-ulp`` and ``batch-variant`` are the only controls that reach the determinism and
+batch-invariance checks: every other kind already fails on values. ``batch-variant``'s values
+pass on the batch data set because the batched call itself is honest; only running each sample
+alone (the batch-invariance check) shows that sample i's answer depends on how it was sent.
+
+Markers: when the environment variable ``CONFORMANCE_DEFECT_MARKERS`` names a folder, every
+control's session touches ``<folder>/<kind>.running`` as it starts a run (before a crash or a
+hang), so a test can wait for "inside the check" on an observable condition, not on a sleep.
 
 ``TargetInfo.deterministic`` stays True for every kind: each one is a function of the call
 sequence, and a defective runtime would declare what an honest one declares, so the declaration
@@ -31,23 +48,62 @@ must never be what excuses the defect.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import time
 from pathlib import Path
 
 import numpy as np
 
-from conformance.targets.interface import Outputs, Session, Target, TargetError, TargetInfo
+from conformance.targets.interface import (
+    Outputs,
+    Session,
+    Target,
+    TargetError,
+    TargetInfo,
+    parse_target_name,
+)
 from conformance.targets.ort import OrtCpuTarget, OrtSession
 
-KINDS = ("noise", "fp16", "first-sample", "swap-outputs", "nan", "stale", "dtype", "crash", "hang")
+KINDS = (
+    "noise",
+    "fp16",
+    "first-sample",
+    "swap-outputs",
+    "nan",
+    "stale",
+    "dtype",
+    "crash",
+    "hang",
+    "repeat-ulp",
+    "batch-variant",
+)
 
 NOISE_SEED = 20240607
 NOISE_SCALE = 1e-3
+REPEAT_ULP_ELEMENTS = 3  # elements moved by one ulp on a repeated run (first, middle, last)
+BATCH_VARIANT_SHIFT = 1e-3  # >= 10x the fp32 tolerance (atol 1e-5 + rtol 1e-4 |x|) everywhere
+MARKERS_ENV = "CONFORMANCE_DEFECT_MARKERS"
 
 
 def _is_float(array: np.ndarray) -> bool:
     return np.issubdtype(array.dtype, np.floating)
+
+
+def _input_key(inputs: dict[str, np.ndarray]) -> str:
+    """The identity of an input: same names, dtypes, shapes and bytes give the same key."""
+    digest = hashlib.sha256()
+    for name in sorted(inputs):
+        array = np.ascontiguousarray(inputs[name])
+        digest.update(f"{name}|{array.dtype.str}|{array.shape}|".encode())
+        digest.update(array.tobytes())
+    return digest.hexdigest()
+
+
+def _mark_running(kind: str) -> None:
+    folder = os.environ.get(MARKERS_ENV)
+    if folder:
+        Path(folder, f"{kind}.running").touch()
 
 
 class DefectSession(Session):
@@ -56,11 +112,14 @@ class DefectSession(Session):
         self.kind = kind
         self._inner = inner
         self._previous: Outputs | None = None
+        self._runs_of: dict[str, int] = {}  # repeat-ulp: how often each input has run
+        self._last_batch: dict[str, np.ndarray] | None = None  # batch-variant
 
     def _honest(self, inputs: dict[str, np.ndarray]) -> Outputs:
         return self._inner.run(inputs)
 
     def _run(self, inputs: dict[str, np.ndarray]) -> Outputs:
+        _mark_running(self.kind)
         inject = getattr(self, "_" + self.kind.replace("-", "_"), None)
         if inject is None:  # fp16: the defect is in the loaded model itself
             return self._honest(inputs)
@@ -127,6 +186,56 @@ class DefectSession(Session):
         while True:
             time.sleep(3600)
 
+    def _repeat_ulp(self, inputs: dict[str, np.ndarray]) -> Outputs:
+        key = _input_key(inputs)
+        self._runs_of[key] = self._runs_of.get(key, 0) + 1
+        outputs = self._honest(inputs)
+        if self._runs_of[key] == 1:
+            return outputs
+        for index, (name, a) in enumerate(outputs):
+            if _is_float(a) and a.size:
+                a = a.copy()
+                flat = a.reshape(-1)  # a view of the copy
+                where = sorted({0, a.size // 2, a.size - 1})[:REPEAT_ULP_ELEMENTS]
+                flat[where] = np.nextafter(flat[where], np.array(np.inf, dtype=a.dtype))
+                outputs[index] = (name, a)
+                break
+        return outputs
+
+    def _batch_variant(self, inputs: dict[str, np.ndarray]) -> Outputs:
+        outputs = self._honest(inputs)
+        batches = {np.shape(a)[0] for a in inputs.values() if np.ndim(a) >= 1}
+        if batches and min(batches) > 1:  # a batched call: honest, and remembered
+            self._last_batch = {name: np.array(a, copy=True) for name, a in inputs.items()}
+            return outputs
+        if self._last_batch is None or batches != {1} or self._row_of_last_batch(inputs) < 1:
+            return outputs
+        return [
+            (
+                name,
+                (a + BATCH_VARIANT_SHIFT * (1.0 + np.abs(a))).astype(a.dtype)
+                if _is_float(a)
+                else a,
+            )
+            for name, a in outputs
+        ]
+
+    def _row_of_last_batch(self, inputs: dict[str, np.ndarray]) -> int:
+        """The row of the previous batched call that this batch-1 input is, else -1."""
+        last = self._last_batch
+        if last is None or set(inputs) != set(last):
+            return -1
+        rows = next(iter(last.values())).shape[0]
+        for row in range(rows):
+            if all(
+                np.ndim(last[name]) >= 1
+                and np.shape(a) == np.shape(last[name][row : row + 1])
+                and np.array_equal(a, last[name][row : row + 1])
+                for name, a in inputs.items()
+            ):
+                return row
+        return -1
+
     def close(self) -> None:
         self._inner.close()
 
@@ -135,7 +244,7 @@ class DefectTarget(Target):
     def __init__(self, name: str, options: dict[str, str]) -> None:
         if options:
             raise TargetError(f"{name}: negative controls take no options, got {sorted(options)}")
-        parts = [p for p in name.split(":") if "=" not in p]
+        parts = parse_target_name(name).parts
         kind = parts[1] if len(parts) == 2 and parts[0] == "defect" else None
         if kind not in KINDS:
             raise TargetError(
