@@ -10,17 +10,25 @@ from __future__ import annotations
 
 import shutil
 import tempfile
+from collections.abc import Mapping
 from functools import cached_property
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from conformance.targets.interface import Outputs, Session, Target, TargetError, TargetInfo
+from conformance.targets.interface import (
+    Option,
+    Outputs,
+    Session,
+    Target,
+    TargetError,
+    TargetInfo,
+)
 
 # device (second part of the name) -> (compiler target backend, runtime driver)
 BACKENDS = {"llvm-cpu": ("llvm-cpu", "local-task"), "cuda": ("cuda", "cuda")}
-OPTIONS = ("target",)
+CODEGEN_TARGET = r"[A-Za-z0-9_.+\-]+"
 
 
 def _package_version(name: str) -> str:
@@ -61,18 +69,13 @@ class IreeSession(Session):
 
 
 class IreeTarget(Target):
-    def __init__(self, name: str, options: dict[str, str]) -> None:
-        from conformance.targets import parse_target_name
+    """IREE on one backend; a subclass names the device and the ``target`` option's default."""
 
-        unknown = options.keys() - set(OPTIONS)
-        if unknown:
-            raise TargetError(
-                f"{name}: unknown options {sorted(unknown)}; known: {', '.join(OPTIONS)}"
-            )
-        self.device = parse_target_name(name)[0].split(":")[1]  # "llvm-cpu" or "cuda"
+    device = ""  # "llvm-cpu" or "cuda"
+
+    def __init__(self, name: str, options: Mapping[str, str] | None = None) -> None:
+        super().__init__(name, options)
         self.backend, self.driver = BACKENDS[self.device]
-        default = "host" if self.device == "llvm-cpu" else None
-        super().__init__(name, {"target": options.get("target", default)})
 
     def _extra_args(self) -> list[str]:
         target = self.options["target"]
@@ -166,3 +169,30 @@ class IreeTarget(Target):
         initializers = {t.name for t in model.graph.initializer}
         input_names = [i.name for i in model.graph.input if i.name not in initializers]
         return IreeSession(function, input_names, [o.name for o in model.graph.output], workdir)
+
+
+class IreeCpuTarget(IreeTarget):
+    device = "llvm-cpu"
+    OPTIONS = (
+        Option(
+            "target",
+            str,
+            "host",
+            "the CPU model to generate code for (--iree-llvmcpu-target-cpu)",
+            pattern=CODEGEN_TARGET,
+        ),
+    )
+
+
+class IreeCudaTarget(IreeTarget):
+    device = "cuda"
+    OPTIONS = (
+        Option(
+            "target",
+            str,
+            None,
+            "the SM architecture (--iree-cuda-target); default: the compiler's own, "
+            "which embeds PTX that newer GPUs JIT-compile",
+            pattern=CODEGEN_TARGET,
+        ),
+    )

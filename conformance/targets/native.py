@@ -9,15 +9,12 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import numpy as np
 
-from conformance.targets.interface import Outputs, Session, Target, TargetError, TargetInfo
-
-# Which pack artifact a native target borrows its test data (and output names) from:
-# the one whose layout is the framework's own.
-DATA_FROM_EXPORTER = {"torch": "torch-script", "tf": "tf2onnx"}
+from conformance.targets.interface import Outputs, Session, Target, TargetInfo
 
 
 def artifact_record(model_path: Path) -> tuple[str, dict, dict]:
@@ -39,14 +36,18 @@ class NativeSession(Session):
 
 
 class NativeTarget(Target):
-    framework = ""  # "torch" or "tf"
-    package = ""
+    package = ""  # the framework's import name
+    # The pack artifact whose test data (and output names) this target borrows: the one whose
+    # layout is the framework's own.
+    borrows = ""
 
-    def __init__(self, name: str, options: dict[str, str]) -> None:
-        if options:
-            raise TargetError(f"{name}: takes no options, got {sorted(options)}")
+    def __init__(self, name: str, options: Mapping[str, str] | None = None) -> None:
         super().__init__(name, options)
-        self.device = "gpu" if name.endswith((":cuda", ":gpu")) else "cpu"
+        self.device = "gpu" if self.base_name.endswith((":cuda", ":gpu")) else "cpu"
+
+    @property
+    def borrowed_test_data(self) -> str | None:
+        return self.borrows
 
     def unavailable_reason(self) -> str | None:
         import importlib.util
@@ -58,6 +59,10 @@ class NativeTarget(Target):
         return None
 
     def _gpu_missing(self) -> str | None:
+        raise NotImplementedError
+
+    def _forward(self, family, params) -> Callable[[list[np.ndarray]], list[np.ndarray]]:
+        """The model's forward function over numpy arrays, built by the framework."""
         raise NotImplementedError
 
     def _load(self, model_path: Path) -> Session:
@@ -74,7 +79,7 @@ class NativeTarget(Target):
 
 
 class TorchTarget(NativeTarget):
-    framework, package = "torch", "torch"
+    package, borrows = "torch", "torch-script"
 
     def _gpu_missing(self) -> str | None:
         import torch
@@ -122,7 +127,7 @@ def import_tensorflow():
 
 
 class TfTarget(NativeTarget):
-    framework, package = "tf", "tensorflow"
+    package, borrows = "tensorflow", "tf2onnx"
 
     def _gpu_missing(self) -> str | None:
         tf = import_tensorflow()
@@ -158,3 +163,8 @@ class TfTarget(NativeTarget):
             ]
 
         return forward
+
+
+# Transitional, for callers that still read the table (engine.py until it asks the target):
+# base name's first part -> the exporter whose test data a native target borrows.
+DATA_FROM_EXPORTER = {"torch": TorchTarget.borrows, "tf": TfTarget.borrows}

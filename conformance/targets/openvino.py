@@ -9,14 +9,28 @@ from __future__ import annotations
 
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
-from conformance.targets.interface import Outputs, Session, Target, TargetError, TargetInfo
+from conformance.targets.interface import (
+    Option,
+    Outputs,
+    Session,
+    Target,
+    TargetError,
+    TargetInfo,
+)
+from conformance.targets.ort import THREADS
 
 PRECISIONS = ("f32", "bf16", "f16")
-OPTIONS = ("precision", "threads")
+PRECISION = Option(
+    "precision",
+    str,
+    "f32",
+    "INFERENCE_PRECISION_HINT; describe() records what the compiled model reports",
+    choices=PRECISIONS,
+)
 
 
 def _in_force(compiled) -> dict[str, Any]:
@@ -50,24 +64,10 @@ class OpenVinoSession(Session):
 
 
 class OpenVinoTarget(Target):
-    def __init__(self, name: str, options: dict[str, str]) -> None:
-        unknown = options.keys() - set(OPTIONS)
-        if unknown:
-            raise TargetError(
-                f"{name}: unknown options {sorted(unknown)}; known: {', '.join(OPTIONS)}"
-            )
-        precision = options.get("precision", "f32")
-        if precision not in PRECISIONS:
-            raise TargetError(
-                f"{name}: precision must be one of {', '.join(PRECISIONS)}, not {precision!r}"
-            )
-        threads = options.get("threads", "0")  # 0: OpenVINO's own choice
-        if not threads.isdigit():
-            raise TargetError(f"{name}: threads must be a whole number, not {threads!r}")
-        super().__init__(name, {"precision": precision, "threads": threads})
-        from conformance.targets import parse_target_name
+    """One OpenVINO device plugin; a subclass names the device and its options."""
 
-        self.device = parse_target_name(name)[0].split(":")[1].upper()  # "openvino:gpu" -> "GPU"
+    device = ""  # OpenVINO's device name, e.g. "CPU"
+    OPTIONS: ClassVar[tuple[Option, ...]] = (PRECISION,)
 
     @cached_property
     def _core(self):
@@ -77,8 +77,8 @@ class OpenVinoTarget(Target):
 
     def _config(self) -> dict[str, str]:
         config = {"INFERENCE_PRECISION_HINT": self.options["precision"]}
-        if self.device == "CPU" and self.options["threads"] != "0":
-            config["INFERENCE_NUM_THREADS"] = self.options["threads"]
+        if self.options.get("threads"):  # 0 or not an option here: OpenVINO's own choice
+            config["INFERENCE_NUM_THREADS"] = str(self.options["threads"])
         return config
 
     def unavailable_reason(self) -> str | None:
@@ -118,3 +118,12 @@ class OpenVinoTarget(Target):
         if self.options["precision"] == "f32" and in_force != "f32":
             raise TargetError(f"asked OpenVINO for f32 but the compiled model runs {in_force}")
         return OpenVinoSession(compiled)
+
+
+class OpenVinoCpuTarget(OpenVinoTarget):
+    device = "CPU"
+    OPTIONS = (PRECISION, THREADS)
+
+
+class OpenVinoGpuTarget(OpenVinoTarget):
+    device = "GPU"  # no thread count: the GPU plugin has none

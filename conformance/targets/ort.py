@@ -7,13 +7,31 @@ providers, its device and any extra options; the session and the option checking
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
-from conformance.targets.interface import Outputs, Session, Target, TargetError, TargetInfo
+from conformance.targets.interface import (
+    Option,
+    Outputs,
+    Session,
+    Target,
+    TargetError,
+    TargetInfo,
+)
 
 OPT_LEVELS = ("all", "extended", "basic", "disabled")
+MAX_THREADS = 1024  # far above any host; a bigger count is a typo, not a setting
+
+# Shared with every adapter that takes a thread count (OpenVINO's CPU plugin too).
+THREADS = Option(
+    "threads",
+    int,
+    0,
+    "intra-op threads; 0: the runtime's own choice",
+    minimum=0,
+    maximum=MAX_THREADS,
+)
 
 
 class OrtSession(Session):
@@ -21,6 +39,18 @@ class OrtSession(Session):
         super().__init__([i.name for i in session.get_inputs()])
         self._session = session
         self._output_names = [o.name for o in session.get_outputs()]
+
+    def provider_options(self) -> dict[str, dict[str, str]]:
+        """What each execution provider of the loaded session reports it uses."""
+        return dict(self._session.get_provider_options())
+
+    def graph_optimization_level(self):
+        """The level the loaded session really runs at (ORT's own SessionOptions)."""
+        return self._session.get_session_options().graph_optimization_level
+
+    def intra_op_num_threads(self) -> int:
+        """The intra-op thread count the loaded session was created with."""
+        return int(self._session.get_session_options().intra_op_num_threads)
 
     def _run(self, inputs: dict[str, np.ndarray]) -> Outputs:
         return list(zip(self._output_names, self._session.run(self._output_names, inputs)))
@@ -31,29 +61,16 @@ class OrtTarget(Target):
 
     device = "cpu"
     needs = "onnxruntime-gpu and a CUDA device"  # what a missing first provider needs
-    extra_options: tuple[str, ...] = ()  # options a subclass adds to opt and threads
-
-    def __init__(self, name: str, options: dict[str, str]) -> None:
-        known = ("opt", "threads", *self.extra_options)
-        unknown = options.keys() - set(known)
-        if unknown:
-            raise TargetError(
-                f"{name}: unknown options {sorted(unknown)}; known: {', '.join(known)}"
-            )
-        opt = options.get("opt", "all")
-        if opt not in OPT_LEVELS:
-            raise TargetError(f"{name}: opt must be one of {', '.join(OPT_LEVELS)}, not {opt!r}")
-        super().__init__(
-            name,
-            {
-                "opt": opt,
-                "threads": options.get("threads", "0"),
-                **self._parse_extra(name, options),
-            },
-        )
-
-    def _parse_extra(self, name: str, options: dict[str, str]) -> dict[str, str]:
-        return {}
+    OPTIONS: ClassVar[tuple[Option, ...]] = (
+        Option(
+            "opt",
+            str,
+            "all",
+            "graph optimisation level (fusions change numerics)",
+            choices=OPT_LEVELS,
+        ),
+        THREADS,
+    )
 
     def providers(self) -> list[tuple[str, dict[str, str]]]:
         """Execution providers in priority order, each with its provider options."""
@@ -83,7 +100,7 @@ class OrtTarget(Target):
             self.device,
             {
                 "graph_optimization_level": self.options["opt"],
-                "intra_op_num_threads": int(self.options["threads"]),
+                "intra_op_num_threads": self.options["threads"],
                 "providers": [p for p, _ in self.providers()],
                 **self.provider_info(),
             },
@@ -100,7 +117,7 @@ class OrtTarget(Target):
         }
         options = ort.SessionOptions()
         options.graph_optimization_level = levels[self.options["opt"]]
-        options.intra_op_num_threads = int(self.options["threads"])
+        options.intra_op_num_threads = self.options["threads"]
         options.log_severity_level = 3
         providers = self.providers()
         session = ort.InferenceSession(

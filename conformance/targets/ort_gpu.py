@@ -9,21 +9,18 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from conformance.targets.interface import Session, TargetError
+from conformance.targets.interface import Option, Session, TargetError
 from conformance.targets.ort import OrtSession, OrtTarget
 
 
 class OrtCudaTarget(OrtTarget):
     device = "cuda"
-    extra_options = ("tf32",)
-
-    def _parse_extra(self, name: str, options: dict[str, str]) -> dict[str, str]:
-        # Strict fp32 by default, as fp32 conformance requires (ORT's own default enables TF32);
-        # tf32=1 measures what ORT users get out of the box.
-        tf32 = options.get("tf32", "0")
-        if tf32 not in ("0", "1"):
-            raise TargetError(f"{name}: tf32 must be 0 or 1, not {tf32!r}")
-        return {"tf32": tf32}
+    # Strict fp32 by default, as fp32 conformance requires (ORT's own default enables TF32);
+    # tf32=1 measures what ORT users get out of the box.
+    OPTIONS = (
+        *OrtTarget.OPTIONS,
+        Option("tf32", str, "0", "CUDA TF32 tensor-core math (1: on)", choices=("0", "1")),
+    )
 
     def _cuda(self) -> tuple[str, dict[str, str]]:
         return ("CUDAExecutionProvider", {"use_tf32": self.options["tf32"]})
@@ -38,7 +35,7 @@ class OrtCudaTarget(OrtTarget):
         session = super()._load(model_path)
         assert isinstance(session, OrtSession)
         # Read back what the provider really uses; refuse a silent disagreement.
-        in_force = session._session.get_provider_options().get("CUDAExecutionProvider", {})
+        in_force = session.provider_options().get("CUDAExecutionProvider", {})
         if "use_tf32" in in_force and in_force["use_tf32"] != self.options["tf32"]:
             raise TargetError(
                 f"asked for use_tf32={self.options['tf32']} but the CUDA provider "
@@ -73,7 +70,7 @@ class OrtTensorrtTarget(OrtCudaTarget):
     def _load(self, model_path: Path) -> Session:
         session = super()._load(model_path)
         assert isinstance(session, OrtSession)
-        in_force = session._session.get_provider_options().get("TensorrtExecutionProvider", {})
+        in_force = session.provider_options().get("TensorrtExecutionProvider", {})
         for key in ("trt_fp16_enable", "trt_int8_enable"):
             if in_force.get(key, "0").lower() not in ("0", "false"):
                 raise TargetError(

@@ -11,7 +11,7 @@ subclass (see examples/vendor_adapter/). Entry points are validated when read; t
 imported only when its target is selected.
 
 Backends: ``backend:<package.module>:<Class>`` runs the pack through any
-``onnx.backend.base.Backend`` (``prepare`` then ``BackendRep.run``), option ``device`` (default CPU).
+``onnx.backend.base.Backend`` (``prepare`` then ``BackendRep.run``), option ``device`` (CPU).
 """
 
 from __future__ import annotations
@@ -19,12 +19,26 @@ from __future__ import annotations
 import importlib
 import importlib.metadata
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from conformance.targets.interface import Outputs, Session, Target, TargetError, TargetInfo
+if TYPE_CHECKING:
+    from onnx.backend.base import Backend
+
+from conformance.targets.interface import (
+    AdapterError,
+    InvalidTargetError,
+    Option,
+    Outputs,
+    Session,
+    Target,
+    TargetError,
+    TargetInfo,
+)
 
 ENTRY_POINT_GROUP = "conformance.targets"
 BACKEND_PREFIX = "backend:"
@@ -35,7 +49,7 @@ TARGET_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*(?::[A-Za-z0-9][A-Za-z0-9
 RESERVED_PREFIXES = ("defect:", BACKEND_PREFIX)
 
 
-class PluginError(TargetError):
+class PluginError(AdapterError):
     """A third-party target is declared or built wrongly (the message says where and how)."""
 
 
@@ -121,32 +135,12 @@ def scan_entry_points() -> tuple[dict[str, PluginTarget], dict[str, str]]:
     return valid, rejected
 
 
-def load_entry_point_targets() -> dict[str, str]:
-    """Every installed entry-point target, base name -> "module:Class"; PluginError if any is bad."""
-    valid, rejected = scan_entry_points()
-    if rejected:
-        raise PluginError("bad third-party target(s):\n  " + "\n  ".join(rejected.values()))
-    return {name: plugin.value for name, plugin in valid.items()}
-
-
-def entry_point_target(base: str, name: str, options: dict[str, str]) -> Target | None:
-    """The installed target whose base name is ``base`` (selected as ``name``), or None."""
+def entry_point(base: str) -> PluginTarget | None:
+    """The installed entry point whose name is ``base``, or None; PluginError if it is bad."""
     valid, rejected = scan_entry_points()
     if base in rejected:
         raise PluginError(rejected[base])
-    plugin = valid.get(base)
-    if plugin is None:
-        return None
-    cls = plugin.target_class()
-    try:
-        return cls(name, options)
-    except TargetError:
-        raise
-    except Exception as error:
-        raise PluginError(
-            f"target {name!r}: {plugin.origin}: constructing {plugin.value} failed: "
-            f"{type(error).__name__}: {error}"
-        ) from error
+    return valid.get(base)
 
 
 # -- onnx.backend ---------------------------------------------------------------------------
@@ -171,25 +165,34 @@ class BackendSession(Session):
 class BackendTarget(Target):
     """``backend:<package.module>:<Class>[:device=CPU]``: an ``onnx.backend.base.Backend``."""
 
-    def __init__(self, name: str, options: dict[str, str]) -> None:
-        unknown = options.keys() - {"device"}
-        if unknown:
-            raise TargetError(f"{name}: unknown options {sorted(unknown)}; known: device")
-        base = ":".join(p for p in name.split(":") if "=" not in p)
-        path = base[len(BACKEND_PREFIX) :] if base.startswith(BACKEND_PREFIX) else ""
-        if not IMPORT_PATH.match(path):
-            raise TargetError(
+    OPTIONS = (
+        Option(
+            "device",
+            str,
+            "CPU",
+            "the device passed to the backend's prepare() and supports_device()",
+            pattern=r"[A-Za-z0-9_.\-]+",
+        ),
+    )
+
+    def __init__(self, name: str, options: Mapping[str, str] | None = None) -> None:
+        super().__init__(name, options)
+        path = self.base_name[len(BACKEND_PREFIX) :]
+        if not self.base_name.startswith(BACKEND_PREFIX) or not IMPORT_PATH.match(path):
+            raise InvalidTargetError(
                 f"{name}: select a backend as 'backend:package.module:Class' "
                 "(an onnx.backend.base.Backend subclass)"
             )
-        super().__init__(name, {"device": options.get("device", "CPU")})
         self.import_path = path
 
-    def backend_class(self) -> type:
+    def backend_class(self) -> type[Backend]:
         from onnx.backend.base import Backend
 
         module_name, class_name = self.import_path.split(":")
-        return _import_class(module_name, class_name, Backend, f"target {self.name!r}")
+        cls: type[Backend] = _import_class(
+            module_name, class_name, Backend, f"target {self.name!r}"
+        )
+        return cls
 
     def unavailable_reason(self) -> str | None:
         module_name = self.import_path.split(":")[0]

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from conformance.targets.interface import Outputs, Session, Target, TargetError, TargetInfo
+from conformance.targets.interface import Outputs, Session, Target, TargetInfo
 
 
 class ReferenceSession(Session):
@@ -20,11 +20,6 @@ class ReferenceSession(Session):
 
 
 class ReferenceTarget(Target):
-    def __init__(self, name: str, options: dict[str, str]) -> None:
-        if options:
-            raise TargetError(f"{name}: takes no options, got {sorted(options)}")
-        super().__init__(name, options)
-
     def unavailable_reason(self) -> str | None:
         return None  # onnx is a core dependency
 

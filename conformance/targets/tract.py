@@ -83,11 +83,6 @@ class TractSession(Session):
 
 
 class TractTarget(Target):
-    def __init__(self, name: str, options: dict[str, str]) -> None:
-        if options:
-            raise TargetError(f"{name}: takes no options, got {sorted(options)}")
-        super().__init__(name, options)
-
     def unavailable_reason(self) -> str | None:
         try:
             import tract  # noqa: F401
