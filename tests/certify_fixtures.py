@@ -1,5 +1,6 @@
 """Bundles for the certification tests: rewrite an honest bundle the way an attacker would (edit a
-member and re-hash the manifest, so only the deeper rules can catch it), and craft hostile archives."""
+member and re-hash the manifest, so only the deeper rules can catch it), and craft hostile
+archives (down to hand-written local headers, directory entries and end records)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,9 @@ import json
 import struct
 import warnings
 import zipfile
+import zlib
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -170,3 +173,99 @@ def lying_size(source: Path, out: Path) -> Path:
         at = data.find(b"PK\x01\x02", at + 4)
     out.write_bytes(bytes(data))
     return out
+
+
+# ---- raw archives: local headers, directory and end record written by hand ----
+
+MLP_CORE = {"profiles": {"core": PERF_DEV_PROFILES["profiles"]["core"]}}  # one model: fast
+
+
+@dataclass
+class Raw:
+    """One member as stored: what its local header and its directory entry each say."""
+
+    name: bytes
+    payload: bytes  # the stored bytes (compressed for deflate)
+    method: int
+    crc: int
+    size: int
+    flags: int = 0
+    local: dict[str, Any] = field(default_factory=dict)  # local header fields that differ
+    after: bytes = b""  # written after the data: a data descriptor, or stray bytes
+    external: int = 0o100644 << 16
+
+
+def raw_members(path: Path, stored: tuple[str, ...] = ()) -> list[Raw]:
+    """A bundle's members re-encoded (deflate, or stored for the names in ``stored``): the
+    signed manifest hashes contents, not encodings, so anyone can re-encode a signed bundle."""
+    out = []
+    for name, data in members(path).items():
+        if name in stored:
+            payload, method = data, zipfile.ZIP_STORED
+        else:
+            packer = zlib.compressobj(6, zlib.DEFLATED, -15)
+            payload, method = packer.compress(data) + packer.flush(), zipfile.ZIP_DEFLATED
+        out.append(Raw(name.encode(), payload, method, zlib.crc32(data), len(data)))
+    return out
+
+
+def assemble(
+    raws: list[Raw], prefix: bytes = b"", suffix: bytes = b"", comment: bytes = b""
+) -> bytes:
+    """Local headers and data, then the central directory, then the end record."""
+    body, central = bytearray(prefix), bytearray()
+    for raw in raws:
+        offset = len(body)
+        local = {
+            "name": raw.name,
+            "flags": raw.flags,
+            "method": raw.method,
+            "crc": raw.crc,
+            "compressed": len(raw.payload),
+            "size": raw.size,
+            **raw.local,
+        }
+        body += struct.pack(
+            "<4s5H3L2H",
+            b"PK\x03\x04",
+            20,
+            local["flags"],
+            local["method"],
+            0,
+            0x21,
+            local["crc"],
+            local["compressed"],
+            local["size"],
+            len(local["name"]),
+            0,
+        )
+        body += local["name"] + raw.payload + raw.after
+        central += struct.pack(
+            "<4s6H3L5H2L",
+            b"PK\x01\x02",
+            0x0314,
+            20,
+            raw.flags,
+            raw.method,
+            0,
+            0x21,
+            raw.crc,
+            len(raw.payload),
+            raw.size,
+            len(raw.name),
+            0,
+            0,
+            0,
+            0,
+            raw.external,
+            offset,
+        )
+        central += raw.name
+    end = struct.pack(
+        "<4s4H2LH", b"PK\x05\x06", 0, 0, len(raws), len(raws), len(central), len(body), len(comment)
+    )
+    return bytes(body + central + end + comment + suffix)
+
+
+def raw_of(raws: list[Raw], name: str) -> Raw:
+    return next(r for r in raws if r.name == name.encode())

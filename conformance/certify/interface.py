@@ -44,6 +44,9 @@ class Reason(enum.StrEnum):
     OVERLAPPING_MEMBERS = "OVERLAPPING_MEMBERS"
     ZIP_BOMB = "ZIP_BOMB"
     CORRUPT_MEMBER = "CORRUPT_MEMBER"
+    LOCAL_HEADER_MISMATCH = "LOCAL_HEADER_MISMATCH"  # a local header disagrees with the directory
+    DATA_DESCRIPTOR_MISMATCH = "DATA_DESCRIPTOR_MISMATCH"
+    STRAY_BYTES = "STRAY_BYTES"  # bytes outside every member, the directory and the end record
     # contents
     MISSING_MEMBER = "MISSING_MEMBER"
     UNEXPECTED_MEMBER = "UNEXPECTED_MEMBER"
@@ -51,6 +54,8 @@ class Reason(enum.StrEnum):
     MALFORMED_JSON = "MALFORMED_JSON"
     SCHEMA_INVALID = "SCHEMA_INVALID"
     MANIFEST_MISMATCH = "MANIFEST_MISMATCH"
+    REPORT_MISMATCH = "REPORT_MISMATCH"  # report.html is not the report of results.json
+    TOO_LARGE = "TOO_LARGE"  # a member past the verifier's limits on what it will recompute
     # signature
     UNSIGNED = "UNSIGNED"
     BAD_SIGNATURE = "BAD_SIGNATURE"
@@ -78,6 +83,7 @@ class Reason(enum.StrEnum):
     # the claims
     CLAIM_MISMATCH = "CLAIM_MISMATCH"
     RERUN_MISMATCH = "RERUN_MISMATCH"
+    RERUN_REFUSED = "RERUN_REFUSED"  # --rerun asked, but the bundle's target may not run here
 
 
 @dataclass(frozen=True)

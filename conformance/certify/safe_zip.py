@@ -6,6 +6,15 @@ that breaks a rule is never read. Sizes are counted while decompressing, never t
 headers; a member stops being read as soon as it passes the per-member cap, the total cap or the
 compression-ratio cap (a zip bomb). Members whose local data overlap (the overlapping-entry bomb)
 are refused.
+
+Before anything is read, the archive's layout is checked to have exactly one reading (``layout``):
+the end record is the last 22 bytes (no comment, nothing after it, so no concatenated archive),
+the central directory ends where the end record starts and holds exactly the entries the end
+record counts, the members tile the bytes from offset 0 to the directory with no gap (no data
+before the first local header or between members), and every local header agrees with its
+directory entry on name, flags, method, CRC and sizes (or, with a data descriptor, the descriptor
+does). Zip tools differ in which of the two headers they trust; when both say the same thing,
+every tool extracts the bytes the verifier hashed.
 """
 
 from __future__ import annotations
@@ -25,6 +34,11 @@ from conformance.certify.interface import Finding, Reason
 MiB = 1 << 20
 LOCAL_HEADER = struct.Struct("<4s2B4HL2L2H")  # zipfile's sizeFileHeader layout, 30 bytes
 LOCAL_MAGIC = b"PK\x03\x04"
+CENTRAL_HEADER = struct.Struct("<4s4B4HL2L5H2L")  # 46 bytes
+CENTRAL_MAGIC = b"PK\x01\x02"
+END_RECORD = struct.Struct("<4s4H2LH")  # 22 bytes
+END_MAGIC = b"PK\x05\x06"
+DESCRIPTOR_MAGIC = b"PK\x07\x08"
 CHUNK = 256 * 1024
 WINDOWS_DRIVE = re.compile(r"^[A-Za-z]:")
 CONTROL = re.compile(r"[\x00-\x1f\x7f]")
@@ -52,6 +66,7 @@ class Opened:
     members: dict[str, bytes]
     findings: tuple[Finding, ...]
     fatal: bool = False
+    entries: tuple[str, ...] = ()  # every directory entry's name, folders and refused ones too
 
 
 class _TooBig(Exception):
@@ -59,7 +74,7 @@ class _TooBig(Exception):
 
 
 def name_problem(raw: str) -> tuple[Reason, str] | None:
-    """Why a member name is unsafe, or None. ``raw`` is the name as stored, before zipfile's cleanup."""
+    """Why a member name (as stored, before zipfile cleans it) is unsafe, or None."""
     if not raw:
         return Reason.BAD_NAME, "empty name"
     if CONTROL.search(raw):
@@ -92,32 +107,153 @@ def type_problem(info: zipfile.ZipInfo) -> tuple[Reason, str] | None:
     return None
 
 
-def overlaps(data: bytes, infos: list[zipfile.ZipInfo], central_start: int) -> list[Finding]:
-    """Each member's local header and data must end before the next member (or the central directory)."""
-    found = []
-    ordered = sorted(infos, key=lambda i: i.header_offset)
-    bounds = [i.header_offset for i in ordered[1:]] + [central_start]
-    for info, limit in zip(ordered, bounds):
-        header = data[info.header_offset : info.header_offset + LOCAL_HEADER.size]
-        if len(header) < LOCAL_HEADER.size or header[:4] != LOCAL_MAGIC:
-            found.append(
-                Finding(
-                    Reason.CORRUPT_MEMBER,
-                    "no local header where the directory points",
-                    info.filename,
-                )
+@dataclass(frozen=True)
+class _Entry:
+    """One central directory entry, as stored (no tool's interpretation)."""
+
+    name: bytes
+    flags: int
+    method: int
+    crc: int
+    compressed: int
+    size: int
+    offset: int
+
+
+def _central_entries(data: bytes, start: int, end: int, count: int) -> list[_Entry] | Finding:
+    entries, at = [], start
+    while at < end:
+        if at + CENTRAL_HEADER.size > end or data[at : at + 4] != CENTRAL_MAGIC:
+            return Finding(Reason.STRAY_BYTES, f"bytes at offset {at} inside the central directory")
+        fields = CENTRAL_HEADER.unpack_from(data, at)
+        flags, method, crc, compressed, size = (fields[i] for i in (5, 6, 9, 10, 11))
+        name_len, extra_len, comment_len, offset = (fields[i] for i in (12, 13, 14, 18))
+        name = data[at + CENTRAL_HEADER.size : at + CENTRAL_HEADER.size + name_len]
+        entries.append(_Entry(name, flags, method, crc, compressed, size, offset))
+        at += CENTRAL_HEADER.size + name_len + extra_len + comment_len
+    if at != end or len(entries) != count:
+        return Finding(
+            Reason.STRAY_BYTES,
+            f"the end record counts {count} entries in {end - start} bytes; the directory holds "
+            f"{len(entries)} in {at - start}",
+        )
+    return entries
+
+
+def _descriptor(data: bytes, at: int, entry: _Entry) -> tuple[int, Finding | None]:
+    """The data descriptor after a member's data (flag bit 3): its length, and whether it agrees."""
+    signed = data[at : at + 4] == DESCRIPTOR_MAGIC
+    body = at + 4 if signed else at
+    if body + 12 > len(data):
+        return 0, Finding(Reason.DATA_DESCRIPTOR_MISMATCH, "no data descriptor after the data")
+    crc, compressed, size = struct.unpack_from("<3L", data, body)
+    length = body + 12 - at
+    if (crc, compressed, size) != (entry.crc, entry.compressed, entry.size):
+        return length, Finding(
+            Reason.DATA_DESCRIPTOR_MISMATCH,
+            f"data descriptor says crc {crc:08x}, {compressed} -> {size} bytes; the directory "
+            f"{entry.crc:08x}, {entry.compressed} -> {entry.size}",
+        )
+    return length, None
+
+
+def _local_end(data: bytes, entry: _Entry, name: str) -> tuple[int, list[Finding]]:
+    """Where a member (local header, data, descriptor) ends, and how its local header disagrees
+    with its directory entry."""
+    at = entry.offset
+    if at + LOCAL_HEADER.size > len(data) or data[at : at + 4] != LOCAL_MAGIC:
+        return at, [
+            Finding(Reason.CORRUPT_MEMBER, "no local header where the directory points", name)
+        ]
+    fields = LOCAL_HEADER.unpack_from(data, at)
+    flags, method, crc, compressed, size = fields[3], fields[4], fields[7], fields[8], fields[9]
+    name_len, extra_len = fields[10], fields[11]
+    local_name = data[at + LOCAL_HEADER.size : at + LOCAL_HEADER.size + name_len]
+    differ = []
+    if local_name != entry.name:
+        differ.append(f"name {local_name[:80]!r}")
+    if flags != entry.flags:
+        differ.append(f"flags {flags:#06x} (directory {entry.flags:#06x})")
+    if method != entry.method:
+        differ.append(f"method {method} (directory {entry.method})")
+    described = entry.flags & 0x8
+    if not (described and (crc, compressed, size) == (0, 0, 0)) and (crc, compressed, size) != (
+        entry.crc,
+        entry.compressed,
+        entry.size,
+    ):
+        differ.append(
+            f"crc {crc:08x}, {compressed} -> {size} bytes (directory {entry.crc:08x}, "
+            f"{entry.compressed} -> {entry.size})"
+        )
+    found = (
+        [Finding(Reason.LOCAL_HEADER_MISMATCH, "local header says " + "; ".join(differ), name)]
+        if differ
+        else []
+    )
+    end = at + LOCAL_HEADER.size + name_len + extra_len + entry.compressed
+    if described:
+        length, problem = _descriptor(data, end, entry)
+        end += length
+        if problem is not None:
+            found.append(Finding(problem.reason, problem.message, name))
+    return end, found
+
+
+def layout(data: bytes) -> list[Finding]:
+    """Every way the archive's bytes could be read in more than one way (empty: exactly one)."""
+    end_at = len(data) - END_RECORD.size
+    if end_at < 0 or data[end_at : end_at + 4] != END_MAGIC:
+        last = data.rfind(END_MAGIC)
+        return [
+            Finding(
+                Reason.STRAY_BYTES,
+                f"{len(data) - last - END_RECORD.size} bytes after the end record (an archive "
+                "comment, trailing data or a concatenated archive)"
+                if last >= 0
+                else "no end-of-directory record",
             )
-            continue
-        fields = LOCAL_HEADER.unpack(header)
-        end = info.header_offset + LOCAL_HEADER.size + fields[10] + fields[11] + info.compress_size
-        if end > limit:
-            found.append(
-                Finding(
-                    Reason.OVERLAPPING_MEMBERS,
-                    "its data overlaps the next member or the directory",
-                    info.filename,
-                )
+        ]
+    fields = END_RECORD.unpack_from(data, end_at)
+    disk, cd_disk, on_disk, count, cd_size, cd_offset = fields[1:7]
+    if (disk, cd_disk) != (0, 0) or on_disk != count:
+        return [Finding(Reason.STRAY_BYTES, "a multi-disk (split) archive")]
+    if cd_offset + cd_size != end_at:
+        return [
+            Finding(
+                Reason.STRAY_BYTES,
+                f"the directory ({cd_size} bytes at {cd_offset}) does not end where the end "
+                f"record starts ({end_at}): data before the archive, a zip64 record, or a "
+                "concatenated archive",
             )
+        ]
+    entries = _central_entries(data, cd_offset, end_at, count)
+    if isinstance(entries, Finding):
+        return [entries]
+    found: list[Finding] = []
+    position = 0
+    for entry in sorted(entries, key=lambda e: e.offset):
+        name = entry.name.decode("utf-8", "replace")[:200]
+        if entry.offset > position:
+            where = "before the first member" if position == 0 else "between members"
+            found.append(
+                Finding(Reason.STRAY_BYTES, f"{entry.offset - position} bytes {where}", name)
+            )
+        elif entry.offset < position:
+            found.append(
+                Finding(Reason.OVERLAPPING_MEMBERS, "its data overlaps the member before it", name)
+            )
+        end, problems = _local_end(data, entry, name)
+        found += problems
+        position = max(position, end)
+    if position < cd_offset:
+        found.append(
+            Finding(
+                Reason.STRAY_BYTES, f"{cd_offset - position} bytes before the central directory"
+            )
+        )
+    elif position > cd_offset:
+        found.append(Finding(Reason.OVERLAPPING_MEMBERS, "member data runs into the directory"))
     return found
 
 
@@ -258,8 +394,8 @@ def open_archive(path: Path, limits: Limits = Limits()) -> Opened:
                 fatal=True,
             )
         found, refused = member_findings(infos)
-        found += overlaps(data, infos, getattr(archive, "start_dir", len(data)))
+        found += layout(data)
         if any(f.reason in (Reason.OVERLAPPING_MEMBERS, Reason.CORRUPT_MEMBER) for f in found):
             return Opened({}, tuple(found), fatal=True)
         members, read_problems = read_members(archive, infos, refused, limits)
-    return Opened(members, tuple(found + read_problems))
+    return Opened(members, tuple(found + read_problems), entries=tuple(i.filename for i in infos))

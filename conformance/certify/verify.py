@@ -95,7 +95,9 @@ def check_signature(
     return SignatureStatus(True, True, key, trusted is not None)
 
 
-def check_hashes(members: dict[str, bytes], manifest: dict[str, Any], found: _Found) -> None:
+def check_hashes(
+    members: dict[str, bytes], manifest: dict[str, Any], found: _Found, entries: tuple[str, ...] = ()
+) -> None:
     files = manifest.get("files")
     listed: dict[str, Any] = files if isinstance(files, dict) else {}
     for name, digest in listed.items():
@@ -111,9 +113,9 @@ def check_hashes(members: dict[str, bytes], manifest: dict[str, Any], found: _Fo
     for name in REQUIRED_MEMBERS:
         if name not in listed and name not in members:
             found.add(Reason.MISSING_MEMBER, "a bundle must have it", name)
-    for name in members:
+    for name in dict.fromkeys([*entries, *members]):  # folders and refused members too
         if name not in listed and name not in (MANIFEST, SIGNATURE):
-            found.add(Reason.UNEXPECTED_MEMBER, "not listed in the manifest", name)
+            found.add(Reason.UNEXPECTED_MEMBER, "not listed in the manifest", name[:200])
 
 
 def check_versions(
@@ -260,7 +262,7 @@ def verify_bundle(
     )
     manifest = manifest if isinstance(manifest, dict) else {}
     signature = check_signature(members, options.public_key, found)
-    check_hashes(members, manifest, found)
+    check_hashes(members, manifest, found, opened.entries)
     results = member_json(members, RESULTS, found)
     system = member_json(members, SYSTEM, found)
     environment = member_json(members, ENVIRONMENT, found)
