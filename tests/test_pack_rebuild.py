@@ -18,7 +18,7 @@ from tests.conftest import needs_frameworks
 
 @pytest.fixture(scope="module")
 def rebuilt(tmp_path_factory):
-    out = tmp_path_factory.mktemp("rebuild") / "pack"
+    out = tmp_path_factory.mktemp("rebuild") / "not-yet" / "pack"  # its parent is created too
     result = subprocess.run(
         [sys.executable, "-m", "conformance", "pack", "build", "--out", str(out)],
         capture_output=True,

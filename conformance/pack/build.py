@@ -242,9 +242,8 @@ def build_pack(
     models = models or list(FAMILIES)
     exporters = exporters or list(spec["exporters"])
     out_dir = Path(out_dir)
-    staging = Path(
-        tempfile.mkdtemp(prefix=".pack-", dir=out_dir.parent if out_dir.parent.exists() else None)
-    )
+    out_dir.parent.mkdir(parents=True, exist_ok=True)  # staged beside it: one rename at the end
+    staging = Path(tempfile.mkdtemp(prefix=".pack-", dir=out_dir.parent))
     try:
         for name in models:
             build_model(
