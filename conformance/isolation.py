@@ -3,11 +3,24 @@
 The parent sends requests over a pipe and waits a bounded time for each answer.
 A child that dies (abort, segfault) or does not answer in time is killed and replaced on
 the next request. The benchmarks use the same ChildProcess (conformance.bench.worker).
+
+The terminal belongs to the suite: a child's stdout and stderr (a runtime's log lines, an
+abort message) go to a capture file that the parent reads with ``take_stderr()``, so a check
+record can carry what the runtime said. A child never outlives its parent and leaves quietly
+when the parent is gone (SIGTERM, SIGKILL): no traceback, no orphan. Ctrl-C is the parent's to
+handle (it records the run as interrupted and closes its children), so the child ignores SIGINT.
 """
 
 from __future__ import annotations
 
 import multiprocessing
+import os
+import re
+import signal
+import sys
+import tempfile
+import threading
+import time
 from collections.abc import Callable
 from multiprocessing.connection import Connection
 from pathlib import Path
@@ -19,6 +32,11 @@ _CONTEXT = multiprocessing.get_context("spawn")  # no fork: runtimes hold thread
 # Starting the child (Python, numpy, the runtime's import) is not the target's work: it gets
 # its own, generous bound, so a busy machine cannot turn start-up into a timed-out check.
 STARTUP_TIMEOUT_S = 120.0
+# What a check record keeps of a child's output: the last part, where the failure is.
+STDERR_LIMIT_CHARS = 20_000
+# How often a child looks whether its parent is still there.
+ORPHAN_POLL_S = 0.5
+_SGR = re.compile(r"\x1b\[[0-9;]*m")  # colour codes (ORT's red [E:onnxruntime:...] lines)
 
 
 class ChildCrashed(TargetError):
@@ -30,7 +48,8 @@ class ChildTimedOut(TargetError):
 
 
 def serve_requests(conn: Connection, handle: Callable[[str, Any], Any]) -> None:
-    """Child side of ChildProcess: say ready, then answer each (request, payload) until the pipe closes."""
+    """Child side of ChildProcess: say ready, then answer each (request, payload) until the
+    pipe closes."""
     conn.send(("ready", None))
     while True:
         try:
@@ -38,12 +57,76 @@ def serve_requests(conn: Connection, handle: Callable[[str, Any], Any]) -> None:
         except EOFError:
             return
         try:
-            conn.send(("ok", handle(request, payload)))
+            answer = ("ok", handle(request, payload))
         except Exception as error:  # noqa: BLE001 - every failure goes back to the parent as text
             message = (
                 str(error) if isinstance(error, TargetError) else f"{type(error).__name__}: {error}"
             )
-            conn.send(("error", message))
+            answer = ("error", message)
+        _flush()  # what the runtime printed for this request is captured before the answer
+        conn.send(answer)
+
+
+def _flush() -> None:
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            pass
+
+
+def _leave_quietly() -> None:
+    """The parent is gone: exit now, without a traceback and without running anything else."""
+    _flush()
+    os._exit(0)
+
+
+def _watch_parent(parent_pid: int) -> None:
+    # A child re-parented (to init or a subreaper) has lost its parent: nobody reads its answers.
+    while os.getppid() == parent_pid:
+        time.sleep(ORPHAN_POLL_S)
+    _leave_quietly()
+
+
+def _die_with_parent() -> None:
+    """Linux: the kernel kills the child when the parent dies, even if the child is stuck in C."""
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        pr_set_pdeathsig = 1
+        libc.prctl(pr_set_pdeathsig, signal.SIGKILL, 0, 0, 0)
+    except (OSError, AttributeError):
+        pass  # the watcher thread still ends an orphan
+
+
+def _child_main(
+    serve: Callable[..., None],
+    capture_path: str,
+    parent_pid: int,
+    pdeathsig: bool,
+    conn: Connection,
+    *args: Any,
+) -> None:
+    """Every child starts here: output into the capture file, tied to its parent, then ``serve``."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    capture = os.open(capture_path, os.O_WRONLY | os.O_APPEND)
+    _flush()
+    os.dup2(capture, 1)
+    os.dup2(capture, 2)
+    os.close(capture)
+    if pdeathsig:
+        _die_with_parent()
+    if os.getppid() != parent_pid:
+        _leave_quietly()
+    threading.Thread(target=_watch_parent, args=(parent_pid,), daemon=True).start()
+    try:
+        serve(conn, *args)
+    except (BrokenPipeError, ConnectionResetError, EOFError):
+        _leave_quietly()  # the parent closed the pipe (or died) while we were answering
+    _flush()
 
 
 def _serve(conn: Connection, target_name: str) -> None:
@@ -83,15 +166,27 @@ class ChildProcess:
 
     def __init__(self, serve: Callable[..., None], args: tuple) -> None:
         parent, child = _CONTEXT.Pipe()
-        self._process = _CONTEXT.Process(target=serve, args=(child, *args), daemon=True)
-        self._process.start()
-        child.close()
+        handle, capture_path = tempfile.mkstemp(prefix="conformance-child-", suffix=".log")
+        self._capture = os.fdopen(handle, "r+b")
+        self._taken = ""  # read from the capture file, not yet taken
+        # The kernel's parent-death signal follows the thread that started the child: only
+        # the main thread lives as long as the process.
+        pdeathsig = threading.current_thread() is threading.main_thread()
+        self._process = _CONTEXT.Process(
+            target=_child_main,
+            args=(serve, capture_path, os.getpid(), pdeathsig, child, *args),
+            daemon=True,
+        )
         self._conn: Connection | None = parent
         try:
+            self._process.start()
+            child.close()
             self._answer(STARTUP_TIMEOUT_S, "start-up")
         except TargetError:
             self.close()
             raise
+        finally:
+            os.unlink(capture_path)  # the child holds it open; nothing is left behind on a kill
 
     @property
     def alive(self) -> bool:
@@ -126,6 +221,26 @@ class ChildProcess:
         self.close()
         return ChildCrashed(f"the process died (exit code {code})")
 
+    def take_stderr(self) -> str:
+        """What the child wrote (stderr and stdout) since the last call, colour codes removed;
+        at most the last STDERR_LIMIT_CHARS characters."""
+        self._drain()
+        text, self._taken = self._taken, ""
+        return text
+
+    def _drain(self) -> None:
+        if self._capture.closed:
+            return
+        # The child appends (O_APPEND): emptying the file after reading keeps it small and
+        # loses nothing written later.
+        self._capture.seek(0)
+        data = self._capture.read()
+        if not data:
+            return
+        self._capture.truncate(0)
+        text = _SGR.sub("", data.decode("utf-8", errors="replace"))
+        self._taken = (self._taken + text)[-STDERR_LIMIT_CHARS:]
+
     def close(self) -> None:
         if self._process.is_alive():
             self._process.kill()
@@ -133,6 +248,8 @@ class ChildProcess:
         if self._conn is not None:
             self._conn.close()
         self._conn = None
+        self._drain()  # what a crashed or killed child said stays available to take_stderr
+        self._capture.close()
 
 
 class IsolatedTarget:
@@ -143,12 +260,29 @@ class IsolatedTarget:
         self.timeout_s = timeout_s
         self._child: ChildProcess | None = None
         self._loaded: Path | None = None
+        self._stderr = ""  # what children replaced since the last take_stderr() said
 
     def _ask(self, request: str, payload: Any) -> Any:
         if self._child is None or not self._child.alive:
             self._loaded = None
-            self._child = ChildProcess(_serve, (self.target_name,))
+            self._replace_child()
+        assert self._child is not None
         return self._child.ask(request, payload, self.timeout_s)
+
+    def _replace_child(self) -> None:
+        if self._child is not None:
+            self._child.close()
+            self._stderr += self._child.take_stderr()
+        self._child = None
+        self._child = ChildProcess(_serve, (self.target_name,))
+
+    def take_stderr(self) -> str:
+        """What the target's child processes wrote on stderr (and stdout) since the last call:
+        the part of a runtime's log that belongs to the check just run. Bounded to the last
+        STDERR_LIMIT_CHARS characters; colour codes removed."""
+        text = self._stderr + (self._child.take_stderr() if self._child is not None else "")
+        self._stderr = ""
+        return text[-STDERR_LIMIT_CHARS:]
 
     def load(self, artifact_path: Path) -> None:
         if self._loaded != artifact_path or self._child is None or not self._child.alive:
@@ -163,4 +297,5 @@ class IsolatedTarget:
     def close(self) -> None:
         if self._child is not None:
             self._child.close()
+            self._stderr = (self._stderr + self._child.take_stderr())[-STDERR_LIMIT_CHARS:]
         self._child, self._loaded = None, None

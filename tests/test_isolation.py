@@ -1,0 +1,298 @@
+"""The child processes that run targets: their output is captured, never printed; they die with
+their parent, quietly. Each test runs a real parent process (a script in tmp_path) with real
+children and real runtimes (ort:cpu, the defect:crash and defect:hang controls)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+import conformance
+from conformance.spec import PACK_DIR
+
+ROOT = Path(conformance.__file__).resolve().parents[1]  # the code under test (also /tmp/before)
+# The transformer's TorchScript export bakes the sequence length into a Reshape: ORT fails it on
+# the second sequence length and logs a red [E:onnxruntime:...] line on stderr while doing so.
+FAILING_ARTIFACT = PACK_DIR / "transformer_encoder" / "torch-script"
+BOUND_S = 60.0  # a bound on waits for processes, never a measured duration
+
+
+def run_script(tmp_path: Path, body: str, **kwargs: object) -> subprocess.Popen[str]:
+    script = tmp_path / "parent.py"
+    script.write_text(textwrap.dedent(body), encoding="utf-8")
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "PYTHONUNBUFFERED": "1"}
+    return subprocess.Popen(
+        [sys.executable, str(script)],
+        cwd=tmp_path,
+        env=env,
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        **kwargs,  # type: ignore[call-overload]
+    )
+
+
+def children_of(pid: int) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+                found.append(int(entry.name))
+    return found
+
+
+def alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+def wait_until(condition, bound_s: float = BOUND_S) -> bool:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + bound_s
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.1)
+    return condition()
+
+
+def test_a_runtimes_stderr_goes_to_take_stderr_not_to_the_terminal(tmp_path):
+    parent = run_script(
+        tmp_path,
+        f"""
+        import json
+        from pathlib import Path
+        from conformance.isolation import IsolatedTarget
+        from conformance.pack.load import Pack
+        from conformance.targets.interface import TargetError
+
+        def main():
+            pack = Pack(Path({str(PACK_DIR)!r}))
+            model = next(m for m in pack.models if m.name == "transformer_encoder")
+            artifact = next(a for a in model.artifacts if a.exporter == "torch-script")
+            target = IsolatedTarget("ort:cpu", 120)
+            target.load(artifact.path)
+            target.run(dict(artifact.inputs(0)))
+            first = target.take_stderr()
+            try:
+                target.run(dict(artifact.inputs(2)))
+                error = ""
+            except TargetError as caught:
+                error = str(caught)
+            failed = target.take_stderr()
+            again = target.take_stderr()
+            target.close()
+            print(json.dumps({{"first": first, "error": error, "failed": failed, "again": again}}))
+
+        if __name__ == "__main__":
+            main()
+        """,
+    )
+    out, err = parent.communicate(timeout=BOUND_S * 3)
+    assert parent.returncode == 0, err[-3000:]
+    assert "onnxruntime" not in err and "\x1b[" not in err, err  # the terminal stays the suite's
+    seen = json.loads(out)
+    assert "Reshape" in seen["error"]
+    assert "[E:onnxruntime:" in seen["failed"] and "Reshape" in seen["failed"]
+    assert "\x1b[" not in seen["failed"]  # colour codes removed
+    assert "[E:onnxruntime:" not in seen["first"]  # only what the failing request wrote
+    assert seen["again"] == ""  # taken once
+
+
+def test_what_a_crashing_child_wrote_is_kept_and_the_limit_holds(tmp_path):
+    parent = run_script(
+        tmp_path,
+        """
+        import json, os, sys
+        from pathlib import Path
+        from conformance import isolation
+        from conformance.pack.load import Pack
+        from conformance.isolation import ChildCrashed, ChildProcess, IsolatedTarget
+
+        def noisy(conn):
+            def handle(request, payload):
+                sys.stderr.write("x" * 50_000 + "the last words before the abort\\n")
+                sys.stderr.flush()
+                os.abort()
+            isolation.serve_requests(conn, handle)
+
+        def main():
+            child = ChildProcess(noisy, ())
+            try:
+                child.ask("go", None, 60)
+            except ChildCrashed as error:
+                crashed = str(error)
+            text = child.take_stderr()
+            pack = Pack(Path(%r))
+            artifact = pack.models[0].artifacts[0]
+            target = IsolatedTarget("defect:crash", 60)
+            target.load(artifact.path)
+            try:
+                target.run(dict(artifact.inputs(0)))
+            except ChildCrashed as error:
+                control = str(error)
+            target.close()
+            print(json.dumps({"crashed": crashed, "text": text, "control": control,
+                              "limit": isolation.STDERR_LIMIT_CHARS}))
+
+        if __name__ == "__main__":
+            main()
+        """
+        % str(PACK_DIR),
+    )
+    out, err = parent.communicate(timeout=BOUND_S * 3)
+    assert parent.returncode == 0, err[-3000:]
+    assert "x" * 100 not in err and "last words" not in err
+    seen = json.loads(out)
+    assert "died" in seen["crashed"] and "died" in seen["control"]
+    assert seen["text"].endswith("the last words before the abort\n")
+    assert len(seen["text"]) == seen["limit"]
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads children from /proc")
+@pytest.mark.parametrize("target", ["defect:hang", "answers-after-parent-died"])
+def test_a_child_does_not_outlive_a_terminated_parent_and_prints_no_traceback(tmp_path, target):
+    """SIGTERM to the parent alone (as `kill <pid>` or a CI runner sends it): the child, hanging
+    in a runtime or about to answer, must go too, without a BrokenPipe traceback."""
+    parent = run_script(
+        tmp_path,
+        f"""
+        import os, sys, time
+        from pathlib import Path
+        from conformance import isolation
+        from conformance.pack.load import Pack
+        from conformance.isolation import ChildProcess, IsolatedTarget
+
+        def late(conn, parent_pid):
+            def handle(request, payload):
+                while os.getppid() == parent_pid:
+                    time.sleep(0.05)
+                return "too late"
+            isolation.serve_requests(conn, handle)
+
+        def main():
+            if {target!r} == "defect:hang":
+                artifact = Pack(Path({str(PACK_DIR)!r})).models[0].artifacts[0]
+                child = IsolatedTarget("defect:hang", 3600)
+                child.load(artifact.path)
+                ask = lambda: child.run(dict(artifact.inputs(0)))
+            else:
+                child = ChildProcess(late, (os.getpid(),))
+                ask = lambda: child.ask("go", None, 3600)
+            print("ready", flush=True)
+            ask()
+
+        if __name__ == "__main__":
+            main()
+        """,
+    )
+    assert parent.stdout is not None
+    assert parent.stdout.readline().strip() == "ready"
+    children = children_of(parent.pid)
+    assert children, "the parent has a child process"
+    try:
+        # The parent is inside ask(): give it a moment to have sent the request.
+        wait_until(lambda: False, 0.5)
+        parent.send_signal(signal.SIGTERM)
+        parent.wait(timeout=BOUND_S)
+        assert wait_until(lambda: not any(alive(pid) for pid in children)), "the child outlived it"
+        _, err = parent.communicate(timeout=BOUND_S)
+        assert "Traceback" not in err and "BrokenPipe" not in err, err[-3000:]
+    finally:
+        for pid in children:
+            if alive(pid):
+                os.kill(pid, signal.SIGKILL)
+
+
+def test_ctrl_c_is_the_parents_to_handle(tmp_path):
+    """SIGINT to the whole process group (Ctrl-C): the child keeps serving, the parent decides."""
+    parent = run_script(
+        tmp_path,
+        """
+        import signal, sys
+        from conformance.isolation import ChildProcess, serve_requests
+
+        def echo(conn):
+            serve_requests(conn, lambda request, payload: payload)
+
+        def main():
+            # A handler, not SIG_IGN: an ignored signal would be inherited by the child.
+            signal.signal(signal.SIGINT, lambda number, frame: None)
+            child = ChildProcess(echo, ())
+            print("ready", flush=True)
+            sys.stdin.readline()
+            print(child.ask("echo", "still serving", 60), child.take_stderr() == "", flush=True)
+            child.close()
+
+        if __name__ == "__main__":
+            main()
+        """,
+        stdin=subprocess.PIPE,
+        start_new_session=True,
+    )
+    assert parent.stdout is not None and parent.stdin is not None
+    assert parent.stdout.readline().strip() == "ready"
+    os.killpg(parent.pid, signal.SIGINT)
+    wait_until(lambda: False, 0.5)
+    out, err = parent.communicate("\n", timeout=BOUND_S)
+    assert parent.returncode == 0, err[-3000:]
+    assert out.strip() == "still serving True"
+    assert "Traceback" not in err and "KeyboardInterrupt" not in err
+
+
+class Clock:
+    """A settable clock: the progress lines depend on elapsed time, the test must not."""
+
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_progress_off_a_terminal_prints_a_line_every_interval_and_one_at_the_end():
+    from conformance.progress import Progress
+
+    lines: list[str] = []
+    clock = Clock()
+    progress = Progress(10, "checks", lines.append, tty=False, interval_s=5.0, clock=clock)
+    for i in range(10):
+        clock.now += 1.0
+        progress.advance(f"mlp-set{i}-ort:cpu")
+    progress.close()
+    progress.close()  # idempotent
+    assert lines == [
+        "checks: 5/10 (5s, about 5s left) mlp-set4-ort:cpu",
+        "checks: 10/10 (10s) mlp-set9-ort:cpu",
+        "checks: 10/10 done in 10s",
+    ]
+
+
+def test_progress_escapes_its_detail_and_draws_a_bar_on_a_terminal(tmp_path):
+    from conformance.progress import Progress
+
+    lines: list[str] = []
+    with (tmp_path / "tty").open("w+", newline="") as stream:
+        with Progress(4, "checks", lines.append, tty=True, stream=stream) as progress:
+            progress.advance("\x1b[2Jforged")
+            progress.advance("b")
+        stream.seek(0)
+        drawn = stream.read()
+    assert lines == []  # the bar does not go through echo
+    assert "\x1b" not in drawn and "forged" in drawn
+    assert drawn.count("\r") == 3 and drawn.endswith("\n")
+    assert "checks [" + "#" * 12 + "-" * 12 + "] 2/4" in drawn
