@@ -6,6 +6,11 @@ Unavailable targets (no GPU, package missing) skip with their own reason.
 
 from __future__ import annotations
 
+import json
+import re
+import subprocess
+import sys
+import textwrap
 from pathlib import Path
 
 import numpy as np
@@ -15,12 +20,18 @@ from conformance.pack import layout
 from conformance.spec import PACK_DIR
 from conformance.targets import (
     BUILTIN_TARGETS,
+    DEFAULT_TARGETS,
+    InvalidTargetError,
     TargetError,
     TargetInfo,
+    choose_targets,
     get_target,
+    listing,
     parse_target_name,
+    render_listing,
     target_class,
 )
+from conformance.targets.interface import ARTIFACTS_ENV
 
 TARGETS = sorted(BUILTIN_TARGETS)
 MODEL = PACK_DIR / "mlp" / "torch-script"  # two outputs, dynamic batch; test set 1 is batch 4
@@ -134,3 +145,218 @@ def test_tract_ties_per_input_batch_symbols_only_where_they_differ():
     assert facts("embedding_mlp/tf2onnx") == {"item_ids": "B,8,i64", "dense_features": "B,13,f32"}
     assert facts("embedding_mlp/torch-script") == {}  # both already "batch"
     assert facts("transformer_encoder/tf2onnx") == {}  # one input: its seq symbol is left alone
+
+
+# -- target names and declared options (issue 9 §3, issue 10 item 4) -------------------------
+
+
+@pytest.mark.parametrize(
+    ("name", "option", "allowed"),
+    [
+        ("ort:cpu:threads=abc", "threads", "whole number from 0 to 1024"),
+        ("ort:cpu:threads=-1", "threads", "whole number from 0 to 1024"),
+        ("ort:cpu:threads=99999999999999999", "threads", "whole number from 0 to 1024"),
+        ("ort:cpu:threads=1:threads=2", "threads", "given twice"),
+        ("ort:cpu:opt=fast", "opt", "one of all, extended, basic, disabled"),
+        ("openvino:cpu:precision=int4", "precision", "one of f32, bf16, f16"),
+        ("openvino:gpu:threads=2", "threads", "known: precision"),
+        ("iree:llvm-cpu:target=a b", "target", "text matching"),
+        ("tract:threads=2", "threads", "tract takes no options"),
+    ],
+)
+def test_bad_option_is_refused_when_the_target_is_built(name, option, allowed):
+    with pytest.raises(InvalidTargetError) as raised:
+        get_target(name)
+    message = str(raised.value)
+    assert option in message and allowed in message, message
+    assert "\n" not in message
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["", "ort::cpu", "ort:cpu:", ":ort", "ort:cpu:=1", "ort:cpu:threads=", "ort:opt=all:cpu"],
+)
+def test_malformed_names_are_invalid(name):
+    with pytest.raises(InvalidTargetError):
+        parse_target_name(name)
+
+
+def test_one_parser_gives_base_and_options():
+    parsed = parse_target_name("ort:cpu:opt=basic:threads=2")
+    assert (parsed.raw, parsed.base, dict(parsed.options)) == (
+        "ort:cpu:opt=basic:threads=2",
+        "ort:cpu",
+        {"opt": "basic", "threads": "2"},
+    )
+    assert parsed.parts == ("ort", "cpu")
+    backend = parse_target_name("backend:pkg.mod:Cls:device=CPU")
+    assert backend.base == "backend:pkg.mod:Cls" and dict(backend.options) == {"device": "CPU"}
+    with pytest.raises(TypeError):
+        parsed.options["opt"] = "all"  # type: ignore[index]  # read-only
+
+
+def test_options_are_typed_and_defaulted_from_the_declarations():
+    target = get_target("ort:cpu:threads=3")
+    assert target.options == {"opt": "all", "threads": 3}
+    assert target.base_name == "ort:cpu"
+    info = target.describe()
+    assert info.options["intra_op_num_threads"] == 3  # as recorded before: an int
+    assert info.options["graph_optimization_level"] == "all"
+
+
+def test_every_declared_option_is_listed():
+    rows = {row.name: row for row in listing()}
+    assert set(BUILTIN_TARGETS) <= set(rows)
+    text = render_listing(list(rows.values()))
+    for name in BUILTIN_TARGETS:
+        for option in declared_options(name):
+            assert option in {o.name for o in rows[name].options}
+            assert f"{option}=" in text
+    assert "one of all, extended, basic, disabled" in text
+
+
+def test_choose_targets_with_and_without_names():
+    chosen = choose_targets(["tract", "ort:cpu:opt=basic", "tract"], extra=["reference"])
+    assert [t.name for t in chosen] == ["tract", "ort:cpu:opt=basic", "reference"]
+    defaults = choose_targets([])
+    assert defaults and all(t.unavailable_reason() is None for t in defaults)
+    assert [t.name for t in defaults] == [
+        name for name in DEFAULT_TARGETS if name in {t.name for t in defaults}
+    ]
+    with pytest.raises(InvalidTargetError):
+        choose_targets(["ort:cpu:threads=abc"])
+
+
+def test_native_targets_say_whose_test_data_they_borrow():
+    assert get_target("torch").borrowed_test_data == "torch-script"
+    assert get_target("tf").borrowed_test_data == "tf2onnx"
+    assert get_target("ort:cpu").borrowed_test_data is None
+
+
+def test_bad_option_on_the_command_line_is_exit_2_before_any_check(tmp_path: Path):
+    out = tmp_path / "run"
+    result = subprocess.run(
+        [sys.executable, "-m", "conformance", "run", "--target", "ort:cpu:threads=abc"]
+        + ["--model", "mlp", "--out", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "Traceback" not in result.stderr
+    assert "threads" in result.stderr and "whole number" in result.stderr, result.stderr
+    assert not (out / "results.json").exists() or '"checks": []' in (
+        out / "results.json"
+    ).read_text().replace(" ", "").replace("\n", "")
+
+
+# -- what the options change, observed on the runtime (issue 9 §7) ---------------------------
+
+PROBE = textwrap.dedent("""
+    import json, os, sys
+    from pathlib import Path
+    import numpy as np
+    from conformance.pack import layout
+    from conformance.targets import get_target
+    model = Path(sys.argv[2])
+    threads_before = len(os.listdir("/proc/self/task"))
+    session = get_target(sys.argv[1]).load(model / layout.MODEL_ONNX)
+    state = {"threads_started": len(os.listdir("/proc/self/task")) - threads_before}
+    data = layout.data_set_dir(model, 1)
+    outputs = session.run(dict(layout.read_data_set(data, "input")))
+    expected = layout.read_data_set(data, "output")
+    state["max_error"] = max(
+        float(np.abs(a.astype(np.float64) - b).max()) for (_, a), (_, b) in zip(outputs, expected)
+    )
+    if hasattr(session, "graph_optimization_level"):  # ORT reports its own session options
+        state["ort_level"] = str(session.graph_optimization_level())
+        state["ort_threads"] = session.intra_op_num_threads()
+    if hasattr(session, "compiled_property"):  # OpenVINO reports its compiled model's
+        state["ov_precision"] = session.compiled_property("INFERENCE_PRECISION_HINT")
+        state["ov_threads"] = session.compiled_property("INFERENCE_NUM_THREADS")
+    print(json.dumps(state))
+""")
+
+
+def probe(name: str) -> dict:
+    """Load the mlp in a fresh process and read back what the runtime itself reports."""
+    available(name)
+    result = subprocess.run(
+        [sys.executable, "-c", PROBE, name, str(MODEL)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def test_ort_threads_option_sizes_the_runtimes_thread_pool():
+    one, four = probe("ort:cpu:threads=1"), probe("ort:cpu:threads=4")
+    assert (one["ort_threads"], four["ort_threads"]) == (1, 4)
+    # The intra-op pool has threads - 1 workers (the caller is the first): 3 more OS threads.
+    assert four["threads_started"] - one["threads_started"] == 3
+
+
+@pytest.mark.parametrize(
+    ("opt", "level"),
+    [
+        ("all", "ORT_ENABLE_ALL"),
+        ("extended", "ORT_ENABLE_EXTENDED"),
+        ("basic", "ORT_ENABLE_BASIC"),
+        ("disabled", "ORT_DISABLE_ALL"),
+    ],
+)
+def test_ort_opt_level_is_the_sessions_own_level(opt, level):
+    assert probe(f"ort:cpu:opt={opt}")["ort_level"] == f"GraphOptimizationLevel.{level}"
+
+
+def test_openvino_precision_hint_is_in_force_and_changes_numerics():
+    f32 = probe("openvino:cpu")
+    assert f32["ov_precision"] == "f32" and f32["max_error"] < 1e-4
+    bf16 = probe("openvino:cpu:precision=bf16")
+    if bf16["ov_precision"] == "f32":
+        pytest.skip("this CPU has no bf16 path: OpenVINO runs the bf16 hint as f32")
+    assert bf16["ov_precision"] == "bf16"
+    assert bf16["max_error"] > 10 * f32["max_error"]  # fewer mantissa bits, visibly
+    described = get_target("openvino:cpu:precision=bf16").describe().options
+    assert described["inference_precision"] == bf16["ov_precision"]
+
+
+def test_openvino_threads_option_is_in_force():
+    assert probe("openvino:cpu:threads=1")["ov_threads"] == 1
+
+
+# -- artefacts a user can act on (issue 9 §4) ------------------------------------------------
+
+
+def unsupported_by_iree(folder: Path) -> Path:
+    """A valid one-op ONNX model that IREE imports but cannot compile (Col2Im)."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    graph = helper.make_graph(
+        [helper.make_node("Col2Im", ["x"], ["y"])],
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4])],
+    )
+    path = folder / "col2im" / "handmade" / layout.MODEL_ONNX
+    path.parent.mkdir(parents=True)
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)]), path)
+    return path
+
+
+def test_iree_compile_failure_names_a_kept_mlir(tmp_path: Path, monkeypatch):
+    target = available("iree:llvm-cpu")
+    monkeypatch.setenv(ARTIFACTS_ENV, str(tmp_path / "artifacts"))
+    with pytest.raises(TargetError) as raised:
+        target.load(unsupported_by_iree(tmp_path / "pack"))
+    message = str(raised.value)
+    named = {Path(p) for p in re.findall(r"(/[^\s\"':]+\.mlir)", message)}
+    assert named, message
+    for path in named:
+        assert path.is_file(), f"{path} named in the message does not exist"
+        assert "onnx.Col2Im" in path.read_text()
+    kept = tmp_path / "artifacts" / "iree" / "llvm-cpu" / "col2im" / "handmade" / "model.mlir"
+    assert kept in named

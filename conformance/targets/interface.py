@@ -14,7 +14,9 @@ the runtime's finding).
 from __future__ import annotations
 
 import abc
+import os
 import re
+import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -43,6 +45,24 @@ class InvalidTargetError(TargetError):
 
 class AdapterError(TargetError):
     """The adapter broke the target contract (its bug, never the runtime's finding)."""
+
+
+ARTIFACTS_ENV = "CONFORMANCE_ARTIFACTS_DIR"
+
+
+def artifacts_dir(*parts: str) -> Path:
+    """A folder where an adapter keeps what a user needs to act on a failure (a failing
+    compiler input, a reproducer) after its own temporary folders are gone.
+
+    ``$CONFORMANCE_ARTIFACTS_DIR`` when the run sets it (the run folder's artifacts), else
+    ``<system temp>/conformance-artifacts``, which nothing deletes. Created on demand.
+    """
+    root = os.environ.get(ARTIFACTS_ENV) or str(
+        Path(tempfile.gettempdir()) / "conformance-artifacts"
+    )
+    folder = Path(root, *parts)
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
 
 
 # -- target names ---------------------------------------------------------------------------

@@ -1,9 +1,10 @@
 """IREE: import ONNX to MLIR, compile ahead of time for a backend, run on the matching driver.
 
 Each load imports and compiles one model (about a second on CPU) into a temporary directory
-that the session's close() removes. ``target=`` overrides the code generation target:
-the CPU model for llvm-cpu (default ``host``), the SM architecture for cuda (default: the
-compiler's own, which embeds PTX that newer GPUs JIT-compile).
+that the session's close() removes; when the compiler fails, its input (``model.mlir``) is kept
+in ``artifacts_dir()`` and the message names that copy. ``target=`` overrides the code
+generation target: the CPU model for llvm-cpu (default ``host``), the SM architecture for cuda
+(default: the compiler's own, which embeds PTX that newer GPUs JIT-compile).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from conformance.targets.interface import (
     Target,
     TargetError,
     TargetInfo,
+    artifacts_dir,
 )
 
 # device (second part of the name) -> (compiler target backend, runtime driver)
@@ -124,6 +126,26 @@ class IreeTarget(Target):
 
         return iree.runtime.Config(self.driver)
 
+    def _compile_failure(self, error: Exception, mlir: Path, model_path: Path) -> TargetError:
+        """The compiler's message, naming a copy of its input that outlives the load's temp folder
+        (the message's own path is in the folder that is deleted next)."""
+        message = f"{type(error).__name__}: {error}"
+        model_path = Path(model_path)
+        try:
+            # <pack>/<model>/<exporter>/model.onnx -> <artifacts>/iree/<device>/<model>/<exporter>/
+            kept = (
+                artifacts_dir(
+                    "iree", self.device, model_path.parent.parent.name, model_path.parent.name
+                )
+                / mlir.name
+            )
+            shutil.copyfile(mlir, kept)
+        except OSError as copy_error:
+            return TargetError(f"{message}\n(the MLIR could not be kept: {copy_error})")
+        return TargetError(
+            message.replace(str(mlir), str(kept)) + f"\nThe compiler's input is kept at {kept}"
+        )
+
     def _load(self, model_path: Path) -> Session:
         workdir = Path(tempfile.mkdtemp(prefix="conformance-iree-"))
         try:
@@ -148,12 +170,15 @@ class IreeTarget(Target):
         mlir = workdir / "model.mlir"
         mlir.write_text(module.get_asm(assume_verified=True), encoding="utf-8")
         vmfb = workdir / "model.vmfb"
-        iree.compiler.compile_file(
-            str(mlir),
-            output_file=str(vmfb),
-            target_backends=[self.backend],
-            extra_args=self._extra_args(),
-        )
+        try:
+            iree.compiler.compile_file(
+                str(mlir),
+                output_file=str(vmfb),
+                target_backends=[self.backend],
+                extra_args=self._extra_args(),
+            )
+        except Exception as error:
+            raise self._compile_failure(error, mlir, model_path) from error
 
         vm_module = iree.runtime.VmModule.mmap(self._config.vm_instance, str(vmfb))
         context = iree.runtime.SystemContext(config=self._config)

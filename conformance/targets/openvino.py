@@ -55,6 +55,13 @@ class OpenVinoSession(Session):
         self._compiled = compiled
         self._request = compiled.create_infer_request()
 
+    def compiled_property(self, key: str) -> Any:
+        """A property as the compiled model reports it (an element type by its short name)."""
+        value = self._compiled.get_property(key)
+        if hasattr(value, "get_type_name"):
+            return value.get_type_name()
+        return getattr(value, "name", value)
+
     def _run(self, inputs: dict[str, np.ndarray]) -> Outputs:
         results = self._request.infer({name: inputs[name] for name in self.input_names})
         # Copies: the request reuses its output buffers on the next call.
