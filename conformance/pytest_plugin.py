@@ -1,38 +1,71 @@
 """The conformance checks as pytest items: glue only; the engine does the work.
 
-``pytest --conformance [--target T ...]`` adds one item per check (ids such as
-``mlp-tf2onnx-batch4-ort:cpu``) and writes the same results file as ``conformance run``.
-Under pytest-xdist each worker writes a part file; the controller merges them in plan order.
+``pytest --conformance [--target T ...]`` collects one collector per target and, under it, one
+item per check, named by the check's id in results.json::
+
+    conformance/ort:cpu::mlp-tf2onnx-batch4-ort:cpu
+
+so JUnit XML reads ``classname="conformance.ort:cpu" name="mlp-tf2onnx-batch4-ort:cpu"``, and
+``--collect-only``, ``-k``, ``--deselect`` and ``--lf`` see ordinary items. Each item carries the
+markers ``model_<model>``, ``exporter_<exporter>`` and ``target_<target>`` (every character that
+is not a letter, digit or ``_`` written as ``_``), registered when the run starts: select exactly
+with ``-m "model_mlp and target_ort_cpu"`` (``-k mlp`` is a substring match and also selects
+``embedding_mlp``). A failure's first line says the verdict, the margin and the first problem,
+so pytest's short summary and JUnit's ``message`` carry the reason.
+
+The run writes the same results file as ``conformance run``. Under pytest-xdist each worker
+writes a part file; the controller merges them in plan order.
 """
 
 from __future__ import annotations
 
+import re
+from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from conformance.checks import CheckPlan, run_check
-from conformance.engine import check_timeout_s, describe_targets, plan_checks
-from conformance.isolation import IsolatedTarget
+from conformance.bench import pytest_hooks
+from conformance.bench.pytest_hooks import CONTEXT, BenchContext, bench_items
 from conformance.options import add_pytest_options
-from conformance.pack.load import Pack
-from conformance.results.document import (
-    RESULTS_JSON,
-    ResultsWriter,
-    command_line,
-    load_document,
-    new_document,
-)
-from conformance.results.records import PASSED, SKIPPED, CheckRecord
-from conformance.run import choose_targets
+from conformance.results.document import RESULTS_JSON, load_document
+from conformance.results.records import EXPORTER, PASSED, SKIPPED, CheckRecord
+from conformance.run.plan import CheckPlan
+from conformance.run.session import RunInputError, RunRequest, RunSession
 from conformance.spec import PACK_DIR
 
 STATE = pytest.StashKey["ConformanceState"]()
+ROOT = "conformance"  # node ids: conformance/<target>::<check id>
 
-pytest_plugins = ["conformance.bench.pytest_hooks"]  # --bench: benchmark items on pytest-benchmark
+
+def marker_name(kind: str, value: str) -> str:
+    """``model_mlp``, ``exporter_torch_script``, ``target_ort_cpu``: a name ``-m`` can parse."""
+    return f"{kind}_{re.sub(r'[^A-Za-z0-9_]', '_', value)}"
 
 
-def pytest_addoption(parser: pytest.Parser) -> None:
+def figure(value: float) -> str:
+    """A margin for people: three significant figures (31.7, 0.0109, inf)."""
+    return f"{value:.3g}"
+
+
+def reason(record: CheckRecord) -> str:
+    """One line for pytest's short summary: the verdict, the margin, the first problem."""
+    head = (
+        record.verdict
+        if record.margin is None
+        else f"{record.verdict}, margin {figure(record.margin)}"
+    )
+    if not record.problems:
+        return head
+    first = record.problems[0].strip().splitlines()[0] if record.problems[0].strip() else ""
+    more = len(record.problems) - 1
+    return f"{head}: {first}" + (f" (+{more} more)" if more else "")
+
+
+def pytest_addoption(parser: pytest.Parser, pluginmanager: pytest.PytestPluginManager) -> None:
+    if not pluginmanager.is_registered(pytest_hooks):  # --bench: items on pytest-benchmark
+        pluginmanager.register(pytest_hooks, pytest_hooks.__name__)
     group = parser.getgroup("conformance", "ML inference conformance checks")
     group.addoption("--conformance", action="store_true", help="add one item per conformance check")
     add_pytest_options(group.addoption)
@@ -40,124 +73,175 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "--conformance-pack", default=str(PACK_DIR), help="pack folder (default: the shipped pack)"
     )
     group.addoption(
-        "--conformance-out", default="reports/pytest", help="run folder for results.json"
+        "--conformance-out",
+        default="reports/pytest",
+        help="run folder for results.json (default: reports/pytest)",
     )
 
 
 class ConformanceState:
+    """The pytest run: a caller of the run session, like ``conformance run``."""
+
     def __init__(self, config: pytest.Config) -> None:
-        self.pack = Pack(Path(config.getoption("conformance_pack")))
-        self.run_dir = Path(config.getoption("conformance_out"))
-        targets = choose_targets(config.getoption("conformance_targets"))
-        self.targets = describe_targets(targets)
-        self.plans = plan_checks(
-            self.pack,
-            self.targets,
-            config.getoption("conformance_models"),
-            config.getoption("conformance_exporters"),
-        )
-        self.timeout_s = config.getoption("conformance_timeout_s") or check_timeout_s()
         worker = getattr(config, "workerinput", {}).get("workerid")
-        name = f"results.{worker}.json" if worker else RESULTS_JSON
-        document = new_document(
-            self.pack.manifest,
-            self.targets,
-            command_line(),
-            config.getoption("conformance_models"),
-            config.getoption("conformance_exporters"),
+        request = RunRequest(
+            pack_dir=Path(config.getoption("conformance_pack")),
+            run_dir=Path(config.getoption("conformance_out")),
+            targets=tuple(config.getoption("conformance_targets")),
+            models=tuple(config.getoption("conformance_models")),
+            exporters=tuple(config.getoption("conformance_exporters")),
+            timeout_s=config.getoption("conformance_timeout_s"),
+            results_name=f"results.{worker}.json" if worker else RESULTS_JSON,
         )
-        self.writer = ResultsWriter(self.run_dir / name, document)
-        self.runners: dict[str, IsolatedTarget] = {}
+        # pytest --conformance rewrites its results file on every run (there is no --resume)
+        (request.run_dir / request.results_name).unlink(missing_ok=True)
+        self.session = RunSession.open(request)
+        self.plans: list[CheckPlan] = self.session.plans
 
-    def runner(self, target: str) -> IsolatedTarget:
-        return self.runners.setdefault(target, IsolatedTarget(target, self.timeout_s))
+    def available(self) -> list[str]:
+        return [name for name, target in self.session.targets.items() if target.available]
 
-    def close(self) -> None:
-        for runner in self.runners.values():
-            runner.close()
+
+def _register_markers(config: pytest.Config, values: Iterable[tuple[str, str]]) -> None:
+    for kind, value in sorted(set(values)):
+        config.addinivalue_line(
+            "markers", f"{marker_name(kind, value)}: conformance items of {kind} {value!r}"
+        )
 
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers", "conformance: a conformance check generated by --conformance"
     )
-    if config.getoption("conformance", default=False):
-        config.stash[STATE] = ConformanceState(config)
+    if not config.getoption("conformance", default=False):
+        return
+    try:
+        state = ConformanceState(config)
+    except RunInputError as error:
+        raise pytest.UsageError(str(error)) from None
+    config.stash[STATE] = state
+    session = state.session
+    config.stash[CONTEXT] = BenchContext(
+        session.pack,
+        session.writer,
+        state.available(),
+        session.request.models,
+        session.request.exporters,
+    )
+    _register_markers(
+        config,
+        (
+            pair
+            for plan in state.plans
+            for pair in (
+                ("model", plan.model.name),
+                ("exporter", plan.artifact.exporter),
+                ("target", plan.target),
+            )
+        ),
+    )
 
 
 class CheckFailed(Exception):
     def __init__(self, record: CheckRecord) -> None:
-        super().__init__(record.check_id)
+        super().__init__(reason(record))
         self.record = record
 
 
+class TargetCollector(pytest.Collector):
+    """Every item of one target: its checks, then (with --bench) its benchmarks."""
+
+    def __init__(self, *, target: str, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.target = target
+        self.add_marker(marker_name("target", target))
+
+    def collect(self) -> list[pytest.Item]:
+        state = self.config.stash[STATE]
+        items: list[pytest.Item] = [
+            ConformanceItem.from_parent(self, name=plan.check_id, plan=plan)
+            for plan in state.plans
+            if plan.target == self.target
+        ]
+        for item in bench_items(self, self.target):
+            item.add_marker(marker_name("model", item.case.model))
+            item.add_marker(marker_name("exporter", item.case.exporter))
+            items.append(item)
+        return items
+
+
 class ConformanceItem(pytest.Item):
-    def __init__(self, *, plan: CheckPlan, **kwargs) -> None:
+    def __init__(self, *, plan: CheckPlan, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.plan = plan
         self.add_marker(pytest.mark.conformance)
+        self.add_marker(marker_name("model", plan.model.name))
+        self.add_marker(marker_name("exporter", plan.artifact.exporter))
 
     def runtest(self) -> None:
-        state = self.config.stash[STATE]
-        info = state.targets[self.plan.target]
-        if not info["available"]:
-            pytest.skip(f"{self.plan.target} unavailable: {info['reason']}")
-        record = run_check(
-            state.runner(self.plan.target), self.plan, info.get("deterministic", True)
-        )
-        state.writer.add(record)
+        record = self.config.stash[STATE].session.check(self.plan)
         if record.verdict == PASSED:
             return
         if record.verdict == SKIPPED:
             pytest.skip(record.problems[0])
-        if record.attributed_to == "exporter":
-            pytest.xfail(f"exporter finding recorded in the pack: {record.problems[0][:300]}")
+        if record.attributed_to == EXPORTER:
+            pytest.xfail(f"exporter finding recorded in the pack: {reason(record)[:300]}")
         raise CheckFailed(record)
 
-    def repr_failure(self, excinfo, style=None):
+    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> Any:
         if isinstance(excinfo.value, CheckFailed):
             record = excinfo.value.record
-            lines = [
-                f"{record.check_id}: {record.verdict} (margin {record.margin})",
-                *record.problems,
-            ]
+            lines = [reason(record), *(f"  {problem}" for problem in record.problems)]
+            if record.tolerance:
+                rule = ", ".join(f"{k} {v:g}" for k, v in record.tolerance.items())
+                lines.append(f"  tolerance: {rule}")
+            lines.append(f"  record: {record.check_id} in {self.config.stash[STATE].session.path}")
             return "\n".join(lines)
         return super().repr_failure(excinfo, style=style)
 
-    def reportinfo(self):
+    def reportinfo(self) -> tuple[Path, int | None, str]:
         return self.plan.artifact.path, None, self.name
 
 
-def pytest_collection_modifyitems(
-    session: pytest.Session, config: pytest.Config, items: list
-) -> None:
-    if STATE not in config.stash:
-        return
-    items.extend(
-        ConformanceItem.from_parent(session, name=plan.check_id, plan=plan)
-        for plan in config.stash[STATE].plans
-    )
+@pytest.hookimpl(wrapper=True)
+def pytest_make_collect_report(collector: pytest.Collector) -> Any:
+    """The session's collection gains one collector per target, so pytest counts and lists
+    the items as it does any other (``--collect-only``, "N items collected", deselection)."""
+    report = yield
+    if isinstance(collector, pytest.Session) and STATE in collector.config.stash and report.passed:
+        targets = dict.fromkeys(plan.target for plan in collector.config.stash[STATE].plans)
+        report.result.extend(
+            TargetCollector.from_parent(
+                collector, name=target, nodeid=f"{ROOT}/{target}", target=target
+            )
+            for target in targets
+        )
+    return report
 
 
 def merge_parts(state: ConformanceState) -> None:
     """Controller side: collect worker part files (if any) and write results.json in plan order."""
-    checks = {c["id"]: c for c in state.writer.document["checks"]}
-    for part in sorted(state.run_dir.glob("results.gw*.json")):
+    document = state.session.document
+    checks = {c["id"]: c for c in document["checks"]}
+    for part in sorted(state.session.run_dir.glob("results.gw*.json")):
         checks.update({c["id"]: c for c in load_document(part)["checks"]})
         part.unlink()
     order = {plan.check_id: i for i, plan in enumerate(state.plans)}
-    state.writer.document["checks"] = sorted(
-        checks.values(), key=lambda c: order.get(c["id"], len(order))
-    )
-    state.writer.finish("complete")
+    document["checks"] = sorted(checks.values(), key=lambda c: order.get(c["id"], len(order)))
+
+
+def pytest_report_header(config: pytest.Config) -> list[str]:
+    if STATE not in config.stash:
+        return []
+    session = config.stash[STATE].session
+    lines = [f"conformance: pack {session.pack.digest[:16]}..., results in {session.path}"]
+    return [*lines, session.pin_warning] if session.pin_warning else lines
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:
     if STATE not in session.config.stash:
         return
     state = session.config.stash[STATE]
-    state.close()
-    if hasattr(session.config, "workerinput"):
-        state.writer.finish("complete")
-    else:
+    if not hasattr(session.config, "workerinput"):
         merge_parts(state)
+    state.session.finish("complete")

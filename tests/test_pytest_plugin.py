@@ -1,0 +1,191 @@
+"""`pytest --conformance` as a pytest user expects it, driven in real pytest subprocesses.
+
+One real run (the honest ort:cpu and the defect:noise negative control, mlp's torch-script
+artifact, plus the ColdStart benchmark) feeds the tests of ids, JUnit XML and failure lines;
+collection, markers and bad input are checked with `--collect-only`, which runs no check.
+"""
+
+from __future__ import annotations
+
+import ast
+import importlib.util
+import os
+import re
+import subprocess
+import sys
+import xml.etree.ElementTree as ET
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from conformance.results.document import load_document
+
+SELECTION = ("--model", "mlp", "--exporter", "torch-script")
+ID = re.compile(r"^conformance/(?P<target>.+?)::(?P<name>\S+)$")
+
+
+def pytest_conformance(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "COLUMNS": "300"}  # a wide terminal: pytest trims summary lines to it
+    env.pop("PYTEST_ADDOPTS", None)
+    return subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-p",
+            "no:cacheprovider",
+            "--conformance",
+            "--conformance-out",
+            str(tmp_path / "out"),
+            "--rootdir",
+            str(tmp_path),
+            *args,
+            str(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env=env,
+    )
+
+
+def collected(result: subprocess.CompletedProcess[str]) -> list[str]:
+    """The node ids `--collect-only -q` lists (one per line, before the blank line)."""
+    return [line for line in result.stdout.splitlines() if "::" in line]
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    tmp_path = tmp_path_factory.mktemp("pytest-run")
+    result = pytest_conformance(
+        tmp_path,
+        "-rA",
+        "--target",
+        "ort:cpu",
+        "--target",
+        "defect:noise",
+        *SELECTION,
+        "--bench",
+        "--bench-scenario",
+        "ColdStart",
+        "--junitxml",
+        str(tmp_path / "junit.xml"),
+    )
+    assert result.returncode == 1, result.stdout[-3000:] + result.stderr[-3000:]
+    cases = ET.parse(tmp_path / "junit.xml").getroot().iter("testcase")
+    return {
+        "result": result,
+        "junit": [(c.get("classname"), c.get("name"), c) for c in cases],
+        "document": load_document(tmp_path / "out" / "results.json"),
+    }
+
+
+def test_node_ids_have_a_target_parent_and_junit_a_classname(run):
+    document = run["document"]
+    target_of = {c["id"]: c["target"] for c in document["checks"]}
+    target_of.update({b["id"]: b["target"] for b in document["benchmarks"]})
+    assert len(target_of) == 6  # 2 data sets x 2 targets, ColdStart x 2 targets
+    assert sorted(name for _, name, _ in run["junit"]) == sorted(target_of)
+    for classname, name, _ in run["junit"]:
+        assert classname == f"conformance.{target_of[name]}", (classname, name)
+    summary = [line for line in run["result"].stdout.splitlines() if " conformance/" in line]
+    ids = [line.split()[1] for line in summary if line.startswith(("PASSED", "FAILED"))]
+    assert sorted(ids) == sorted(f"conformance/{t}::{i}" for i, t in target_of.items())
+    assert "::" not in " ".join(id.split("::")[0] for id in ids)  # never a leading "::"
+
+
+def test_a_failure_says_why_in_one_line_with_readable_margins(run):
+    stdout = run["result"].stdout
+    failed = [line for line in stdout.splitlines() if line.startswith("FAILED ")]
+    assert len(failed) == 2  # the negative control's two checks; the honest target passes
+    for line in failed:
+        match = re.match(
+            r"FAILED conformance/defect:noise::mlp-torch-script-batch\d-defect:noise - "
+            r"failed, margin (?P<margin>\S+): logits: values out of tolerance",
+            line,
+        )
+        assert match, line
+        mantissa = match["margin"].split("e")[0]
+        assert len(mantissa.replace(".", "").lstrip("0")) <= 3, line  # 3 significant figures
+    assert "None" not in stdout
+    assert not re.search(r"margin \d+\.\d{4,}", stdout)  # no 31.66168346339981
+    messages = [c.find("failure") for _, _, c in run["junit"] if c.find("failure") is not None]
+    assert len(messages) == 2
+    assert all(m.get("message", "").startswith("failed, margin ") for m in messages)
+
+
+def test_benchmark_items_are_named_like_check_items(run):
+    document = run["document"]
+    bench_ids = {b["id"] for b in document["benchmarks"]}
+    check_ids = {c["id"] for c in document["checks"]}
+    assert bench_ids == {f"mlp-torch-script-{t}-ColdStart-dev" for t in ("ort:cpu", "defect:noise")}
+    junit = {name: classname for classname, name, _ in run["junit"]}
+    # every item, check or benchmark, is named by the id of the record it wrote
+    assert set(junit) == bench_ids | check_ids
+    assert {junit[i] for i in bench_ids} == {"conformance.ort:cpu", "conformance.defect:noise"}
+
+
+def test_collect_only_lists_and_counts_the_items(tmp_path, run):
+    result = pytest_conformance(
+        tmp_path, "--collect-only", "-q", "--target", "ort:cpu", "--target", "defect:noise",
+        *SELECTION, "--bench", "--bench-scenario", "ColdStart",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    ids = collected(result)
+    assert all(ID.match(i) for i in ids), ids
+    expected = {c["id"] for c in run["document"]["checks"]}
+    expected |= {b["id"] for b in run["document"]["benchmarks"]}
+    assert {ID.match(i)["name"] for i in ids} == expected
+    assert "no tests collected" not in result.stdout
+    assert re.search(rf"^{len(ids)} tests collected", result.stdout, re.M), result.stdout[-500:]
+
+
+def test_markers_select_model_exporter_and_target_exactly(tmp_path):
+    strict = ("--collect-only", "-q", "--strict-markers", "-W", "error")
+    targets = ("--target", "ort:cpu", "--target", "reference")
+    everything = collected(pytest_conformance(tmp_path, *strict, *targets))
+    by_substring = [i for i in everything if "mlp" in i.split("::")[1]]
+    assert any("embedding_mlp" in i for i in by_substring)  # what -k mlp selects
+    chosen = pytest_conformance(tmp_path, *strict, *targets, "-m", "model_mlp and target_ort_cpu")
+    assert chosen.returncode == 0, chosen.stdout[-3000:] + chosen.stderr[-3000:]
+    expected = [
+        i for i in everything if i.startswith("conformance/ort:cpu::mlp-") and "embedding" not in i
+    ]
+    assert collected(chosen) == expected and len(expected) == 6  # 3 exporters x 2 data sets
+    scripted = collected(
+        pytest_conformance(tmp_path, *strict, *targets, "-m", "exporter_torch_script")
+    )
+    assert scripted == [i for i in everything if "-torch-script-" in i] and scripted
+    listed = pytest_conformance(tmp_path, "--markers", *targets).stdout
+    for marker in ("model_mlp", "model_embedding_mlp", "exporter_torch_script", "target_ort_cpu"):
+        assert f"@pytest.mark.{marker}:" in listed
+
+
+def test_a_bad_target_is_a_pytest_usage_error(tmp_path):
+    result = pytest_conformance(tmp_path, "--collect-only", "--target", "ort:cpux")
+    assert result.returncode == pytest.ExitCode.USAGE_ERROR, result.stdout + result.stderr
+    assert "unknown target 'ort:cpux'" in result.stderr
+    assert "Traceback" not in result.stdout + result.stderr
+    assert "INTERNALERROR" not in result.stdout + result.stderr
+
+
+def imports_of(module: str) -> list[tuple[str, str]]:
+    """(module, name) for every import in a module's source, nested ones included."""
+    spec = importlib.util.find_spec(module)
+    assert spec is not None and spec.origin is not None
+    found = []
+    for node in ast.walk(ast.parse(Path(spec.origin).read_text())):
+        if isinstance(node, ast.ImportFrom) and node.module:
+            found += [(node.module, alias.name) for alias in node.names]
+        elif isinstance(node, ast.Import):
+            found += [(alias.name, "") for alias in node.names]
+    return found
+
+
+def test_the_plugin_layers_point_one_way():
+    hooks = imports_of("conformance.bench.pytest_hooks")
+    assert not [i for i in hooks if i[0].startswith("conformance.pytest_plugin")]
+    plugin = imports_of("conformance.pytest_plugin")
+    assert not [i for i in plugin if i[0] == "conformance.cli"]
+    assert not [i for i in plugin if i[1] == "choose_targets" and i[0] != "conformance.targets"]
