@@ -51,17 +51,17 @@ from __future__ import annotations
 import hashlib
 import os
 import time
+from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
 
 from conformance.targets.interface import (
+    InvalidTargetError,
     Outputs,
     Session,
     Target,
-    TargetError,
     TargetInfo,
-    parse_target_name,
 )
 from conformance.targets.ort import OrtCpuTarget, OrtSession
 
@@ -241,20 +241,20 @@ class DefectSession(Session):
 
 
 class DefectTarget(Target):
-    def __init__(self, name: str, options: dict[str, str]) -> None:
-        if options:
-            raise TargetError(f"{name}: negative controls take no options, got {sorted(options)}")
-        parts = parse_target_name(name).parts
+    """``defect:<kind>``; it takes no options (the base class refuses any, before this runs)."""
+
+    def __init__(self, name: str, options: Mapping[str, str] | None = None) -> None:
+        super().__init__(name, options)
+        parts = self.base_name.split(":")
         kind = parts[1] if len(parts) == 2 and parts[0] == "defect" else None
         if kind not in KINDS:
-            raise TargetError(
+            raise InvalidTargetError(
                 f"{name}: not a negative control; known: " + ", ".join(f"defect:{k}" for k in KINDS)
             )
-        super().__init__(name, {})
         self.kind = kind
 
     def unavailable_reason(self) -> str | None:
-        reason = OrtCpuTarget("ort:cpu", {}).unavailable_reason()
+        reason = OrtCpuTarget("ort:cpu").unavailable_reason()
         if reason is None and self.kind == "fp16":
             try:
                 from onnxruntime.transformers.float16 import convert_float_to_float16  # noqa: F401
@@ -272,7 +272,7 @@ class DefectTarget(Target):
     def _load(self, model_path: Path) -> Session:
         if self.kind == "fp16":
             return DefectSession(self.kind, self._load_fp16(model_path))
-        return DefectSession(self.kind, OrtCpuTarget("ort:cpu", {})._load(model_path))
+        return DefectSession(self.kind, OrtCpuTarget("ort:cpu")._load(model_path))
 
     @staticmethod
     def _load_fp16(model_path: Path) -> Session:
