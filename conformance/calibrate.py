@@ -11,9 +11,13 @@ outputs, crashes) are caught whatever the tolerance and are not used here.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 from conformance.results.records import PASSED, CheckRecord
+from conformance.run.plan import DEFAULT_PRECISION
+from conformance.run.session import RunRequest
 
+NEGATIVE_CONTROL_PREFIX = "defect:"
 VALUE_DEFECTS = ("defect:noise", "defect:fp16")
 NEAR_MISS = 2.0
 
@@ -42,49 +46,67 @@ def _max_abs(record: CheckRecord) -> float:
     return max((o["max_abs"] or 0.0 for o in record.outputs.values() if o), default=0.0)
 
 
+def _margin(record: CheckRecord) -> float:
+    return float("inf") if record.margin is None else record.margin
+
+
 def _where(record: CheckRecord) -> str:
     return f"{record.target} {record.exporter} {record.data_set_label}"
 
 
-def calibration_row(model: str, records: list[CheckRecord]) -> CalibrationRow | None:
+def calibrate_session(
+    pack_dir: Path, run_dir: Path, honest: list[str], precision: str = DEFAULT_PRECISION
+) -> RunRequest:
+    """The run calibrate opens: the honest targets, then the value-perturbing controls."""
+    return RunRequest(pack_dir, run_dir, [*honest, *VALUE_DEFECTS], precision=precision)
+
+
+def calibration_row(
+    model: str, records: list[CheckRecord], precision: str = DEFAULT_PRECISION
+) -> CalibrationRow | None:
     judged = [
         r
         for r in records
         if r.model == model and r.margin is not None and r.attributed_to != "exporter"
     ]
-    honest = [r for r in judged if not r.target.startswith("defect:")]
+    honest = [r for r in judged if not r.target.startswith(NEGATIVE_CONTROL_PREFIX)]
     passing = [r for r in honest if r.verdict == PASSED]
     failing = [r for r in honest if r.verdict != PASSED]
     defects = [r for r in judged if r.target in VALUE_DEFECTS]
     if not passing or not defects:
         return None
-    worst = max(passing, key=lambda r: r.margin)
-    closest_failure = min(failing, key=lambda r: r.margin) if failing else None
-    closest_defect = min(defects, key=lambda r: r.margin)
+    worst = max(passing, key=_margin)
+    closest_failure = min(failing, key=_margin) if failing else None
+    closest_defect = min(defects, key=_margin)
     return CalibrationRow(
         model=model,
-        precision="fp32",
+        precision=precision,
         atol=worst.tolerance["atol"],
         rtol=worst.tolerance["rtol"],
-        honest_margin=worst.margin,
+        honest_margin=_margin(worst),
         honest_where=_where(worst),
         honest_max_abs=_max_abs(worst),
         failing_margin=closest_failure.margin if closest_failure else None,
         failing_where=_where(closest_failure) if closest_failure else "",
-        defect_margin=closest_defect.margin,
+        defect_margin=_margin(closest_defect),
         defect_where=_where(closest_defect),
     )
 
 
-def calibration_rows(records: list[CheckRecord]) -> list[CalibrationRow]:
-    rows = (calibration_row(model, records) for model in dict.fromkeys(r.model for r in records))
+def calibration_rows(
+    records: list[CheckRecord], precision: str = DEFAULT_PRECISION
+) -> list[CalibrationRow]:
+    rows = (
+        calibration_row(model, records, precision)
+        for model in dict.fromkeys(r.model for r in records)
+    )
     return [row for row in rows if row is not None]
 
 
 def render_markdown(rows: list[CalibrationRow]) -> str:
     lines = [
-        "| model | precision | atol | rtol | worst honest margin (max abs) | where | closest honest failure | "
-        "smallest defect margin | where | placed |",
+        "| model | precision | atol | rtol | worst honest margin (max abs) | where "
+        "| closest honest failure | smallest defect margin | where | placed |",
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
@@ -94,7 +116,8 @@ def render_markdown(rows: list[CalibrationRow]) -> str:
             else "none"
         )
         lines.append(
-            f"| {r.model} | {r.precision} | {r.atol:g} | {r.rtol:g} | {r.honest_margin:.3f} ({r.honest_max_abs:.2e}) | "
-            f"{r.honest_where} | {failure} | {r.defect_margin:.3g} | {r.defect_where} | {'yes' if r.well_placed else 'NO'} |"
+            f"| {r.model} | {r.precision} | {r.atol:g} | {r.rtol:g} "
+            f"| {r.honest_margin:.3f} ({r.honest_max_abs:.2e}) | {r.honest_where} | {failure} "
+            f"| {r.defect_margin:.3g} | {r.defect_where} | {'yes' if r.well_placed else 'NO'} |"
         )
     return "\n".join(lines)

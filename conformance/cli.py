@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import os
+import signal
 import sys
 import time
-from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING, NoReturn
 
 import click
 
@@ -15,10 +16,11 @@ from conformance.options import click_options
 from conformance.pack.hashing import PackManifestError, verify_pack
 from conformance.spec import PACK_DIR
 
-REPORTS_DIR = Path("reports")
+if TYPE_CHECKING:
+    from conformance.run.session import RunRequest, RunSession
 
 
-def fail(message: str, code: int = 2) -> None:
+def fail(message: str, code: int = 2) -> NoReturn:
     click.echo(f"error: {message}", err=True)
     sys.exit(code)
 
@@ -87,6 +89,10 @@ def pack_build(out: Path, models: tuple[str, ...], exporters: tuple[str, ...]) -
 
 
 def verify_or_exit(pack_dir: Path) -> None:
+    """`pack verify`: a mismatch is this command's finding (exit 1); no pack is bad input."""
+    from conformance.pack.hashing import pin_check
+    from conformance.pack.load import Pack
+
     try:
         verification = verify_pack(pack_dir)
     except PackManifestError as error:
@@ -98,10 +104,19 @@ def verify_or_exit(pack_dir: Path) -> None:
             else "the digest does not match the listed hashes"
         )
         fail(
-            f"pack verification failed ({len(verification.mismatches)} mismatch(es)); first: {first}",
+            f"pack verification failed ({len(verification.mismatches)} mismatch(es)); "
+            f"first: {first}",
             code=1,
         )
+    try:
+        spec_version = str(Pack(pack_dir).manifest.get("spec_version", "")) or None
+    except PackManifestError as error:
+        fail(str(error))
+    pin = pin_check(verification.digest, spec_version)
     click.echo(f"pack ok: {verification.files_checked} files, digest {verification.digest}")
+    if not pin.ok:  # the hashes hold, but it is not the pack results of this spec are measured on
+        fail(f"the pack at {pack_dir} is {pin.describe()}", code=1)
+    click.echo(f"this is {pin.describe()}")
 
 
 @pack.command("verify")
@@ -124,7 +139,8 @@ def targets_command() -> None:
 
 
 def latest_unfinished_run(reports: Path) -> Path | None:
-    from conformance.results.document import RESULTS_JSON, load_document
+    """The newest run folder under ``reports`` whose results file says it did not finish."""
+    from conformance.results.document import RESULTS_JSON, ResultsFileError, load_document
 
     runs = sorted(
         (p.parent for p in reports.glob(f"*/{RESULTS_JSON}")),
@@ -132,9 +148,139 @@ def latest_unfinished_run(reports: Path) -> Path | None:
         reverse=True,
     )
     for run_dir in runs:
-        if load_document(run_dir / RESULTS_JSON)["run"]["status"] != "complete":
+        try:
+            status = load_document(run_dir / RESULTS_JSON).get("run", {}).get("status")
+        except (OSError, ResultsFileError):
+            return run_dir  # unreadable: resuming it says why, in one line
+        if status != "complete":
             return run_dir
     return None
+
+
+class Terminated(Exception):
+    """SIGTERM, raised in the main thread so a run stops the way Ctrl-C stops it."""
+
+
+def _terminate(signum: int, frame: object) -> None:
+    raise Terminated()
+
+
+def open_or_exit(request: RunRequest) -> RunSession:
+    """Open the run session, or say in one line what input is wrong (exit 2)."""
+    from conformance.run.session import RunInputError, RunSession
+
+    try:
+        session = RunSession.open(request, message=click.echo)
+    except RunInputError as error:
+        fail(str(error))
+    if session.verification is not None:
+        click.echo(
+            f"pack ok: {session.verification.files_checked} files, "
+            f"digest {session.verification.digest}"
+        )
+    if session.pin_warning:
+        click.echo(session.pin_warning, err=True)
+    return session
+
+
+def write_report_beside(results_path: Path) -> None:
+    """report.html next to results.json; a report failure never changes the run's exit code."""
+    from conformance.report import ReportError, write_report
+
+    try:
+        click.echo(f"report: {write_report(results_path, results_path.with_name('report.html'))}")
+    except (ReportError, OSError) as error:
+        click.echo(f"warning: no report: {error}", err=True)
+
+
+def interrupted(session: RunSession, signal_name: str, during: str = "") -> int:
+    from conformance.untrusted import printable
+
+    session.finish("interrupted")
+    write_report_beside(session.path)
+    kept = len(session.document["checks"])
+    click.echo(
+        f"\n{signal_name}{during}: {kept} checks kept in {printable(session.path)}; "
+        f"finish with: conformance run --resume --out {printable(session.run_dir)}",
+        err=True,
+    )
+    return 143 if signal_name == "terminated" else 130
+
+
+def run_session_checks(session: RunSession) -> int:
+    """Run the session's remaining checks with progress; 0, or the exit code that ends the run."""
+    from conformance.progress import Progress
+    from conformance.run.session import RunInputError
+
+    for name, reason in session.unavailable.items():
+        click.echo(f"{name}: unavailable, its checks are skipped ({reason})", err=True)
+    plans, todo = session.plans, session.todo()
+    click.echo(
+        f"run {session.run_dir}: {len(plans)} checks on {', '.join(session.targets)}"
+        + (f" ({len(plans) - len(todo)} already done)" if len(todo) < len(plans) else "")
+    )
+    previous = signal.signal(signal.SIGTERM, _terminate)
+    try:
+        with Progress(len(todo), "checks", click.echo) as progress:
+            session.run_checks(todo, on_record=lambda r: progress.advance(r.check_id))
+    except KeyboardInterrupt:
+        return interrupted(session, "interrupted")
+    except Terminated:
+        return interrupted(session, "terminated")
+    except RunInputError as error:  # the pack turned out malformed mid-run (a golden, a .pb)
+        session.finish("interrupted")
+        fail(str(error))
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    return 0
+
+
+def run_benchmark_phase(session: RunSession, mode: str, loadgen: bool) -> int:
+    """Benchmarks after the checks, never beside them; each (model, target) in its own process."""
+    from conformance.bench.table import render as render_benchmarks
+
+    previous = signal.signal(signal.SIGTERM, _terminate)
+    try:
+        done = session.bench(mode, (), loadgen, progress=click.echo)
+    except KeyboardInterrupt:
+        return interrupted(session, "interrupted", " during benchmarks")
+    except Terminated:
+        return interrupted(session, "terminated", " during benchmarks")
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    click.echo(render_benchmarks(done))
+    return 0
+
+
+def execute_run(
+    request: RunRequest, bench: bool = False, mode: str = "dev", loadgen: bool = False
+) -> int:
+    """0 when nothing failed on the targets' account, 1 otherwise, 2 on bad input, 130/143 when
+    interrupted (the results are kept for --resume)."""
+    from conformance.summary import render_interop, render_table
+
+    session = open_or_exit(request)
+    if session.live is not None:
+        drift = session.live["golden_drift"]
+        click.echo(
+            f"live goldens vs shipped: max relative drift {drift['max_rel_drift']:.3g} "
+            f"({drift['where'] or 'none'})"
+        )
+    code = run_session_checks(session)
+    if code:
+        return code
+    if bench:
+        code = run_benchmark_phase(session, mode, loadgen)
+        if code:
+            return code
+    session.finish("complete")
+    outcome = session.outcome()
+    click.echo(render_table(list(outcome.records)))
+    click.echo()
+    click.echo(render_interop(list(outcome.records)))
+    click.echo(f"results: {session.path}")
+    write_report_beside(session.path)
+    return 1 if outcome.target_findings else 0
 
 
 @main.command("run")
@@ -190,29 +336,24 @@ def run(
     loadgen: bool,
 ) -> None:
     """Verify the pack, run its artifacts on the targets and judge them against the goldens."""
-    from conformance.run import RunRequest, execute_run
+    from conformance.run.session import REPORTS_DIR, RunRequest, default_run_dir
 
-    verify_or_exit(pack_dir)
     if resume and run_dir is None:
         run_dir = latest_unfinished_run(REPORTS_DIR)
         if run_dir is None:
             fail(f"nothing to resume: no unfinished run under {REPORTS_DIR}/")
-    run_dir = run_dir or REPORTS_DIR / datetime.now().strftime("%Y%m%d-%H%M%S")
     targets = (*targets, *(f"backend:{backend}" for backend in backends))
     request = RunRequest(
         pack_dir,
-        run_dir,
-        list(targets),
-        list(models),
-        list(exporters),
+        run_dir or default_run_dir(),
+        targets,
+        models,
+        exporters,
         resume,
         timeout_s,
         live,
-        bench,
-        bench_mode,
-        loadgen,
     )
-    sys.exit(execute_run(request))
+    sys.exit(execute_run(request, bench, bench_mode, loadgen))
 
 
 @main.command("calibrate")
@@ -230,16 +371,22 @@ def run(
     help="Run folder for the evidence.",
 )
 def calibrate(pack_dir: Path, targets: tuple[str, ...], run_dir: Path | None) -> None:
-    """Run honest targets and the value-perturbing negative controls; print the tolerance evidence."""
-    from conformance.calibrate import VALUE_DEFECTS, calibration_rows, render_markdown
-    from conformance.results.document import load_document, records_of
-    from conformance.run import RunRequest, choose_targets, execute_run
+    """Run honest targets and the value-perturbing negative controls; print the tolerance
+    evidence."""
+    from conformance.calibrate import calibrate_session, calibration_rows, render_markdown
+    from conformance.run.session import RunInputError, choose_targets, default_run_dir
+    from conformance.targets import TargetError
 
-    verify_or_exit(pack_dir)
-    honest = [t.name for t in choose_targets(list(targets))]
-    run_dir = run_dir or REPORTS_DIR / f"calibrate-{datetime.now().strftime('%Y%m%d-%H%M%S')}"
-    execute_run(RunRequest(pack_dir, run_dir, [*honest, *VALUE_DEFECTS], [], [], False, None))
-    rows = calibration_rows(records_of(load_document(run_dir / "results.json")))
+    try:
+        honest = [t.name for t in choose_targets(list(targets))]
+    except TargetError as error:
+        fail(str(RunInputError(str(error))))
+    request = calibrate_session(pack_dir, run_dir or default_run_dir("calibrate-"), honest)
+    session = open_or_exit(request)
+    code = run_session_checks(session)
+    if code:
+        sys.exit(code)
+    rows = calibration_rows(session.records(), request.precision)
     click.echo(render_markdown(rows))
     misplaced = [r.model for r in rows if not r.well_placed]
     if misplaced:

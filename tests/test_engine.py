@@ -6,9 +6,9 @@ from collections import defaultdict
 
 import pytest
 
-from conformance.engine import describe_targets, execute, plan_checks, resolve_targets
-from conformance.results.document import ResultsWriter, new_document, records_of, validate_document
+from conformance.results.document import records_of, validate_document
 from conformance.results.records import CRASHED, FAILED, NOT_PASSED, PASSED, TIMED_OUT
+from conformance.run.session import RunRequest, RunSession
 
 DEFECTS = [
     "noise",
@@ -26,17 +26,11 @@ DEFECTS = [
 def run_targets(
     pack, tmp_path, targets, models=("mlp",), exporters=("torch-script",), timeout_s=2.0
 ):
-    resolved = resolve_targets(targets)
-    writer = ResultsWriter(
-        tmp_path / "results.json", new_document(pack.manifest, describe_targets(resolved), ["test"])
-    )
-    execute(
-        plan_checks(pack, writer.document["targets"], models, exporters),
-        writer,
-        timeout_s=timeout_s,
-    )
-    writer.finish()
-    return writer.document
+    request = RunRequest(pack.directory, tmp_path, targets, models, exporters, timeout_s=timeout_s)
+    session = RunSession.open(request)
+    session.run_checks()
+    session.finish()
+    return session.document
 
 
 @pytest.fixture(scope="module")

@@ -1,9 +1,9 @@
 """`conformance certify`: run what the profiles require on one target and write the bundle.
 
-The checks run through `conformance run`'s engine (execute_run), the benchmarks through the bench
-engine (run_benchmarks); the profile outcomes are computed by the verifier's own code (judge), and
-the finished bundle is verified before certify reports success, so a bundle certify writes is one
-verify accepts.
+The checks and the benchmarks run in one run session (conformance.run), as `conformance run`'s
+do, and certify reads its results document in memory; the profile outcomes are computed by the
+verifier's own code (judge), and the finished bundle is verified before certify reports success,
+so a bundle certify writes is one verify accepts.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ import shlex
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 from conformance.certify import bundle, keys, strict_json
 from conformance.certify.context import SpecContext
@@ -26,13 +27,9 @@ from conformance.certify.interface import (
 from conformance.certify.judge import judge_profiles
 from conformance.certify.profiles import Profile, models_of, select
 from conformance.certify.verify import verify_bundle
-from conformance.results.document import (
-    RESULTS_JSON,
-    ResultsWriter,
-    command_line,
-    load_document,
-    new_document,
-)
+from conformance.results.document import RESULTS_JSON, command_line
+from conformance.run.plan import DEFAULT_PRECISION
+from conformance.run.session import RunInputError, RunRequest, RunSession
 from conformance.targets import TargetError, get_target
 
 Progress = Callable[[str], None]
@@ -68,80 +65,81 @@ def union(profiles: list[Profile], field: str) -> list[str]:
     return sorted({name for w in wanted for name in w})
 
 
-def run_checks(
+def precision_of(profiles: tuple[Profile, ...]) -> str:
+    """The precision the checks run at: the profiles' (one run serves one precision)."""
+    wanted = {p.checks.precision for p in profiles if p.checks}
+    if len(wanted) > 1:
+        raise CertifyUsageError(
+            f"profiles at different precisions ({', '.join(sorted(wanted))}): certify one at a time"
+        )
+    return wanted.pop() if wanted else DEFAULT_PRECISION
+
+
+def open_run(
     request: CertifyRequest, context: SpecContext, profiles: tuple[Profile, ...], run_dir: Path
-) -> None:
-    from conformance.run import RunRequest, execute_run
-
+) -> RunSession:
+    """The run session of a certification: the one target, the profiles' selection and
+    precision, on the pack the context has already verified and found pinned."""
     with_checks = [p for p in profiles if p.checks]
-    if not with_checks:
-        document = new_document(context.pack.manifest, {}, command_line())
-        from conformance.engine import describe_targets, resolve_targets
-
-        document["targets"] = describe_targets(resolve_targets([request.target]))
-        ResultsWriter(run_dir / RESULTS_JSON, document).finish("complete")
-        return
-    code = execute_run(
-        RunRequest(
-            context.pack.directory,
-            run_dir,
-            [request.target],
-            union(with_checks, "models"),
-            union(with_checks, "exporters"),
-            False,
-            request.timeout_s,
-        )
+    run_request = RunRequest(
+        context.pack.directory,
+        run_dir,
+        [request.target],
+        union(with_checks, "models") if with_checks else [],
+        union(with_checks, "exporters") if with_checks else [],
+        timeout_s=request.timeout_s,
+        precision=precision_of(profiles),
+        verify=False,
     )
-    if code not in (0, 1):
-        raise CertifyError(
-            f"the conformance run stopped (exit code {code}); see its messages above"
-        )
+    try:
+        return RunSession.open(run_request)
+    except RunInputError as error:
+        raise CertifyUsageError(str(error)) from error
+
+
+def run_checks(session: RunSession, profiles: tuple[Profile, ...], progress: Progress) -> None:
+    if not any(p.checks for p in profiles):
+        return
+    todo = session.todo()
+    progress(f"checks: {len(todo)} on {', '.join(session.targets)}")
+    try:
+        session.run_checks(todo)
+    except KeyboardInterrupt as error:
+        session.finish("interrupted")
+        raise CertifyError("interrupted during the checks; nothing was certified") from error
+    except RunInputError as error:  # the pack turned out malformed mid-run
+        raise CertifyUsageError(str(error)) from error
 
 
 def run_perf(
-    request: CertifyRequest,
+    session: RunSession,
     context: SpecContext,
     profiles: tuple[Profile, ...],
-    run_dir: Path,
     progress: Progress,
 ) -> None:
-    from conformance.bench.runner import run_benchmarks
-
-    path = run_dir / RESULTS_JSON
     for profile in profiles:
         need = profile.benchmarks
         if need is None:
             continue
-        writer = ResultsWriter(path, load_document(path))
         models = [m.name for m in models_of(context.pack, need.models)]
         progress(
             f"benchmarks for profile {profile.name}: {need.mode} mode, {', '.join(need.scenarios)}"
         )
-        run_benchmarks(
-            writer,
-            context.pack,
-            [request.target],
-            models,
-            (),
-            need.mode,
-            need.scenarios,
-            progress=progress,
-        )
+        session.bench(need.mode, need.scenarios, progress=progress, models=models, exporters=())
 
 
 def bundle_files(
-    run_dir: Path, request: CertifyRequest, attested: dict, log: list[str]
+    session: RunSession, request: CertifyRequest, attested: dict[str, Any], log: list[str]
 ) -> dict[str, bytes]:
     from conformance.report import ReportError, write_report
 
-    results_path = run_dir / RESULTS_JSON
     try:
-        report = write_report(results_path, run_dir / "report.html").read_bytes()
+        report = write_report(session.path, session.run_dir / "report.html").read_bytes()
     except (ReportError, OSError) as error:
         raise CertifyError(f"cannot write the report: {error}") from error
-    document = load_document(results_path)
+    document = session.document
     return {
-        bundle.RESULTS: results_path.read_bytes(),
+        bundle.RESULTS: session.path.read_bytes(),  # the bytes signed are the file's own
         bundle.REPORT: report,
         bundle.ENVIRONMENT: strict_json.dumps(
             bundle.environment_document(document, request.target)
@@ -153,11 +151,10 @@ def bundle_files(
     }
 
 
-def run_summary(run_dir: Path) -> list[str]:
-    from conformance.results.document import records_of
+def run_summary(session: RunSession) -> list[str]:
     from conformance.summary import render_interop, render_table
 
-    records = records_of(load_document(run_dir / RESULTS_JSON))
+    records = session.records()
     return [render_table(records), "", render_interop(records)] if records else []
 
 
@@ -190,11 +187,15 @@ def certify(
         log.append(line)
         progress(line)
 
-    with run_folder(request.work_dir) as run_dir:
-        run_checks(request, context, profiles, run_dir)
-        log += run_summary(run_dir)
-        run_perf(request, context, profiles, run_dir, note)
-        document = load_document(run_dir / RESULTS_JSON)
+    with (
+        run_folder(request.work_dir) as run_dir,
+        open_run(request, context, profiles, run_dir) as session,
+    ):
+        run_checks(session, profiles, note)
+        log += run_summary(session)
+        run_perf(session, context, profiles, note)
+        session.finish("complete")
+        document = session.document
         judged = judge_profiles(document, context, request.target, tuple(p.name for p in profiles))
         if judged.findings:
             raise CertifyError(
@@ -202,7 +203,7 @@ def certify(
                 + "; ".join(f.describe() for f in judged.findings[:5])
             )
         log += outcome_lines(judged.outcomes) + [f"finished {bundle.utc_now()}"]
-        files = bundle_files(run_dir, request, attested, log)
+        files = bundle_files(session, request, attested, log)
         manifest = bundle.manifest_for(document, request.target, judged.outcomes, files)
         path = bundle.write_bundle(request.out_path, files, manifest, key)
     verification = verify_bundle(path, context)

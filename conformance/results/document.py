@@ -17,9 +17,11 @@ from typing import Any
 
 from conformance import __version__
 from conformance.results.records import CheckRecord
+from conformance.untrusted import loads_strict_json
 
 SCHEMA_VERSION = "1.0"
 RESULTS_JSON = "results.json"
+MAX_RESULTS_BYTES = 1 << 30  # a results file larger than this is refused, not read
 PACKAGES = (
     "onnx",
     "onnxruntime",
@@ -128,9 +130,21 @@ class ResultsWriter:
         os.replace(scratch, self.path)
 
 
+class ResultsFileError(ValueError):
+    """A results file that is not a results document (truncated, not JSON, NaN, duplicate keys,
+    not an object): the message names the file and what is wrong."""
+
+
 def load_document(path: Path) -> dict[str, Any]:
-    with open(path, encoding="utf-8") as handle:
-        return json.load(handle)
+    """Read a results file strictly (contract C); OSError when it cannot be read at all."""
+    data = Path(path).read_bytes()
+    try:
+        document = loads_strict_json(data, max_bytes=MAX_RESULTS_BYTES)
+    except ValueError as error:
+        raise ResultsFileError(f"{path} is not a readable results file: {error}") from error
+    if not isinstance(document, dict):
+        raise ResultsFileError(f"{path} is not a results document (not a JSON object)")
+    return document
 
 
 def records_of(document: dict[str, Any]) -> list[CheckRecord]:
@@ -142,7 +156,8 @@ def command_line() -> list[str]:
 
 
 def validate_document(document: dict[str, Any]) -> None:
-    """Raise jsonschema.ValidationError when the document breaks spec/schemas/results.schema.json."""
+    """Raise jsonschema.ValidationError when the document breaks the results schema
+    (spec/schemas/results.schema.json)."""
     import jsonschema
 
     from conformance.spec import SPEC_DIR

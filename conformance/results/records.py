@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import enum
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -15,6 +16,32 @@ PASSED, FAILED, ERROR, CRASHED, TIMED_OUT, SKIPPED = (
 )
 VERDICTS = (PASSED, FAILED, ERROR, CRASHED, TIMED_OUT, SKIPPED)
 NOT_PASSED = (FAILED, ERROR, CRASHED, TIMED_OUT)
+# A benchmark that measured: its JSON word since results schema 1.0, kept so files stay the same.
+MEASURED = "ok"
+BENCH_STATUSES = (MEASURED, ERROR, CRASHED, TIMED_OUT, SKIPPED)
+EXPORTER, TARGET = "exporter", "target"  # whose account a check that did not pass is on
+
+
+class SkipKind(enum.StrEnum):
+    """Why a check was skipped, as data: the report and the profile rule read this, never the
+    problem text (which stays for people)."""
+
+    NO_RUNNABLE_ARTIFACT = "no-runnable-artifact"  # the exporter produced nothing runnable
+    TARGET_UNAVAILABLE = "target-unavailable"  # the runtime or device is not present here
+
+    @property
+    def assessed(self) -> bool:
+        """Whether the check counts as assessed for a profile: a missing artifact is the
+        exporter's, never a gap in the runtime's assessment."""
+        return self is SkipKind.NO_RUNNABLE_ARTIFACT
+
+    @classmethod
+    def of_legacy_reason(cls, reason: str) -> SkipKind | None:
+        """Results files written before the kind was recorded carry it only as the problem's
+        prefix; this is the one place that still reads it (schema 1.0 files)."""
+        prefixes = {"no runnable artifact": cls.NO_RUNNABLE_ARTIFACT}
+        prefixes["target unavailable"] = cls.TARGET_UNAVAILABLE
+        return next((kind for p, kind in prefixes.items() if reason.startswith(p)), None)
 
 
 def check_id(model: str, exporter: str, data_set_label: str, target: str) -> str:
@@ -35,8 +62,10 @@ class CheckRecord:
     tolerance: dict[str, float] = field(default_factory=dict)
     determinism: dict[str, Any] = field(default_factory=dict)
     batch_invariance: dict[str, Any] = field(default_factory=dict)
-    attributed_to: str | None = None  # "exporter" or "target" for anything not passed
+    attributed_to: str | None = None  # EXPORTER or TARGET for anything not passed
     duration_s: float = 0.0
+    skip: SkipKind | None = None  # set when verdict is SKIPPED; omitted from JSON otherwise
+    stderr: str = ""  # what the target wrote on stderr during the check; omitted when empty
 
     @property
     def check_id(self) -> str:
@@ -49,10 +78,20 @@ class CheckRecord:
             data["margin"] = (
                 None  # JSON has no infinity; problems say why values were not comparable
             )
+        if self.skip is None:
+            del data["skip"]
+        else:
+            data["skip"] = str(self.skip)
+        if not self.stderr:
+            del data["stderr"]
         return {"id": self.check_id, **data}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> CheckRecord:
         fields = {k: v for k, v in data.items() if k != "id"}
         fields["problems"] = tuple(fields.get("problems", ()))
+        if fields.get("skip") is not None:
+            fields["skip"] = SkipKind(fields["skip"])
+        elif fields.get("verdict") == SKIPPED and fields["problems"]:
+            fields["skip"] = SkipKind.of_legacy_reason(fields["problems"][0])
         return cls(**fields)

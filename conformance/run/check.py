@@ -7,56 +7,54 @@ sample of a batch gives what it gives alone).
 
 from __future__ import annotations
 
+import dataclasses
+import re
 import time
-from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
 from conformance.compare.judge import Expected, Judgement, judge
 from conformance.compare.tolerance import Tolerance, tolerance_for
 from conformance.isolation import ChildCrashed, ChildTimedOut, IsolatedTarget
-from conformance.pack.load import Artifact, PackModel, TestDataSet
 from conformance.results.records import (
     CRASHED,
     ERROR,
+    EXPORTER,
     FAILED,
     PASSED,
     SKIPPED,
+    TARGET,
     TIMED_OUT,
     CheckRecord,
-    check_id,
+    SkipKind,
 )
+from conformance.run.plan import CheckPlan
 from conformance.targets.interface import Outputs, TargetError
 
-
-@dataclass(frozen=True)
-class CheckPlan:
-    model: PackModel
-    artifact: Artifact
-    data_set: TestDataSet
-    target: str
-
-    @property
-    def check_id(self) -> str:
-        return check_id(self.model.name, self.artifact.exporter, self.data_set.label, self.target)
+# Runtimes stamp their log lines with the wall clock (ORT: "2026-12-01 07:59:52.242144478 [E:...");
+# the record keeps the message, not the moment, so a re-run's record is the same record.
+_LOG_TIMESTAMP = re.compile(r"^\d{4}-\d{2}-\d{2}[ T]\d{2}:\d{2}:\d{2}(?:[.,]\d+)? ?", re.MULTILINE)
 
 
-def exporter_at_fault(artifact: Artifact, data_set: int) -> bool:
-    """The pack records this artifact as invalid, or as failing this data set on the reference evaluator."""
-    if not artifact.exists or not artifact.record.get("valid_onnx", False):
-        return True
-    return any(
-        f["test_data_set"] == data_set and not f["passed"]
-        for f in artifact.record.get("fidelity", [])
+def skipped(plan: CheckPlan, kind: SkipKind, reason: str) -> CheckRecord:
+    """A check that did not run: its kind is data, the reason is for people."""
+    return CheckRecord(
+        model=plan.model.name,
+        exporter=plan.artifact.exporter,
+        data_set=plan.data_set.index,
+        data_set_label=plan.data_set.label,
+        target=plan.target,
+        verdict=SKIPPED,
+        problems=(reason,),
+        skip=kind,
     )
 
 
-def _record(plan: CheckPlan, verdict: str, started: float, **fields) -> CheckRecord:
+def _record(plan: CheckPlan, verdict: str, started: float, **fields: Any) -> CheckRecord:
     attributed = None
     if verdict not in (PASSED, SKIPPED):
-        attributed = (
-            "exporter" if exporter_at_fault(plan.artifact, plan.data_set.index) else "target"
-        )
+        attributed = TARGET if plan.normative else EXPORTER
     return CheckRecord(
         model=plan.model.name,
         exporter=plan.artifact.exporter,
@@ -76,7 +74,7 @@ def determinism(
     expected: list[Expected],
     tolerance: Tolerance,
     declared_deterministic: bool,
-) -> dict:
+) -> dict[str, Any]:
     if declared_deterministic:
         identical = len(first) == len(second) and all(
             a.shape == b.shape and np.array_equal(a, b, equal_nan=True)
@@ -93,8 +91,8 @@ def determinism(
 
 
 def batch_invariance(
-    runner: IsolatedTarget, feeds: dict, batched: Outputs, tolerance: Tolerance
-) -> dict:
+    runner: IsolatedTarget, feeds: dict[str, np.ndarray], batched: Outputs, tolerance: Tolerance
+) -> dict[str, Any]:
     """Run each sample alone; the batched output's row i must match it within the tolerance."""
     worst = 0.0
     batch = next(iter(feeds.values())).shape[0]
@@ -118,7 +116,7 @@ def batch_invariance(
     return {"checked": True, "passed": True, "margin": worst}
 
 
-def _values_fields(judgement: Judgement, tolerance: Tolerance) -> dict:
+def _values_fields(judgement: Judgement, tolerance: Tolerance) -> dict[str, Any]:
     return {
         "margin": judgement.margin,
         "tolerance": {"atol": tolerance.atol, "rtol": tolerance.rtol},
@@ -127,11 +125,22 @@ def _values_fields(judgement: Judgement, tolerance: Tolerance) -> dict:
 
 
 def run_check(runner: IsolatedTarget, plan: CheckPlan, deterministic: bool = True) -> CheckRecord:
+    """Run and judge one check; the child's stderr during it goes into the record."""
+    record = _run_check(runner, plan, deterministic)
+    take = getattr(runner, "take_stderr", None)  # contract B (isolation.py)
+    stderr = _LOG_TIMESTAMP.sub("", take()) if callable(take) else ""
+    return dataclasses.replace(record, stderr=stderr) if stderr else record
+
+
+def _run_check(runner: IsolatedTarget, plan: CheckPlan, deterministic: bool) -> CheckRecord:
     started = time.perf_counter()
-    if "outputs" not in plan.artifact.record or not plan.artifact.exists:
+    if not plan.runnable:
         reason = "; ".join(f["message"] for f in plan.artifact.findings) or "artifact missing"
-        return _record(plan, SKIPPED, started, problems=(f"no runnable artifact: {reason[:500]}",))
-    tolerance = tolerance_for("fp32", plan.model.name, plan.model.record["tolerance_class"])
+        return dataclasses.replace(
+            skipped(plan, SkipKind.NO_RUNNABLE_ARTIFACT, f"no runnable artifact: {reason[:500]}"),
+            duration_s=round(time.perf_counter() - started, 6),
+        )
+    tolerance = tolerance_for(plan.precision, plan.model.name, plan.model.record["tolerance_class"])
     expected = plan.model.expected(plan.artifact, plan.data_set.index)
     feeds = dict(plan.artifact.inputs(plan.data_set.index))
     stage = "load"
@@ -162,7 +171,7 @@ def run_check(runner: IsolatedTarget, plan: CheckPlan, deterministic: bool = Tru
         return _record(plan, TIMED_OUT, started, problems=(f"{stage}: {error}",))
     except TargetError as error:
         return _record(plan, ERROR, started, problems=(f"{stage} failed: {str(error)[:2000]}",))
-    problems = []
+    problems: list[str] = []
     if not repeat["passed"]:
         problems.append("nondeterministic: a second run of the same input gave different outputs")
     if invariance.get("checked") and not invariance["passed"]:

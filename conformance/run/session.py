@@ -1,0 +1,483 @@
+"""One run session: the spine every entry point opens (run, calibrate, certify, bench, pytest).
+
+``RunSession.open(request)`` verifies the pack, resolves the targets, validates the selection and
+the run folder, and opens (or resumes, or extends) the results document; every bad input ends in
+one ``RunInputError`` before the first check runs. The session then runs checks (``check``,
+``run_checks``) and benchmarks (``bench``) into that document, which it holds in memory
+(``document``, ``records()``): nobody reads the results file back. The session never prints:
+progress and messages go to the callbacks its caller passes, and only the CLI maps outcomes to
+exit codes.
+"""
+
+from __future__ import annotations
+
+import enum
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from functools import cached_property
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from conformance.isolation import IsolatedTarget
+from conformance.live import LIVE_PACK, NATIVE_TARGETS, LiveModeError, build_live_pack, live_section
+from conformance.pack.hashing import PackManifestError, Verification, pin_check, verify_pack
+from conformance.pack.load import Pack
+from conformance.results.document import (
+    RESULTS_JSON,
+    SCHEMA_VERSION,
+    ResultsFileError,
+    ResultsWriter,
+    command_line,
+    load_document,
+    new_document,
+    records_of,
+)
+from conformance.results.metadata import Selection, TargetDescription, targets_of
+from conformance.results.records import EXPORTER, NOT_PASSED, CheckRecord, SkipKind
+from conformance.run.check import run_check, skipped
+from conformance.run.plan import DEFAULT_PRECISION, CheckPlan, plan_checks
+from conformance.spec import load_json
+from conformance.targets import DEFAULT_TARGETS, Target, TargetError, get_target
+
+if TYPE_CHECKING:
+    from conformance.bench.records import BenchRecord
+
+REPORTS_DIR = Path("reports")  # where run folders go by default (relative to the working folder)
+Message = Callable[[str], None]
+
+
+def ignore(_: str) -> None:
+    """The default callback: a session never prints."""
+
+
+class RunInputError(ValueError):
+    """Bad input to a run (pack, targets, selection, run folder, resume, timeout): one line that
+    names the input and what is allowed. The CLI turns it into exit code 2."""
+
+
+class Mode(enum.Enum):
+    NEW = "new"  # a fresh run folder; an existing results file is refused
+    RESUME = "resume"  # finish an interrupted run: its own targets and selection
+    EXTEND = "extend"  # add records to an existing results file, or start one (bench)
+    REPLACE = "replace"  # a fresh document over any existing file (pytest re-runs)
+
+
+def default_run_dir(prefix: str = "") -> Path:
+    return REPORTS_DIR / f"{prefix}{datetime.now().strftime('%Y%m%d-%H%M%S')}"
+
+
+def check_timeout_s() -> float:
+    return float(load_json("spec.json")["check_timeout_s"])
+
+
+@dataclass(frozen=True)
+class RunRequest:
+    pack_dir: Path
+    run_dir: Path
+    targets: Sequence[str] = ()  # empty: every available default target
+    models: Sequence[str] = ()
+    exporters: Sequence[str] = ()
+    resume: bool = False
+    timeout_s: float | None = None  # per request to a target; None: the spec's check_timeout_s
+    live: bool = False
+    precision: str = DEFAULT_PRECISION
+    extend: bool = False  # an existing results file gets records added (bench)
+    replace: bool = False  # a fresh document overwrites an existing results file (pytest)
+    results_name: str = RESULTS_JSON  # a pytest-xdist worker writes its own part file
+    verify: bool = True  # False only for a pack the caller has verified already (certify)
+
+    @property
+    def mode(self) -> Mode:
+        if self.resume:
+            return Mode.RESUME
+        if self.extend:
+            return Mode.EXTEND
+        return Mode.REPLACE if self.replace else Mode.NEW
+
+
+def choose_targets(names: Sequence[str], live: bool = False) -> list[Target]:
+    """With names: exactly those (plus live mode's native targets); without: every available
+    default target. A bad name or option raises TargetError (InvalidTargetError) here."""
+    extra = NATIVE_TARGETS if live else ()
+    if names:
+        return [get_target(name) for name in [*names, *extra]]
+    defaults = [get_target(name) for name in [*DEFAULT_TARGETS, *extra]]
+    return [t for t in defaults if t.unavailable_reason() is None]
+
+
+def describe_target(target: Target) -> TargetDescription:
+    reason = target.unavailable_reason()
+    if reason:
+        return TargetDescription.unavailable(target.name, reason)
+    info = target.describe()
+    return TargetDescription(
+        target.name,
+        True,
+        runtime=info.runtime,
+        version=info.version,
+        device=info.device,
+        options=dict(info.options),
+        deterministic=info.deterministic,
+    )
+
+
+def describe_targets(targets: Sequence[Target]) -> dict[str, Any]:
+    """The results file's "targets" section: what each target is, or why it is unavailable."""
+    return {t.name: describe_target(t).as_dict() for t in targets}
+
+
+def valid_timeout(timeout_s: float | None) -> float:
+    if timeout_s is None:
+        return check_timeout_s()
+    if not isinstance(timeout_s, (int, float)) or not math.isfinite(timeout_s) or timeout_s <= 0:
+        raise RunInputError(
+            f"timeout {timeout_s!r}: a timeout is a positive, finite number of seconds"
+        )
+    return float(timeout_s)
+
+
+def verified_pack(pack_dir: Path) -> Verification:
+    try:
+        verification = verify_pack(Path(pack_dir))
+    except PackManifestError as error:
+        raise RunInputError(str(error)) from error
+    if not verification.ok:
+        first = (
+            verification.mismatches[0].describe()
+            if verification.mismatches
+            else "the digest does not match the listed hashes"
+        )
+        raise RunInputError(
+            f"the pack at {pack_dir} is corrupted ({len(verification.mismatches)} mismatch(es); "
+            f"first: {first}); reinstall it or rebuild it with `conformance pack build`"
+        )
+    return verification
+
+
+def pin_warning(pack: Pack) -> str | None:
+    """A line saying the pack is not the one the spec pins for its version (None when it is)."""
+    check = pin_check(pack.digest, str(pack.manifest.get("spec_version", "")) or None)
+    return None if check.ok else f"warning: this pack is {check.describe()}"
+
+
+def validate_selection(pack: Pack, models: Sequence[str], exporters: Sequence[str]) -> None:
+    names = [m.name for m in pack.models]
+    unknown = [m for m in models if m not in names]
+    if unknown:
+        raise RunInputError(
+            f"unknown model(s) {', '.join(unknown)}; the pack has {', '.join(sorted(names))}"
+        )
+    known = list(pack.manifest["exporters"])
+    unknown = [e for e in exporters if e not in known]
+    if unknown:
+        raise RunInputError(
+            f"unknown exporter(s) {', '.join(unknown)}; the pack has {', '.join(sorted(known))}"
+        )
+
+
+def read_goldens(pack: Pack, models: Sequence[str]) -> None:
+    """Load the selected goldens now, so a malformed one is bad input before the first check
+    (PackError), not a traceback in the middle of the run; they are cached for the checks."""
+    for model in pack.models:
+        if not models or model.name in models:
+            model.golden  # noqa: B018 - the load is the point
+
+
+def writable_run_dir(run_dir: Path) -> None:
+    """Refuse a run folder that cannot hold the results before any check runs."""
+    run_dir = Path(run_dir)
+    if run_dir.exists() and not run_dir.is_dir():
+        raise RunInputError(f"--out {run_dir} is a file, not a folder: name a folder for the run")
+    probe = run_dir / ".write-probe"
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as error:
+        raise RunInputError(
+            f"--out {run_dir} is not a writable folder ({error.strerror or error}): "
+            "name a folder this user can write"
+        ) from error
+
+
+def other_pack(path: Path, run: dict[str, Any], pack: Pack) -> None:
+    digest = str(run.get("pack_digest"))
+    if digest != pack.digest:
+        raise RunInputError(f"{path} was measured on pack {digest[:12]}, not {pack.digest[:12]}")
+
+
+def read_resumable(path: Path, pack: Pack, live: bool) -> dict[str, Any]:
+    if not path.is_file():
+        raise RunInputError(f"nothing to resume: {path} does not exist")
+    try:
+        document = load_document(path)
+    except (OSError, ResultsFileError) as error:
+        raise RunInputError(f"cannot resume: {error}") from error
+    run = document.get("run")
+    if (
+        not isinstance(run, dict)
+        or not isinstance(document.get("checks"), list)
+        or not isinstance(document.get("targets"), dict)
+    ):
+        raise RunInputError(f"cannot resume: {path} is not a results document")
+    if document.get("schema_version") != SCHEMA_VERSION:
+        raise RunInputError(
+            f"cannot resume: {path} has results schema {document.get('schema_version')!r}, "
+            f"this suite writes {SCHEMA_VERSION!r}; start a new run"
+        )
+    if run.get("spec_version") != pack.manifest["spec_version"]:
+        raise RunInputError(
+            f"cannot resume: {path} was measured under spec {run.get('spec_version')!r}, "
+            f"this pack is spec {pack.manifest['spec_version']!r}; start a new run"
+        )
+    if "live" in run and not live:
+        raise RunInputError(f"{path} is a live run: resume it with --live")
+    other_pack(path, run, pack)
+    return document
+
+
+@dataclass(frozen=True)
+class RunOutcome:
+    """What a finished set of checks says, for the caller to turn into an exit code."""
+
+    records: tuple[CheckRecord, ...]
+
+    @property
+    def target_findings(self) -> tuple[CheckRecord, ...]:
+        """Checks that did not pass on a runtime's account (exporter findings excluded)."""
+        return tuple(
+            r for r in self.records if r.verdict in NOT_PASSED and r.attributed_to != EXPORTER
+        )
+
+
+@dataclass
+class RunSession:
+    """An open run: the pack, its run folder, its targets and its results document."""
+
+    request: RunRequest
+    pack: Pack
+    writer: ResultsWriter
+    verification: Verification | None = None  # of the pack, when the session verified it
+    pin_warning: str | None = None
+    timeout_s: float = 0.0
+    is_new: bool = True
+    _runners: dict[str, IsolatedTarget] = field(default_factory=dict)
+
+    # ---- opening -------------------------------------------------------------------------
+    @classmethod
+    def open(cls, request: RunRequest, message: Message = ignore) -> RunSession:
+        """Validate every input and open the results document; raises RunInputError."""
+        timeout_s = valid_timeout(request.timeout_s)
+        if request.resume and (request.targets or request.models or request.exporters):
+            raise RunInputError(
+                "--resume finishes the interrupted run with its own targets and selection: "
+                "drop --target, --model and --exporter (or start a new run with --out)"
+            )
+        verification = verified_pack(request.pack_dir) if request.verify else None
+        try:
+            pack = cls._open_pack(request, message)
+            validate_selection(pack, request.models, request.exporters)
+            read_goldens(pack, request.models)
+            writable_run_dir(request.run_dir)
+            writer, is_new = cls._open_writer(request, pack)
+        except (PackManifestError, LiveModeError) as error:
+            raise RunInputError(str(error)) from error
+        except TargetError as error:  # an unknown target, a bad option (InvalidTargetError)
+            raise RunInputError(str(error)) from error
+        warning = pin_warning(Pack(request.pack_dir)) if request.live else pin_warning(pack)
+        return cls(request, pack, writer, verification, warning, timeout_s, is_new)
+
+    @staticmethod
+    def _open_pack(request: RunRequest, message: Message) -> Pack:
+        """The shipped pack; in live mode a fresh export of it (built once per run folder)."""
+        if not request.live:
+            return Pack(request.pack_dir)
+        live_dir = request.run_dir / LIVE_PACK
+        if not (request.resume and (live_dir / "pack.json").exists()):
+            writable_run_dir(request.run_dir)
+            message(f"live mode: re-exporting the reference models into {live_dir}")
+            build_live_pack(request.run_dir, list(request.models), progress=message)
+        return Pack(live_dir, goldens_from=request.pack_dir)
+
+    @staticmethod
+    def _open_writer(request: RunRequest, pack: Pack) -> tuple[ResultsWriter, bool]:
+        path = request.run_dir / request.results_name
+        if request.mode is Mode.RESUME:
+            document = read_resumable(path, pack, request.live)
+            document["run"]["status"] = "running"
+            return ResultsWriter(path, document), False
+        if request.mode is Mode.EXTEND and path.is_file():
+            try:
+                document = load_document(path)
+            except (OSError, ResultsFileError) as error:
+                raise RunInputError(f"cannot add to {path}: {error}") from error
+            other_pack(path, document.get("run") or {}, pack)
+            for name, info in describe_targets(choose_targets(request.targets)).items():
+                document["targets"].setdefault(name, info)
+            return ResultsWriter(path, document), False
+        if request.mode is Mode.NEW and path.exists():
+            raise RunInputError(
+                f"{path} exists; use --resume to finish it or --out for a new run folder"
+            )
+        targets = choose_targets(request.targets, request.live)
+        document = new_document(
+            pack.manifest,
+            describe_targets(targets),
+            command_line(),
+            list(request.models),
+            list(request.exporters),
+        )
+        if request.live:
+            document["run"]["live"] = live_section(pack.directory, request.pack_dir)
+        return ResultsWriter(path, document), True
+
+    # ---- what the session holds ---------------------------------------------------------
+    @property
+    def path(self) -> Path:
+        return self.writer.path
+
+    @property
+    def run_dir(self) -> Path:
+        return self.request.run_dir
+
+    @property
+    def document(self) -> dict[str, Any]:
+        """The results document, in memory (the file on disk is its latest flush)."""
+        return self.writer.document
+
+    @property
+    def created(self) -> bool:
+        """Whether this session started the results document (not a resumed or extended one)."""
+        return self.is_new
+
+    @property
+    def targets(self) -> dict[str, TargetDescription]:
+        return targets_of(self.writer.document)
+
+    def target(self, name: str) -> TargetDescription:
+        return self.targets.get(name) or TargetDescription.unavailable(name, "unknown")
+
+    @property
+    def unavailable(self) -> dict[str, str]:
+        return {n: t.reason for n, t in self.targets.items() if not t.available}
+
+    @property
+    def selection(self) -> Selection:
+        """On --resume, the interrupted run's own selection."""
+        return Selection.from_dict(self.writer.document["run"].get("selection"))
+
+    @property
+    def live(self) -> dict[str, Any] | None:
+        return self.writer.document["run"].get("live")
+
+    @cached_property
+    def plans(self) -> list[CheckPlan]:
+        selection = self.selection
+        return plan_checks(
+            self.pack,
+            list(self.targets),
+            selection.models,
+            selection.exporters,
+            self.request.precision,
+        )
+
+    def todo(self) -> list[CheckPlan]:
+        return [p for p in self.plans if not self.writer.has(p.check_id)]
+
+    def records(self) -> list[CheckRecord]:
+        return records_of(self.writer.document)
+
+    def outcome(self) -> RunOutcome:
+        return RunOutcome(tuple(self.records()))
+
+    # ---- running ------------------------------------------------------------------------
+    def _runner(self, target: str) -> IsolatedTarget:
+        if target not in self._runners:
+            self._runners[target] = IsolatedTarget(target, self.timeout_s)
+        return self._runners[target]
+
+    def check(self, plan: CheckPlan) -> CheckRecord:
+        """Run one check (or record why it is skipped) and write its record."""
+        description = self.target(plan.target)
+        if not description.available:
+            record = skipped(
+                plan,
+                SkipKind.TARGET_UNAVAILABLE,
+                f"target unavailable: {description.reason or 'unknown'}",
+            )
+        else:
+            record = run_check(self._runner(plan.target), plan, description.deterministic)
+        self.writer.add(record)
+        return record
+
+    def run_checks(
+        self,
+        plans: Sequence[CheckPlan] | None = None,
+        on_record: Callable[[CheckRecord], None] = lambda record: None,
+    ) -> list[CheckRecord]:
+        """Run every plan (default: the session's) not already in the results, in order; each
+        record is written as it comes. The targets' processes are closed at the end."""
+        done = []
+        try:
+            for plan in self.plans if plans is None else plans:
+                if self.writer.has(plan.check_id):
+                    continue
+                record = self.check(plan)
+                done.append(record)
+                on_record(record)
+        finally:
+            self.close_runners()
+        return done
+
+    def bench(
+        self,
+        mode: str,
+        scenarios: Sequence[str] = (),
+        loadgen: bool = False,
+        progress: Message = ignore,
+        targets: Sequence[str] | None = None,
+        models: Sequence[str] | None = None,
+        exporters: Sequence[str] | None = None,
+    ) -> list[BenchRecord]:
+        """Benchmarks after the checks, never beside them; each (model, target) in its own
+        process. Defaults: the available targets and the session's selection."""
+        from conformance.bench.runner import run_benchmarks
+
+        self.close_runners()
+        selection = self.selection
+        chosen = [n for n, t in self.targets.items() if t.available] if targets is None else targets
+        return run_benchmarks(
+            self.writer,
+            self.pack,
+            list(chosen),
+            list(selection.models if models is None else models),
+            list(selection.exporters if exporters is None else exporters),
+            mode,
+            list(scenarios),
+            loadgen,
+            progress=progress,
+        )
+
+    def finish(self, status: str = "complete") -> None:
+        self.close_runners()
+        self.writer.finish(status)
+
+    def close_runners(self) -> None:
+        runners, self._runners = self._runners, {}
+        for runner in runners.values():
+            runner.close()
+
+    def close(self) -> None:
+        self.close_runners()
+
+    def __enter__(self) -> RunSession:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def open_session(request: RunRequest, message: Message = ignore) -> RunSession:
+    return RunSession.open(request, message)
