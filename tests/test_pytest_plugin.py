@@ -162,10 +162,21 @@ def test_markers_select_model_exporter_and_target_exactly(tmp_path):
         assert f"@pytest.mark.{marker}:" in listed
 
 
-def test_a_bad_target_is_a_pytest_usage_error(tmp_path):
-    result = pytest_conformance(tmp_path, "--collect-only", "--target", "ort:cpux")
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["--target", "ort:cpux"], "unknown target 'ort:cpux'"),
+        (["--target", "ort:cpu:threads=abc"], "threads must be a whole number"),
+        (["--model", "nope"], "unknown model(s) nope"),
+        (["--conformance-timeout", "-1"], "a timeout is a positive, finite number"),
+        (["--conformance-pack", "/nonexistent"], "no pack at /nonexistent"),
+    ],
+)
+def test_bad_input_is_a_pytest_usage_error(tmp_path, args, message):
+    result = pytest_conformance(tmp_path, "--collect-only", *args)
     assert result.returncode == pytest.ExitCode.USAGE_ERROR, result.stdout + result.stderr
-    assert "unknown target 'ort:cpux'" in result.stderr
+    assert result.stderr.startswith("ERROR: ") and message in result.stderr, result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
     assert "Traceback" not in result.stdout + result.stderr
     assert "INTERNALERROR" not in result.stdout + result.stderr
 

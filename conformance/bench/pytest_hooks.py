@@ -20,11 +20,14 @@ from typing import Any
 
 import pytest
 
-from conformance.bench import guard, records, scenarios, stats
+from conformance.bench import records, registry, stats
 from conformance.bench.cases import BenchCase, plan_cases
-from conformance.bench.rules import LOADGEN_SCENARIOS, MODES, SCENARIOS, BenchRules, load_rules
-from conformance.bench.runner import LOADGEN_DIR, status_of
-from conformance.bench.worker import BenchWorker, CaseBench
+from conformance.bench.records import MEASURED, SKIPPED, BenchRecord, SingleStreamFigures
+from conformance.bench.registry import Scenario
+from conformance.bench.rules import MODES, BenchRules, load_rules
+from conformance.bench.runner import status_of
+from conformance.bench.scenarios import BatchPart
+from conformance.bench.worker import BenchWorker, CaseBench, Opened
 from conformance.pack.load import Pack
 from conformance.results.document import ResultsWriter
 from conformance.targets import TargetError
@@ -65,7 +68,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "--bench-scenario",
         action="append",
         default=[],
-        choices=SCENARIOS,
+        choices=registry.SCENARIOS,
         dest="bench_scenarios",
         help="only these benchmark scenarios (repeatable)",
     )
@@ -100,23 +103,23 @@ class BenchSession:
             list(context.exporters),
             self.rules,
         )
-        chosen = config.getoption("bench_scenarios")
-        self.scenarios = [s for s in SCENARIOS if not chosen or s in chosen]
-        self.scenarios += list(LOADGEN_SCENARIOS) if config.getoption("bench_loadgen") else []
+        self.scenarios = registry.chosen(
+            config.getoption("bench_scenarios"), config.getoption("bench_loadgen")
+        )
         self.run_dir = self.writer.path.parent
-        self.probes: dict[str, dict[str, Any]] = {}
+        self.probes: dict[str, Opened | TargetError] = {}
         self.loaded: tuple[str, CaseBench] | None = None
-        self.offline_parts: dict[str, dict[int, dict[str, Any]]] = {}  # case -> batch -> raw
+        self.offline_parts: dict[str, dict[int, BatchPart]] = {}  # case -> batch -> part
         self.item_names: set[str] = set()
 
-    def probe(self, case: BenchCase) -> dict[str, Any]:
-        """The case's cold start, measured once in a fresh child; {"error": ...} if that failed."""
+    def probe(self, case: BenchCase) -> Opened | TargetError:
+        """The case's cold start, measured once in a fresh child; the error if that failed."""
         if case.key not in self.probes:
             worker = BenchWorker(case, self.rules)
             try:
                 self.probes[case.key] = worker.open()
             except TargetError as error:
-                self.probes[case.key] = {"error": error}
+                self.probes[case.key] = error
             finally:
                 worker.close()
         return self.probes[case.key]
@@ -124,8 +127,8 @@ class BenchSession:
     def bench(self, case: BenchCase) -> CaseBench:
         """The case loaded in this process (one at a time), after a successful probe."""
         probe = self.probe(case)
-        if "error" in probe:
-            raise probe["error"]
+        if isinstance(probe, TargetError):
+            raise probe
         if self.loaded is None or self.loaded[0] != case.key:
             self.close()
             self.loaded = (case.key, CaseBench(case, self.rules, IN_PROCESS))
@@ -149,102 +152,65 @@ def plain_item(request: pytest.FixtureRequest) -> None:
 
 class BenchItem(pytest.Function):
     def __init__(
-        self, *, case: BenchCase, scenario: str, batch: int | None = None, **kwargs: Any
+        self, *, case: BenchCase, scenario: Scenario[Any], batch: int | None = None, **kwargs: Any
     ) -> None:
         super().__init__(**kwargs)
         self.case, self.scenario, self.batch = case, scenario, batch
 
-    def reportinfo(self):
+    def reportinfo(self) -> tuple[Any, int, str]:
         return self.case.model_path, 0, self.name
 
 
-def _write(node: BenchItem, record: dict[str, Any]) -> None:
-    node.config.stash[BENCH].writer.add_benchmark(record)
-    if record["status"] == records.SKIPPED:
-        pytest.skip(record["problems"][0])
-    if record["status"] != records.OK:
-        pytest.fail(f"{record['status']}: {record['problems'][0]}", pytrace=False)
-    if record.get("caching_guard", {}).get("flagged"):
-        pytest.fail(
-            "caching guard: " + "; ".join(record["caching_guard"]["problems"]), pytrace=False
-        )
+def _write(node: BenchItem, record: BenchRecord) -> None:
+    node.config.stash[BENCH].writer.add_benchmark(record.as_dict())
+    if record.status == SKIPPED:
+        pytest.skip(record.problems[0])
+    if record.status != MEASURED:
+        pytest.fail(f"{record.status}: {record.problems[0]}", pytrace=False)
+    if record.flagged:  # measured, and the caching guard flagged it
+        pytest.fail("caching guard: " + "; ".join(record.problems), pytrace=False)
 
 
 def _run_item(node: BenchItem, benchmark: Any) -> None:
+    """One item measured in this process through its registry entry (no scenario if-chain)."""
     session: BenchSession = node.config.stash[BENCH]
-    case, rules = node.case, session.rules
+    case, scenario, rules, run_dir = node.case, node.scenario, session.rules, session.run_dir
     probe = session.probe(case)
-    if "error" in probe:
-        base = records.base_record(case, node.scenario, rules, {})
-        _write(
-            node,
-            records.failed(
-                base, status_of(probe["error"]), f"load or first run failed: {probe['error']}"
-            ),
-        )
+    if isinstance(probe, TargetError):
+        base = scenario.base(case, rules, None)
+        _write(node, base.failed(status_of(probe), f"load or first run failed: {probe}"))
         return
-    if node.scenario == "ColdStart":
-        base = records.base_record(case, node.scenario, rules, probe["environment"])
-        _write(node, records.cold_start(base, probe["cold_start"]))
+    measure = scenario.measure
+    if measure is None:  # ColdStart: what the probe's load in a fresh child measured
+        base = scenario.base(case, rules, probe.environment)
+        _write(node, scenario.record(base, probe.cold_start, rules, run_dir))
         return
     loaded = session.bench(case)
-    base = records.base_record(case, node.scenario, rules, loaded.environment)
-    _write(node, _measure(node, session, loaded, base, benchmark))
+    base = scenario.base(case, rules, loaded.environment)
+    how = scenario.request(base, run_dir, benchmark, node.name, node.batch)
+    raw = measure(loaded, how)
+    if scenario.per_batch:
+        (part,) = raw
+        parts = session.offline_parts.setdefault(case.key, {})
+        parts[part.batch] = part
+        if part.skipped:
+            pytest.skip(f"batch {part.batch}: {part.skipped}")
+        raw = tuple(parts[b] for b in sorted(parts))
+    record = scenario.record(base, raw, rules, run_dir)
+    _annotate(benchmark, record)
+    _write(node, record)
 
 
-def _measure(
-    node: BenchItem, session: BenchSession, loaded: CaseBench, base: dict[str, Any], benchmark: Any
-) -> dict[str, Any]:
-    rules = session.rules
-    if node.scenario == "SingleStream":
-        raw = scenarios.single_stream(
-            loaded.session, loaded.pool, rules.single_stream, benchmark, node.name
-        )
-        record = records.single_stream(base, raw, rules)
-        _annotate(benchmark, record)
-        return record
-    if node.scenario == "Offline":
-        reason = scenarios.over_budget(
-            loaded.session,
-            loaded.pool,
-            node.batch,
-            rules.offline,
-            loaded.cold_start["rss_before_load_mb"],
-        )
-        part = (
-            {"batch": node.batch, "skipped": reason}
-            if reason
-            else scenarios.offline_batch(
-                loaded.session, loaded.pool, node.batch, rules.offline, benchmark, node.name
-            )
-        )
-        parts = session.offline_parts.setdefault(node.case.key, {})
-        parts[node.batch] = part
-        if reason:
-            pytest.skip(f"batch {node.batch}: {reason}")
-        return records.offline(base, [parts[b] for b in sorted(parts)], rules)
-    if node.scenario == "CachingGuard":
-        return records.caching_guard(
-            base, guard.measure(loaded.session, loaded.pool, rules.caching_guard), rules
-        )
-    from conformance.bench.loadgen import run_loadgen
-
-    log_dir = session.run_dir / LOADGEN_DIR / records.folder_name(base["id"])
-    measured = run_loadgen(
-        loaded.session, loaded.pool, node.scenario.split("-", 1)[1], rules.loadgen, log_dir
-    )
-    return records.loadgen(base, measured, session.run_dir)
-
-
-def _annotate(benchmark: Any, record: dict[str, Any]) -> None:
-    if benchmark is not None and record["status"] == records.OK:
+def _annotate(benchmark: Any, record: BenchRecord) -> None:
+    figures = record.figures
+    if benchmark is not None and record.measured and isinstance(figures, SingleStreamFigures):
         benchmark.extra_info.update(
             {
-                "record_id": record["id"],
-                "latency_ms": record["latency_ms"],
-                "valid": record["valid"],
-                "queries": record["queries"],
-                "mode": record["mode"],
+                "record_id": record.id,
+                "latency_ms": dict(figures.latency_ms),
+                "valid": dict(figures.valid),
+                "queries": figures.queries,
+                "mode": record.mode,
             }
         )
 
@@ -266,22 +232,20 @@ def bench_items(parent: pytest.Collector, target: str) -> list[BenchItem]:
         if case.target != target:
             continue
         for scenario in bench.scenarios:
-            batches = bench.rules.offline.batch_sizes if scenario == "Offline" else (None,)
-            for batch in batches:
-                record_id = records.record_id(case, scenario, bench.rules.mode)
-                timed = scenario in ("SingleStream", "Offline")
+            for batch in scenario.batches(bench.rules):
+                record_id = records.record_id(case, scenario.name, bench.rules.mode)
                 item = BenchItem.from_parent(
                     parent,
                     name=f"{record_id}-batch{batch}" if batch else record_id,
-                    callobj=timed_item if timed else plain_item,
+                    callobj=timed_item if scenario.timed else plain_item,
                     case=case,
                     scenario=scenario,
                     batch=batch,
                 )
                 item.add_marker(pytest.mark.conformance_bench)
-                if timed:
+                if scenario.timed:
                     suffix = f"-batch{batch}" if batch else ""
-                    item.add_marker(pytest.mark.benchmark(group=f"{scenario}{suffix}"))
+                    item.add_marker(pytest.mark.benchmark(group=f"{scenario.name}{suffix}"))
                 if worker:
                     item.add_marker(pytest.mark.skip(reason=XDIST_SKIP.format(worker=worker)))
                 bench.item_names.add(item.nodeid)
