@@ -1,9 +1,9 @@
-"""What gets benchmarked: one case per (artifact, target), and the target as the rules configure it."""
+"""What gets benchmarked: one case per (artifact, target), the target as the rules configure it."""
 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -51,7 +51,7 @@ def plan_groups(
     """
     models, chosen = set(models), set(exporters)
     preference = list(rules.default_exporters) if rules else []
-    groups = []
+    groups: list[tuple[BenchCase, ...]] = []
     for target in targets:
         for model in pack.models:
             if models and model.name not in models:
@@ -100,34 +100,59 @@ def bench_target(name: str, threads: int) -> tuple[Target, str]:
     """
     if threads <= 0:
         return get_target(name), "runtime default"
-    if "threads" in parse_target_name(name)[1]:
+    if "threads" in parse_target_name(name).options:
         return get_target(name), "set by the target name"
     try:
         return get_target(
             f"{name}:threads={threads}"
         ), f"{threads} (target option threads={threads})"
     except TargetError:
-        return get_target(
-            name
-        ), f"runtime default: {name} has no threads option, {threads} not enforced"
+        unset = f"runtime default: {name} has no threads option, {threads} not enforced"
+        return get_target(name), unset
+
+
+@dataclass(frozen=True)
+class BenchEnvironment:
+    """What could move the numbers besides the runtime itself."""
+
+    threads_requested: int
+    threads: str
+    target_options: Mapping[str, Any]
+    runtime_version: str | None
+    cpu_count: int | None
+    affinity_cpus: int | None
+    load_avg_1m: float
+    process: str
+    timer: str | None = None  # the timing engine; absent where nothing was timed
+
+    def as_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["target_options"] = dict(self.target_options)
+        if self.timer is None:
+            del data["timer"]
+        return data
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> BenchEnvironment | None:
+        return cls(**data) if data else None
 
 
 def environment(
     target: Target, threads_in_force: str, requested: int, process: str
-) -> dict[str, Any]:
+) -> BenchEnvironment:
     """The record's ``environment``: what could move the numbers besides the runtime itself."""
-    info = asdict(target.describe())
+    info = target.info()
     try:
-        affinity = len(os.sched_getaffinity(0))
+        affinity: int | None = len(os.sched_getaffinity(0))
     except (AttributeError, OSError):
         affinity = None
-    return {
-        "threads_requested": requested,
-        "threads": threads_in_force,
-        "target_options": info.get("options", {}),
-        "runtime_version": info.get("version"),
-        "cpu_count": os.cpu_count(),
-        "affinity_cpus": affinity,
-        "load_avg_1m": os.getloadavg()[0],
-        "process": process,
-    }
+    return BenchEnvironment(
+        threads_requested=requested,
+        threads=threads_in_force,
+        target_options=dict(info.options),
+        runtime_version=info.version,
+        cpu_count=os.cpu_count(),
+        affinity_cpus=affinity,
+        load_avg_1m=os.getloadavg()[0],
+        process=process,
+    )

@@ -15,7 +15,7 @@ Timing alone cannot catch ``defect:stale``: it runs the model on every call, so 
 
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import asdict, dataclass
 
 import numpy as np
 
@@ -24,12 +24,37 @@ from conformance.bench.rules import GuardRules
 from conformance.bench.timing import time_calls, warm_up
 from conformance.targets.interface import Session
 
-RTOL, ATOL = (
-    1e-4,
-    1e-5,
-)  # far above run-to-run noise of an honest target, far below sample-to-sample differences
+# far above run-to-run noise of an honest target, far below sample-to-sample differences
+RTOL, ATOL = 1e-4, 1e-5
 DISTINCT_SAMPLES = 4
 MIN_BLOCK_QUERIES = 8
+
+
+@dataclass(frozen=True)
+class GuardRaw:
+    """The guard's raw data: interleaved rotated and repeated blocks, and the output check."""
+
+    rotating_s: tuple[float, ...]
+    repeated_s: tuple[float, ...]
+    engine: str
+    output_problems: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class GuardVerdict:
+    """The record's ``caching_guard`` section."""
+
+    flagged: bool
+    ratio: float | None  # None: repeating was infinitely faster (JSON has no infinity)
+    rotating_p50_ms: float
+    repeated_p50_ms: float
+    threshold_ratio: float
+    timing_flagged: bool
+    outputs_flagged: bool
+    problems: tuple[str, ...]
+
+    def as_dict(self) -> dict[str, object]:
+        return {**asdict(self), "problems": list(self.problems)}
 
 
 def _agree(first: list, second: list) -> bool:
@@ -61,7 +86,7 @@ def output_problems(session: Session, pool: list[Feeds]) -> list[str]:
     return problems
 
 
-def measure(session: Session, pool: list[Feeds], rules: GuardRules) -> dict[str, Any]:
+def measure(session: Session, pool: list[Feeds], rules: GuardRules) -> GuardRaw:
     """Raw data for the guard: interleaved rotated and repeated blocks, and the output check."""
     estimate_s = max(warm_up(session.run, pool, rules.warmup_queries), 1e-7)
     affordable = int(rules.max_duration_s / (2 * rules.blocks * estimate_s))
@@ -78,34 +103,29 @@ def measure(session: Session, pool: list[Feeds], rules: GuardRules) -> dict[str,
             )
             (rotating if kind == "rotating" else repeated).extend(series.latencies_s)
             engine = series.engine
-    return {
-        "rotating_s": rotating,
-        "repeated_s": repeated,
-        "engine": engine,
-        "output_problems": output_problems(session, pool),
-    }
+    return GuardRaw(tuple(rotating), tuple(repeated), engine, tuple(output_problems(session, pool)))
 
 
-def judge(raw: dict[str, Any], threshold_ratio: float) -> dict[str, Any]:
-    """The record's ``caching_guard`` section."""
-    rotating_p50_ms = float(np.median(raw["rotating_s"])) * 1e3
-    repeated_p50_ms = float(np.median(raw["repeated_s"])) * 1e3
+def judge(raw: GuardRaw, threshold_ratio: float) -> GuardVerdict:
+    """Flagged when repeating is more than ``threshold_ratio`` faster, or the outputs tell."""
+    rotating_p50_ms = float(np.median(raw.rotating_s)) * 1e3
+    repeated_p50_ms = float(np.median(raw.repeated_s)) * 1e3
     ratio = rotating_p50_ms / repeated_p50_ms if repeated_p50_ms > 0 else float("inf")
     timing_flagged = ratio > threshold_ratio
-    problems = list(raw["output_problems"])
+    problems = list(raw.output_problems)
     if timing_flagged:
         problems.insert(
             0,
             f"repeating one sample is {ratio:.2f}x faster than rotating inputs "
             f"(threshold {threshold_ratio:g}x)",
         )
-    return {
-        "flagged": timing_flagged or bool(raw["output_problems"]),
-        "ratio": ratio if np.isfinite(ratio) else None,
-        "rotating_p50_ms": rotating_p50_ms,
-        "repeated_p50_ms": repeated_p50_ms,
-        "threshold_ratio": threshold_ratio,
-        "timing_flagged": timing_flagged,
-        "outputs_flagged": bool(raw["output_problems"]),
-        "problems": problems,
-    }
+    return GuardVerdict(
+        flagged=timing_flagged or bool(raw.output_problems),
+        ratio=ratio if np.isfinite(ratio) else None,
+        rotating_p50_ms=rotating_p50_ms,
+        repeated_p50_ms=repeated_p50_ms,
+        threshold_ratio=threshold_ratio,
+        timing_flagged=timing_flagged,
+        outputs_flagged=bool(raw.output_problems),
+        problems=tuple(problems),
+    )

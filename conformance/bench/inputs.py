@@ -1,4 +1,4 @@
-"""What a benchmark feeds: several distinct inputs built from the pack's test data, never one buffer.
+"""What a benchmark feeds: distinct inputs built from the pack's test data, never one buffer.
 
 The pool of batch-1 inputs is the samples of the artifact's largest test data set at the first
 sequence length (the batch-4 set split into 4 batch-1 inputs), then perturbed copies up to the

@@ -78,14 +78,14 @@ def calibrate(session: Session, pool: list[Feeds], offline_batch: int) -> dict[s
     singles = singles[8:]  # the first calls warm up
     best, spent, block = 0.0, 0.0, 0
     while spent < CALIBRATION_S or block < 3:
-        start = time.perf_counter()
+        began = time.perf_counter()
         for chunk in range(4):
             session.run(
                 _concatenated(
                     pool, [(block * 4 + chunk + j) % len(pool) for j in range(offline_batch)]
                 )
             )
-        elapsed = time.perf_counter() - start
+        elapsed = time.perf_counter() - began
         best, spent, block = max(best, 4 * offline_batch / elapsed), spent + elapsed, block + 1
     return {
         "p50_s": float(np.percentile(singles, 50)),
@@ -236,7 +236,7 @@ def probe_offline(
 def run_loadgen(
     session: Session, pool: list[Feeds], scenario: str, rules: dict[str, Any], log_dir: Path
 ) -> dict[str, Any]:
-    """Run one LoadGen scenario ("Offline" or "Server") and return the record's ``loadgen`` section."""
+    """Run one LoadGen scenario ("Offline" or "Server"): the record's ``loadgen`` section."""
     lg = _lg()
     calibration = calibrate(session, pool, int(rules["offline_batch"]))
     if scenario == "Offline":

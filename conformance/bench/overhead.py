@@ -22,9 +22,10 @@ from typing import Any
 
 import numpy as np
 
-from conformance.bench import records, scenarios
-from conformance.bench.cases import plan_cases
-from conformance.bench.rules import load_rules
+from conformance.bench import registry, scenarios
+from conformance.bench.cases import BenchCase, plan_cases
+from conformance.bench.records import SingleStreamFigures
+from conformance.bench.rules import BenchRules, load_rules
 from conformance.bench.worker import CaseBench
 from conformance.pack.load import Pack
 from conformance.spec import PACK_DIR
@@ -52,14 +53,15 @@ def bare_loop_s(run, pool: list, queries: int, keep_result: bool = True) -> list
     return latencies
 
 
-def _suite_block(bench: CaseBench, case, rules) -> tuple[float, list[float], str]:
+def _suite_block(
+    bench: CaseBench, case: BenchCase, rules: BenchRules
+) -> tuple[float, list[float], str]:
+    """One SingleStream series as the suite measures and records it: its p50 (ms), raw, engine."""
+    single = registry.get("SingleStream")
     raw = scenarios.single_stream(bench.session, bench.pool, rules.single_stream)
-    base = records.base_record(case, "SingleStream", rules, bench.environment)
-    return (
-        records.single_stream(base, raw, rules)["latency_ms"]["p50"],
-        raw["latencies_s"],
-        raw["engine"],
-    )
+    figures = single.record(single.base(case, rules, bench.environment), raw, rules, Path()).figures
+    assert isinstance(figures, SingleStreamFigures), "the series had timed calls"
+    return figures.latency_ms["p50"], list(raw.latencies_s), raw.engine
 
 
 def measure(
@@ -76,9 +78,9 @@ def measure(
     series: dict[str, list[float]] = {"suite": [], "bare": [], "bare_dropping_results": []}
     suite_block_p50_ms, bare_block_p50_ms = [], []
     try:
-        for block in range(blocks):
-            p50_ms, latencies, engine = _suite_block(bench, case, rules)
-            suite_block_p50_ms.append(p50_ms)
+        for _ in range(blocks):
+            block_p50_ms, latencies, engine = _suite_block(bench, case, rules)
+            suite_block_p50_ms.append(block_p50_ms)
             series["suite"] += latencies
             bare = bare_loop_s(bench.session.run, bench.pool, len(latencies))
             bare_block_p50_ms.append(float(np.median(bare)) * 1e3)
@@ -103,7 +105,7 @@ def measure(
         "per_block_ratio": [s / b for s, b in zip(suite_block_p50_ms, bare_block_p50_ms)],
         "queries_each": len(series["suite"]),
         "timer": engine,
-        "threads": bench.environment["threads"],
+        "threads": bench.environment.threads,
         "load_avg_1m": os.getloadavg()[0],
     }
 
@@ -119,13 +121,15 @@ def main() -> None:
     args = parser.parse_args()
     result = measure(args.model, args.target, args.exporter, args.mode, args.blocks)
     print(
-        f"{result['model']}/{result['exporter']} on {result['target']}, batch 1, {result['mode']} rules "
+        f"{result['model']}/{result['exporter']} on {result['target']}, batch 1, "
+        f"{result['mode']} rules "
         f"(threads: {result['threads']}), {result['blocks']} blocks of each, "
         f"{result['queries_each']} queries each; load average {result['load_avg_1m']:.2f}"
     )
     print(f"suite p50 {result['suite_p50_ms'] * 1e3:.3f} us ({result['timer']})")
     print(
-        f"bare  p50 {result['bare_p50_ms'] * 1e3:.3f} us (perf_counter_ns loop, outputs freed after the clock)"
+        f"bare  p50 {result['bare_p50_ms'] * 1e3:.3f} us "
+        "(perf_counter_ns loop, outputs freed after the clock)"
     )
     print(
         f"bare  p50 {result['bare_dropping_results_p50_ms'] * 1e3:.3f} us "

@@ -1,21 +1,38 @@
-"""Benchmark records for the results document, built from the raw measurements.
+"""Benchmark records: frozen, typed values built from the raw measurements, and their JSON.
 
 One record per (case, scenario, mode); its ``id`` is stable, so writing a record again (a rerun
-into the same run folder) replaces the old one. ``status`` is ok, error, crashed, timed-out or
-skipped, with ``problems`` saying why; the figures are present only where they were measured.
+into the same run folder) replaces the old one. ``status`` is one of ``STATUSES``: the checks'
+vocabulary (conformance.results.records) for what went wrong, and ``MEASURED`` (JSON ``"ok"``) for
+a benchmark that measured; ``problems`` says why. The figures are present only where they were
+measured: ``figures`` is the scenario's own frozen section (``SingleStreamFigures``,
+``OfflineFigures``, ...), or None for a record that measured nothing.
+
+``as_dict`` writes exactly the JSON of results schema 1 (the keys and their order as before the
+records were typed); ``from_dict`` reads it back.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeAlias
 
 from conformance.bench import guard, stats
-from conformance.bench.cases import BenchCase
+from conformance.bench.cases import BenchCase, BenchEnvironment
+from conformance.bench.guard import GuardRaw, GuardVerdict
 from conformance.bench.rules import BenchRules
+from conformance.bench.scenarios import BatchPart, ColdStart, Series
+from conformance.results import records as vocabulary
+from conformance.results.records import CRASHED, ERROR, SKIPPED, TIMED_OUT
 
-OK, ERROR, CRASHED, TIMED_OUT, SKIPPED = "ok", "error", "crashed", "timed-out", "skipped"
+# a benchmark that measured; its JSON word is "ok" (results schema 1). Defined with the checks'
+# words in conformance.results.records once it is there.
+MEASURED: str = getattr(vocabulary, "MEASURED", "ok")
+OK = MEASURED  # the former name
+STATUSES = (MEASURED, ERROR, CRASHED, TIMED_OUT, SKIPPED)
+Json: TypeAlias = dict[str, Any]
 
 
 def record_id(case: BenchCase, scenario: str, mode: str) -> str:
@@ -27,141 +44,363 @@ def folder_name(record_id: str) -> str:
     return re.sub(r"[^A-Za-z0-9._=-]", "_", record_id)
 
 
-def base_record(
-    case: BenchCase, scenario: str, rules: BenchRules, environment: dict[str, Any]
-) -> dict[str, Any]:
-    return {
-        "id": record_id(case, scenario, rules.mode),
-        "model": case.model,
-        "exporter": case.exporter,
-        "target": case.target,
-        "scenario": scenario,
-        "mode": rules.mode,
-        "status": OK,
-        "problems": [],
-        "rules": rules.in_force(scenario),
-        "environment": dict(environment),
-        "inputs": {
-            "data_set": case.data_set,
-            "seq_len": case.seq_len,
-            "rotating_inputs": rules.rotating_inputs,
-        },
-    }
+# --- the record's sections ---------------------------------------------------------------------
 
 
-def failed(base: dict[str, Any], status: str, message: str) -> dict[str, Any]:
-    return {**base, "status": status, "problems": [message]}
+@dataclass(frozen=True)
+class BenchInputs:
+    data_set: int
+    seq_len: int | None
+    rotating_inputs: int
 
 
-def latency_fields(
-    latencies_s: list[float], duration_s: float, rules: BenchRules
-) -> dict[str, Any]:
-    queries = len(latencies_s)
-    return {
-        "latency_ms": stats.latency_summary_ms(latencies_s),
-        "valid": stats.validity(queries, rules.early_stopping_min_queries),
-        "queries": queries,
-        "duration_s": duration_s,
-        "latency_histogram": stats.histogram_ms(latencies_s),
-    }
+@dataclass(frozen=True)
+class Histogram:
+    edges_ms: tuple[float, ...]
+    counts: tuple[int, ...]
+
+    def as_dict(self) -> Json:
+        return {"edges_ms": list(self.edges_ms), "counts": list(self.counts)}
 
 
-def with_timer(base: dict[str, Any], engine: str) -> dict[str, Any]:
-    return {**base, "environment": {**base["environment"], "timer": engine}}
+@dataclass(frozen=True)
+class Throughput:
+    """One batch size's throughput. samples_per_s: MLPerf's definition, all samples over all time
+    (stalls included); samples_per_s_at_p50: batch / p50 latency, which stalls barely move."""
+
+    batch: int
+    samples_per_s: float
+    queries: int
+    p50_ms: float | None = None  # None (absent in JSON) for LoadGen's figure
+    samples_per_s_at_p50: float | None = None
+    duration_s: float | None = None
+
+    def as_dict(self) -> Json:
+        return {k: v for k, v in asdict(self).items() if v is not None}
 
 
-def single_stream(base: dict[str, Any], raw: dict[str, Any], rules: BenchRules) -> dict[str, Any]:
-    if not raw["latencies_s"]:
-        return failed(base, SKIPPED, f"no timed calls ({raw['engine']})")
-    record = {
-        **with_timer(base, raw["engine"]),
-        **latency_fields(raw["latencies_s"], raw["duration_s"], rules),
-    }
-    if record["queries"] < rules.single_stream.min_queries:
-        record["problems"] = [
-            f"max_duration_s stopped the series at {record['queries']} queries "
-            f"< min_queries {rules.single_stream.min_queries}"
-        ]
-    return record
+@dataclass(frozen=True)
+class SingleStreamFigures:
+    latency_ms: Mapping[str, float]  # PERCENTILES, mean, min, max
+    valid: Mapping[str, bool]  # percentile -> measured with enough queries
+    queries: int
+    duration_s: float
+    latency_histogram: Histogram
+
+    def as_dict(self) -> Json:
+        return {
+            "latency_ms": dict(self.latency_ms),
+            "valid": dict(self.valid),
+            "queries": self.queries,
+            "duration_s": self.duration_s,
+            "latency_histogram": self.latency_histogram.as_dict(),
+        }
 
 
-def throughput_entry(batch_raw: dict[str, Any]) -> dict[str, Any]:
-    """samples_per_s: MLPerf's definition, all samples over all time (stalls included);
-    samples_per_s_at_p50: batch / p50 latency, which a busy machine's stalls barely move."""
-    latencies, batch = batch_raw["latencies_s"], batch_raw["batch"]
-    p50_s = stats.percentiles(latencies)["p50"]
-    return {
-        "batch": batch,
-        "samples_per_s": stats.samples_per_s(batch, latencies),
-        "queries": len(latencies),
-        "p50_ms": p50_s * 1e3,
-        "samples_per_s_at_p50": batch / p50_s if p50_s > 0 else 0.0,
-        "duration_s": batch_raw["duration_s"],
-    }
+@dataclass(frozen=True)
+class OfflineFigures:
+    throughput: tuple[Throughput, ...]
+    queries: int
+    duration_s: float
+
+    def as_dict(self) -> Json:
+        return {
+            "throughput": [t.as_dict() for t in self.throughput],
+            "queries": self.queries,
+            "duration_s": self.duration_s,
+        }
 
 
-def offline(base: dict[str, Any], sweep: list[dict[str, Any]], rules: BenchRules) -> dict[str, Any]:
-    measured = [b for b in sweep if b.get("latencies_s")]
-    if not measured:
-        return failed(
-            base,
-            SKIPPED,
-            "no batch size was measured: " + "; ".join(b.get("skipped", "") for b in sweep),
+@dataclass(frozen=True)
+class ColdStartFigures:
+    cold_start: ColdStart
+    duration_s: float
+
+    def as_dict(self) -> Json:
+        return {"cold_start": asdict(self.cold_start), "duration_s": self.duration_s}
+
+
+@dataclass(frozen=True)
+class GuardFigures:
+    caching_guard: GuardVerdict
+    queries: int
+    duration_s: float
+
+    def as_dict(self) -> Json:
+        return {
+            "caching_guard": self.caching_guard.as_dict(),
+            "queries": self.queries,
+            "duration_s": self.duration_s,
+        }
+
+
+@dataclass(frozen=True)
+class LoadGenFigures:
+    loadgen: Mapping[str, Any]  # LoadGen's own figures as parsed from its detail log
+    latency_ms: Mapping[str, float]
+    duration_s: float
+    queries: int | None = None
+    throughput: tuple[Throughput, ...] | None = None
+
+    def as_dict(self) -> Json:
+        data: Json = {
+            "loadgen": dict(self.loadgen),
+            "latency_ms": dict(self.latency_ms),
+            "duration_s": self.duration_s,
+        }
+        if self.queries is not None:
+            data["queries"] = self.queries
+        if self.throughput is not None:
+            data["throughput"] = [t.as_dict() for t in self.throughput]
+        return data
+
+
+Figures: TypeAlias = (
+    SingleStreamFigures | OfflineFigures | ColdStartFigures | GuardFigures | LoadGenFigures
+)
+
+
+@dataclass(frozen=True)
+class BenchRecord:
+    id: str
+    model: str
+    exporter: str
+    target: str
+    scenario: str
+    mode: str
+    status: str  # one of STATUSES
+    problems: tuple[str, ...]
+    rules: Mapping[str, Any]  # the rules in force (registry.Scenario.rules_in_force)
+    environment: BenchEnvironment | None  # None: failed before the case was loaded
+    inputs: BenchInputs
+    figures: Figures | None = field(default=None)
+
+    @property
+    def measured(self) -> bool:
+        return self.status == MEASURED
+
+    @property
+    def flagged(self) -> bool:
+        """Not measured, or measured and flagged by the caching guard: the command exits 1."""
+        if not self.measured:
+            return True
+        return isinstance(self.figures, GuardFigures) and self.figures.caching_guard.flagged
+
+    def failed(self, status: str, message: str) -> BenchRecord:
+        """This record with nothing measured: ``status`` and the one problem saying why."""
+        return replace(self, status=status, problems=(message,), figures=None)
+
+    def measured_as(self, figures: Figures, problems: Sequence[str] = ()) -> BenchRecord:
+        return replace(self, figures=figures, problems=tuple(problems))
+
+    def with_timer(self, engine: str) -> BenchRecord:
+        assert self.environment is not None, "a timed record has a loaded case's environment"
+        return replace(self, environment=replace(self.environment, timer=engine))
+
+    def as_dict(self) -> Json:
+        data: Json = {
+            "id": self.id,
+            "model": self.model,
+            "exporter": self.exporter,
+            "target": self.target,
+            "scenario": self.scenario,
+            "mode": self.mode,
+            "status": self.status,
+            "problems": list(self.problems),
+            "rules": _plain(self.rules),
+            "environment": self.environment.as_dict() if self.environment else {},
+            "inputs": asdict(self.inputs),
+        }
+        if self.figures is not None:
+            data.update(self.figures.as_dict())
+        return data
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> BenchRecord:
+        """A record as results.json holds it (schema 1)."""
+        return cls(
+            id=data["id"],
+            model=data["model"],
+            exporter=data["exporter"],
+            target=data["target"],
+            scenario=data["scenario"],
+            mode=data["mode"],
+            status=data["status"],
+            problems=tuple(data["problems"]),
+            rules=data["rules"],
+            environment=BenchEnvironment.from_dict(data["environment"]),
+            inputs=BenchInputs(**data["inputs"]),
+            figures=_figures_from_dict(data),
         )
-    record = with_timer(base, measured[0]["engine"])
-    record["throughput"] = [throughput_entry(b) for b in measured]
-    record["queries"] = sum(e["queries"] for e in record["throughput"])
-    record["duration_s"] = sum(b["duration_s"] for b in measured)
-    record["problems"] = [
-        f"batch {b['batch']} skipped: {b['skipped']}" for b in sweep if b.get("skipped")
-    ]
-    return record
 
 
-def cold_start(base: dict[str, Any], measured: dict[str, float]) -> dict[str, Any]:
-    return {
-        **base,
-        "cold_start": dict(measured),
-        "duration_s": (measured["session_create_ms"] + measured["first_inference_ms"]) / 1e3,
-    }
+def _plain(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value
 
 
-def caching_guard(base: dict[str, Any], raw: dict[str, Any], rules: BenchRules) -> dict[str, Any]:
+def _throughput(entries: Sequence[Mapping[str, Any]]) -> tuple[Throughput, ...]:
+    return tuple(Throughput(**entry) for entry in entries)
+
+
+def _figures_from_dict(data: Mapping[str, Any]) -> Figures | None:
+    if "loadgen" in data:
+        throughput = data.get("throughput")
+        return LoadGenFigures(
+            data["loadgen"],
+            data["latency_ms"],
+            data["duration_s"],
+            data.get("queries"),
+            _throughput(throughput) if throughput is not None else None,
+        )
+    if "latency_histogram" in data:
+        histogram = data["latency_histogram"]
+        return SingleStreamFigures(
+            data["latency_ms"],
+            data["valid"],
+            data["queries"],
+            data["duration_s"],
+            Histogram(tuple(histogram["edges_ms"]), tuple(histogram["counts"])),
+        )
+    if "throughput" in data:
+        return OfflineFigures(_throughput(data["throughput"]), data["queries"], data["duration_s"])
+    if "cold_start" in data:
+        return ColdStartFigures(ColdStart(**data["cold_start"]), data["duration_s"])
+    if "caching_guard" in data:
+        verdict = data["caching_guard"]
+        return GuardFigures(
+            GuardVerdict(**{**verdict, "problems": tuple(verdict["problems"])}),
+            data["queries"],
+            data["duration_s"],
+        )
+    return None
+
+
+# --- building the records ---------------------------------------------------------------------
+
+
+def base_record(
+    case: BenchCase,
+    scenario: str,
+    rules: BenchRules,
+    environment: BenchEnvironment | None,
+    rules_in_force: Mapping[str, Any],
+) -> BenchRecord:
+    """The record before anything is measured: status MEASURED, no figures."""
+    return BenchRecord(
+        id=record_id(case, scenario, rules.mode),
+        model=case.model,
+        exporter=case.exporter,
+        target=case.target,
+        scenario=scenario,
+        mode=rules.mode,
+        status=MEASURED,
+        problems=(),
+        rules=rules_in_force,
+        environment=environment,
+        inputs=BenchInputs(case.data_set, case.seq_len, rules.rotating_inputs),
+    )
+
+
+def latency_figures(series: Series, rules: BenchRules) -> SingleStreamFigures:
+    histogram = stats.histogram_ms(series.latencies_s)
+    return SingleStreamFigures(
+        latency_ms=stats.latency_summary_ms(series.latencies_s),
+        valid=stats.validity(len(series.latencies_s), rules.early_stopping_min_queries),
+        queries=len(series.latencies_s),
+        duration_s=series.duration_s,
+        latency_histogram=Histogram(tuple(histogram["edges_ms"]), tuple(histogram["counts"])),
+    )
+
+
+def single_stream(base: BenchRecord, raw: Series, rules: BenchRules) -> BenchRecord:
+    if not raw.latencies_s:
+        return base.failed(SKIPPED, f"no timed calls ({raw.engine})")
+    figures = latency_figures(raw, rules)
+    problems = []
+    if figures.queries < rules.single_stream.min_queries:
+        problems.append(
+            f"max_duration_s stopped the series at {figures.queries} queries "
+            f"< min_queries {rules.single_stream.min_queries}"
+        )
+    return base.with_timer(raw.engine).measured_as(figures, problems)
+
+
+def throughput_entry(batch: int, series: Series) -> Throughput:
+    latencies = series.latencies_s
+    p50_s = stats.percentiles(latencies)["p50"]
+    return Throughput(
+        batch=batch,
+        samples_per_s=stats.samples_per_s(batch, latencies),
+        queries=len(latencies),
+        p50_ms=p50_s * 1e3,
+        samples_per_s_at_p50=batch / p50_s if p50_s > 0 else 0.0,
+        duration_s=series.duration_s,
+    )
+
+
+def offline(base: BenchRecord, sweep: Sequence[BatchPart], rules: BenchRules) -> BenchRecord:
+    measured = [(b.batch, b.series) for b in sweep if b.series is not None and b.series.latencies_s]
+    if not measured:
+        return base.failed(
+            SKIPPED, "no batch size was measured: " + "; ".join(b.skipped or "" for b in sweep)
+        )
+    throughput = tuple(throughput_entry(batch, series) for batch, series in measured)
+    figures = OfflineFigures(
+        throughput=throughput,
+        queries=sum(t.queries for t in throughput),
+        duration_s=sum(series.duration_s for _, series in measured),
+    )
+    problems = [f"batch {b.batch} skipped: {b.skipped}" for b in sweep if b.skipped]
+    return base.with_timer(measured[0][1].engine).measured_as(figures, problems)
+
+
+def cold_start(base: BenchRecord, measured: ColdStart, rules: BenchRules) -> BenchRecord:
+    duration_s = (measured.session_create_ms + measured.first_inference_ms) / 1e3
+    return base.measured_as(ColdStartFigures(measured, duration_s))
+
+
+def caching_guard(base: BenchRecord, raw: GuardRaw, rules: BenchRules) -> BenchRecord:
     verdict = guard.judge(raw, rules.caching_guard.threshold_ratio)
-    record = {
-        **with_timer(base, raw["engine"]),
-        "caching_guard": verdict,
-        "queries": len(raw["rotating_s"]) + len(raw["repeated_s"]),
-        "duration_s": sum(raw["rotating_s"]) + sum(raw["repeated_s"]),
-    }
-    record["problems"] = list(verdict["problems"])
-    return record
+    figures = GuardFigures(
+        caching_guard=verdict,
+        queries=len(raw.rotating_s) + len(raw.repeated_s),
+        duration_s=sum(raw.rotating_s) + sum(raw.repeated_s),
+    )
+    return base.with_timer(raw.engine).measured_as(figures, verdict.problems)
 
 
-def loadgen(base: dict[str, Any], measured: dict[str, Any], run_dir: Path) -> dict[str, Any]:
+LOADGEN_TIMER = "mlperf_loadgen (LoadGen times every query itself)"
+
+
+def loadgen(base: BenchRecord, measured: Mapping[str, Any], run_dir: Path) -> BenchRecord:
     """LoadGen's own figures; its log paths made relative to the run folder."""
     logs = {name: _relative(Path(path), run_dir) for name, path in measured["logs"].items()}
-    section = {**measured, "logs": logs}
-    record = {
-        **with_timer(base, "mlperf_loadgen (LoadGen times every query itself)"),
-        "loadgen": section,
-        "latency_ms": dict(measured["latency_ms"]),
-        "duration_s": measured["duration_s"],
-    }
-    if measured.get("query_count") is not None:
-        record["queries"] = int(measured["query_count"])
+    queries = int(measured["query_count"]) if measured.get("query_count") is not None else None
+    throughput = None
     if measured.get("samples_per_s") is not None:
-        record["throughput"] = [
-            {
-                "batch": int(measured["sut_batch"]),
-                "samples_per_s": float(measured["samples_per_s"]),
-                "queries": record.get("queries", 0),
-            }
-        ]
+        throughput = (
+            Throughput(
+                batch=int(measured["sut_batch"]),
+                samples_per_s=float(measured["samples_per_s"]),
+                queries=queries or 0,
+            ),
+        )
+    figures = LoadGenFigures(
+        loadgen={**measured, "logs": logs},
+        latency_ms=dict(measured["latency_ms"]),
+        duration_s=measured["duration_s"],
+        queries=queries,
+        throughput=throughput,
+    )
+    problems = []
     if not measured["valid"]:
         reason = measured.get("invalid_reason") or "see its summary log"
-        record["problems"] = [f"LoadGen result {measured['result']}: {reason}"]
-    return record
+        problems.append(f"LoadGen result {measured['result']}: {reason}")
+    return base.with_timer(LOADGEN_TIMER).measured_as(figures, problems)
 
 
 def _relative(path: Path, run_dir: Path) -> str:

@@ -5,13 +5,23 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from conformance.bench.stats import PERCENTILES
 from conformance.spec import load_json
 
 RULES_JSON = "benchmarks.json"
 MODES = ("dev", "cert")
-SCENARIOS = ("ColdStart", "SingleStream", "Offline", "CachingGuard")
-LOADGEN_SCENARIOS = ("LoadGen-Offline", "LoadGen-Server")
-PERCENTILES = ("p50", "p90", "p95", "p99", "p99.9")
+
+__all__ = ["MODES", "PERCENTILES", "BenchRules", "RulesError", "load_rules", "parse_rules"]
+
+
+def __getattr__(name: str) -> object:
+    """Scenario names live in the registry (conformance.bench.registry); kept here for callers
+    that have not moved yet."""
+    if name in ("SCENARIOS", "LOADGEN_SCENARIOS"):
+        from conformance.bench import registry
+
+        return getattr(registry, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 class RulesError(ValueError):
@@ -20,7 +30,8 @@ class RulesError(ValueError):
 
 @dataclass(frozen=True)
 class SeriesRules:
-    """How long one timed series runs: warm-up, then max(min_queries, min_duration_s) within max_duration_s."""
+    """How long one timed series runs: warm-up, then max(min_queries, min_duration_s) within
+    max_duration_s."""
 
     warmup_queries: int
     min_queries: int
@@ -71,14 +82,10 @@ class BenchRules:
             + self.caching_guard.max_duration_s
         )
 
-    def in_force(self, scenario: str) -> dict[str, Any]:
-        """What a record carries: the common rules plus its scenario's section."""
-        section = {
-            "SingleStream": self.single_stream,
-            "Offline": self.offline,
-            "CachingGuard": self.caching_guard,
-        }.get(scenario)
-        common: dict[str, Any] = {
+    def common_in_force(self) -> dict[str, Any]:
+        """What every record carries of the rules; its scenario adds its own section
+        (conformance.bench.registry.Scenario.rules_in_force)."""
+        return {
             "mode": self.mode,
             "rules_version": self.rules_version,
             "threads": self.threads,
@@ -86,11 +93,13 @@ class BenchRules:
             "perturbation": self.perturbation,
             "early_stopping_min_queries": dict(self.early_stopping_min_queries),
         }
-        if section is not None:
-            common[scenario] = asdict(section)
-        elif scenario.startswith("LoadGen"):
-            common["loadgen"] = dict(self.loadgen)
-        return common
+
+    def in_force(self, scenario: str) -> dict[str, Any]:
+        """What a record of ``scenario`` carries: the common rules plus its scenario's section
+        (none for a name the registry does not know, as a verifier may meet in a bundle)."""
+        from conformance.bench.registry import rules_in_force
+
+        return rules_in_force(scenario, self)
 
 
 def _series(data: dict[str, Any]) -> SeriesRules:

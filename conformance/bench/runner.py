@@ -6,15 +6,17 @@ Benchmarks run one at a time, never beside other work: each case gets its own ch
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from conformance.bench import records
+from conformance.bench import records, registry
 from conformance.bench.cases import BenchCase, plan_groups
-from conformance.bench.rules import LOADGEN_SCENARIOS, SCENARIOS, BenchRules, load_rules
+from conformance.bench.records import BenchRecord
+from conformance.bench.registry import LOADGEN_DIR, Scenario
+from conformance.bench.rules import BenchRules, load_rules
 from conformance.bench.table import first_line
-from conformance.bench.worker import BenchWorker
+from conformance.bench.worker import BenchWorker, Opened
 from conformance.isolation import ChildCrashed, ChildTimedOut
 from conformance.pack.load import Pack
 from conformance.results.document import ResultsWriter
@@ -22,10 +24,12 @@ from conformance.targets import TargetError, get_target
 from conformance.targets.interface import TargetUnavailable
 
 Progress = Callable[[str], None]
-LOADGEN_DIR = "loadgen"
+
+__all__ = ["LOADGEN_DIR", "open_first", "progress_line", "run_benchmarks", "run_group", "status_of"]
 
 
 def status_of(error: TargetError) -> str:
+    """The record's status for a failure: the checks' words (conformance.results.records)."""
     if isinstance(error, ChildCrashed):
         return records.CRASHED
     if isinstance(error, ChildTimedOut):
@@ -35,47 +39,16 @@ def status_of(error: TargetError) -> str:
     return records.ERROR
 
 
-def progress_line(record: dict[str, Any]) -> str:
-    head = f"{record['scenario']} {record['model']}/{record['exporter']} on {record['target']}"
-    if record["status"] != records.OK:
-        return f"{head}: {record['status']} ({first_line(record['problems'][0])})"
-    if "latency_ms" in record and record["scenario"] == "SingleStream":
-        return f"{head}: p50 {record['latency_ms']['p50']:.4f} ms over {record['queries']} queries"
-    if record["scenario"] == "Offline":
-        best = max(record["throughput"], key=lambda e: e["samples_per_s"])
-        return f"{head}: up to {best['samples_per_s']:.0f} samples/s (batch {best['batch']})"
-    if record["scenario"] == "CachingGuard":
-        return f"{head}: {'FLAGGED' if record['caching_guard']['flagged'] else 'not flagged'}"
-    return f"{head}: ok"
-
-
-def _measure(
-    worker: BenchWorker, scenario: str, base: dict[str, Any], rules: BenchRules, run_dir: Path
-) -> dict[str, Any]:
-    payload = (
-        str(run_dir / LOADGEN_DIR / records.folder_name(base["id"]))
-        if scenario in LOADGEN_SCENARIOS
-        else None
-    )
-    try:
-        raw = worker.request(scenario, payload)
-    except TargetError as error:
-        return records.failed(base, status_of(error), str(error))
-    if scenario == "SingleStream":
-        return records.single_stream(base, raw, rules)
-    if scenario == "Offline":
-        return records.offline(base, raw, rules)
-    if scenario == "CachingGuard":
-        return records.caching_guard(base, raw, rules)
-    return records.loadgen(base, raw, run_dir)
+def progress_line(record: BenchRecord) -> str:
+    return registry.get(record.scenario).line(record)
 
 
 def open_first(
     group: tuple[BenchCase, ...], rules: BenchRules, progress: Progress
-) -> tuple[BenchCase, BenchWorker, dict[str, Any]]:
-    """The group's first artifact that loads and runs, with its worker and cold start.
+) -> tuple[BenchCase, BenchWorker, Opened | TargetError]:
+    """The group's first artifact that loads and runs, with its worker and what the load measured.
 
-    When none does, the first case comes back with {"error": ...} naming every failure.
+    When none does, the first case comes back with the error naming every failure.
     """
     failures = []
     for case in group:
@@ -87,50 +60,51 @@ def open_first(
             failures.append((case, error))
             if len(group) > 1:
                 progress(
-                    f"{case.key}: {status_of(error)} on load ({first_line(str(error))}); trying the next exporter"
+                    f"{case.key}: {status_of(error)} on load ({first_line(str(error))}); "
+                    "trying the next exporter"
                 )
     if len(failures) == 1:
-        return group[0], BenchWorker(group[0], rules), {"error": failures[0][1]}
+        return group[0], BenchWorker(group[0], rules), failures[0][1]
     message = "; ".join(f"{case.exporter}: {error}" for case, error in failures)
-    return (
-        group[0],
-        BenchWorker(group[0], rules),
-        {"error": TargetError(f"no artifact loads: {message}")},
-    )
+    return group[0], BenchWorker(group[0], rules), TargetError(f"no artifact loads: {message}")
 
 
-def _record(
+def measure_one(
     worker: BenchWorker,
     case: BenchCase,
-    scenario: str,
-    opened: dict[str, Any],
+    scenario: Scenario[Any],
+    opened: Opened | TargetError,
     rules: BenchRules,
     run_dir: Path,
-) -> dict[str, Any]:
-    if "error" in opened:
-        base = records.base_record(case, scenario, rules, {})
-        return records.failed(base, status_of(opened["error"]), str(opened["error"]))
-    base = records.base_record(case, scenario, rules, opened["environment"])
-    if scenario == "ColdStart":
-        return records.cold_start(base, opened["cold_start"])
-    return _measure(worker, scenario, base, rules, run_dir)
+) -> BenchRecord:
+    """One scenario's record: measured in the case's child, recorded here."""
+    if isinstance(opened, TargetError):
+        return scenario.base(case, rules, None).failed(status_of(opened), str(opened))
+    base = scenario.base(case, rules, opened.environment)
+    if scenario.measure is None:
+        return scenario.record(base, opened.cold_start, rules, run_dir)
+    try:
+        raw = worker.request(scenario.name, scenario.request(base, run_dir))
+    except TargetError as error:
+        return base.failed(status_of(error), str(error))
+    return scenario.record(base, raw, rules, run_dir)
 
 
 def run_group(
     group: tuple[BenchCase, ...],
-    scenarios: list[str],
+    scenarios: Sequence[Scenario[Any]],
     rules: BenchRules,
     writer: ResultsWriter,
     progress: Progress,
-) -> list[dict[str, Any]]:
+) -> list[BenchRecord]:
     """Every scenario of one case, in one child process (a fresh one after a crash)."""
     case, worker, opened = open_first(group, rules, progress)
     written = []
     try:
         for scenario in scenarios:
-            record = _record(worker, case, scenario, opened, rules, writer.path.parent)
-            writer.add_benchmark(record)
-            progress(progress_line(record))
+            record = measure_one(worker, case, scenario, opened, rules, writer.path.parent)
+            writer.add_benchmark(record.as_dict())
+            progress(scenario.line(record))
             written.append(record)
     finally:
         worker.close()
@@ -147,18 +121,18 @@ def run_benchmarks(
     scenarios: Iterable[str] = (),
     loadgen: bool = False,
     progress: Progress = lambda line: None,
-) -> list[dict[str, Any]]:
+) -> list[BenchRecord]:
     """Benchmark every (model, available target) and write one record per scenario.
 
     ``exporters``: empty = per model and target, the first of the rules' default_exporters
     that loads; otherwise each of these artifacts.
     ``scenarios``: empty = all of ColdStart, SingleStream, Offline, CachingGuard; ``loadgen`` adds
     LoadGen-Offline and LoadGen-Server. ``progress`` gets one line per record written.
-    Unavailable targets are reported through ``progress`` and skipped. Returns the records.
+    Unavailable targets are reported through ``progress`` and skipped. Returns the records
+    (frozen BenchRecords; ``record.as_dict()`` is what the results file holds).
     """
     rules = load_rules(mode)
-    chosen = [s for s in SCENARIOS if not scenarios or s in set(scenarios)]
-    chosen += list(LOADGEN_SCENARIOS) if loadgen else []
+    chosen = registry.chosen(scenarios, loadgen)
     available = []
     for name in target_names:
         reason = get_target(name).unavailable_reason()

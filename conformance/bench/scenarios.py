@@ -13,6 +13,7 @@ pytest path and the child-process path share every number's definition.
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -26,10 +27,40 @@ from conformance.targets.interface import Session
 MB = 1024 * 1024
 
 
-def cold_start(
-    target: Target, model_path: Path, first_feeds: Feeds
-) -> tuple[Session, dict[str, float]]:
-    """Load and run once; the runtime's module is imported beforehand (describe) so it is not counted."""
+@dataclass(frozen=True)
+class ColdStart:
+    """Session creation and first inference, and the process's resident memory around them."""
+
+    session_create_ms: float
+    first_inference_ms: float
+    peak_rss_mb: float
+    rss_before_load_mb: float
+    model_rss_mb: float
+    peak_is_since_load: bool
+
+
+@dataclass(frozen=True)
+class Series:
+    """One timed series: raw per-call latencies, in call order."""
+
+    latencies_s: tuple[float, ...]
+    duration_s: float  # wall time from the first to the last timed call, setup included
+    engine: str
+    planned_queries: int
+    warmup_queries: int
+
+
+@dataclass(frozen=True)
+class BatchPart:
+    """One Offline batch size: its series, or why it was skipped."""
+
+    batch: int
+    series: Series | None = None
+    skipped: str | None = None
+
+
+def cold_start(target: Target, model_path: Path, first_feeds: Feeds) -> tuple[Session, ColdStart]:
+    """Load and run once; the runtime's module was imported beforehand (describe): not counted."""
     peak_reset = reset_peak()
     rss_before_mb = current_rss_mb()
     started = time.perf_counter_ns()
@@ -38,14 +69,14 @@ def cold_start(
     session.run(first_feeds)
     finished = time.perf_counter_ns()
     peak_mb = peak_rss_mb()
-    return session, {
-        "session_create_ms": (loaded - started) / 1e6,
-        "first_inference_ms": (finished - loaded) / 1e6,
-        "peak_rss_mb": peak_mb,
-        "rss_before_load_mb": rss_before_mb,
-        "model_rss_mb": max(0.0, peak_mb - rss_before_mb),
-        "peak_is_since_load": peak_reset,
-    }
+    return session, ColdStart(
+        session_create_ms=(loaded - started) / 1e6,
+        first_inference_ms=(finished - loaded) / 1e6,
+        peak_rss_mb=peak_mb,
+        rss_before_load_mb=rss_before_mb,
+        model_rss_mb=max(0.0, peak_mb - rss_before_mb),
+        peak_is_since_load=peak_reset,
+    )
 
 
 def timed_series(
@@ -54,18 +85,14 @@ def timed_series(
     rules: SeriesRules,
     benchmark: Any = None,
     name: str = "series",
-) -> dict[str, Any]:
+) -> Series:
     """Warm up, size the series from the warm-up estimate, time it; raw per-call latencies."""
     estimate_s = warm_up(session.run, feeds, rules.warmup_queries)
     rounds = planned_rounds(estimate_s, rules)
     series = time_calls(session.run, feeds, rounds, benchmark, name, start_at=rules.warmup_queries)
-    return {
-        "latencies_s": series.latencies_s,
-        "duration_s": series.wall_s,
-        "engine": series.engine,
-        "planned_queries": rounds,
-        "warmup_queries": rules.warmup_queries,
-    }
+    return Series(
+        tuple(series.latencies_s), series.wall_s, series.engine, rounds, rules.warmup_queries
+    )
 
 
 def single_stream(
@@ -74,18 +101,21 @@ def single_stream(
     rules: SeriesRules,
     benchmark: Any = None,
     name: str = "SingleStream",
-) -> dict[str, Any]:
+) -> Series:
     return timed_series(session, pool, rules, benchmark, name)
 
 
 def over_budget(
     session: Session, pool: list[Feeds], batch: int, rules: OfflineRules, baseline_rss_mb: float
 ) -> str | None:
-    """Why this batch size must be skipped, or None: predicted buffers, or RSS already past budget."""
+    """Why this batch size must be skipped, or None: predicted buffers, or RSS past budget."""
     sample_bytes = feeds_nbytes(pool[0]) + sum(a.nbytes for _, a in session.run(pool[0]))
     predicted_mb = rules.rotating_batches * batch * sample_bytes / MB
     if predicted_mb > rules.memory_budget_mb:
-        return f"inputs and outputs would take {predicted_mb:.0f} MB > budget {rules.memory_budget_mb:g} MB"
+        return (
+            f"inputs and outputs would take {predicted_mb:.0f} MB "
+            f"> budget {rules.memory_budget_mb:g} MB"
+        )
     grown_mb = peak_rss_mb() - baseline_rss_mb
     if grown_mb > rules.memory_budget_mb:
         return f"peak RSS already grew {grown_mb:.0f} MB > budget {rules.memory_budget_mb:g} MB"
@@ -99,21 +129,37 @@ def offline_batch(
     rules: OfflineRules,
     benchmark: Any = None,
     name: str = "Offline",
-) -> dict[str, Any]:
+) -> BatchPart:
     feeds = batched(pool, batch, rules.rotating_batches)
-    return {"batch": batch, **timed_series(session, feeds, rules, benchmark, name)}
+    return BatchPart(batch, timed_series(session, feeds, rules, benchmark, name))
+
+
+def offline_part(
+    session: Session,
+    pool: list[Feeds],
+    batch: int,
+    rules: OfflineRules,
+    baseline_rss_mb: float,
+    benchmark: Any = None,
+    name: str = "Offline",
+) -> BatchPart:
+    """One batch size on its own (a pytest item): measured, or skipped when over budget."""
+    reason = over_budget(session, pool, batch, rules, baseline_rss_mb)
+    if reason:
+        return BatchPart(batch, skipped=reason)
+    return offline_batch(session, pool, batch, rules, benchmark, name)
 
 
 def offline_sweep(
     session: Session, pool: list[Feeds], rules: OfflineRules, baseline_rss_mb: float
-) -> list[dict[str, Any]]:
+) -> tuple[BatchPart, ...]:
     """Every batch size of the rules; once one is over budget, the larger ones are skipped too."""
-    results: list[dict[str, Any]] = []
+    results: list[BatchPart] = []
     skipped: str | None = None
     for batch in sorted(rules.batch_sizes):
         skipped = skipped or over_budget(session, pool, batch, rules, baseline_rss_mb)
         if skipped:
-            results.append({"batch": batch, "skipped": skipped})
+            results.append(BatchPart(batch, skipped=skipped))
             continue
         results.append(offline_batch(session, pool, batch, rules, name=f"Offline[batch{batch}]"))
-    return results
+    return tuple(results)

@@ -1,4 +1,6 @@
-"""How far repeated benchmark runs disagree: ``python -m conformance.bench.spread RUN_DIR RUN_DIR ...``.
+"""How far repeated benchmark runs disagree.
+
+``python -m conformance.bench.spread RUN_DIR RUN_DIR ...``.
 
 For every (model, exporter, target) measured in all the given run folders: the SingleStream p50
 of each run and its spread, (max - min) / median; likewise the Offline samples/s at the largest
@@ -14,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from conformance.bench.records import BenchRecord, OfflineFigures, SingleStreamFigures
 from conformance.bench.stats import spread
 from conformance.results.document import RESULTS_JSON, load_document
 
@@ -26,17 +29,19 @@ FIGURES = {
 
 def figures(run_dir: Path) -> dict[tuple[str, str, str], dict[str, float]]:
     found: dict[tuple[str, str, str], dict[str, float]] = {}
-    for record in load_document(run_dir / RESULTS_JSON).get("benchmarks", []):
-        if record["status"] != "ok":
+    for data in load_document(run_dir / RESULTS_JSON).get("benchmarks", []):
+        record = BenchRecord.from_dict(data)
+        if not record.measured:
             continue
-        key = (record["model"], record["exporter"], record["target"])
-        if record["scenario"] == "SingleStream":
-            found.setdefault(key, {})["p50_ms"] = record["latency_ms"]["p50"]
-        elif record["scenario"] == "Offline":
-            largest = max(record["throughput"], key=lambda e: e["batch"])
-            found.setdefault(key, {})["offline_samples_per_s"] = largest["samples_per_s"]
-            if "samples_per_s_at_p50" in largest:
-                found[key]["offline_samples_per_s_at_p50"] = largest["samples_per_s_at_p50"]
+        key = (record.model, record.exporter, record.target)
+        figures = record.figures
+        if isinstance(figures, SingleStreamFigures):
+            found.setdefault(key, {})["p50_ms"] = figures.latency_ms["p50"]
+        elif isinstance(figures, OfflineFigures):
+            largest = max(figures.throughput, key=lambda e: e.batch)
+            found.setdefault(key, {})["offline_samples_per_s"] = largest.samples_per_s
+            if largest.samples_per_s_at_p50 is not None:
+                found[key]["offline_samples_per_s_at_p50"] = largest.samples_per_s_at_p50
     return found
 
 
@@ -45,8 +50,9 @@ def spreads(run_dirs: list[Path]) -> list[dict[str, Any]]:
     rows = []
     for key in runs[0]:
         for figure in FIGURES:
-            values = [run.get(key, {}).get(figure) for run in runs]
-            if all(v is not None for v in values):
+            found = [run.get(key, {}).get(figure) for run in runs]
+            values = [v for v in found if v is not None]
+            if len(values) == len(found):
                 rows.append(
                     {
                         "model": key[0],
@@ -74,7 +80,8 @@ def main() -> None:
                 f"{v:12.4f}" if figure == "p50_ms" else f"{v:12.0f}" for v in r["values"]
             )
             print(
-                f"{r['model'] + '/' + r['exporter']:34s} {r['target']:16s} {values}  {100 * r['spread']:6.1f}%"
+                f"{r['model'] + '/' + r['exporter']:34s} {r['target']:16s} {values}  "
+                f"{100 * r['spread']:6.1f}%"
             )
         worst = max(chosen, key=lambda r: r["spread"])
         print(

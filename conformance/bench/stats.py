@@ -9,9 +9,12 @@ confidence); otherwise it is still reported, flagged as an estimate.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import TypedDict
 
 import numpy as np
+import numpy.typing as npt
 
+# THE percentile list: every record's latency_ms, validity flags and early-stopping minimums
 PERCENTILE_LEVELS: dict[str, float] = {
     "p50": 50.0,
     "p90": 90.0,
@@ -19,10 +22,17 @@ PERCENTILE_LEVELS: dict[str, float] = {
     "p99": 99.0,
     "p99.9": 99.9,
 }
+PERCENTILES: tuple[str, ...] = tuple(PERCENTILE_LEVELS)
 HISTOGRAM_BINS = 24
+Values = Sequence[float] | npt.NDArray[np.float64]
 
 
-def percentiles(values: Sequence[float]) -> dict[str, float]:
+class HistogramMs(TypedDict):
+    edges_ms: list[float]
+    counts: list[int]
+
+
+def percentiles(values: Values) -> dict[str, float]:
     """p50 ... p99.9 of the values, in their own unit."""
     data = np.asarray(values, dtype=np.float64)
     if data.size == 0:
@@ -36,7 +46,7 @@ def validity(queries: int, min_queries: Mapping[str, int]) -> dict[str, bool]:
     return {name: queries >= min_queries[name] for name in PERCENTILE_LEVELS}
 
 
-def latency_summary_ms(latencies_s: Sequence[float]) -> dict[str, float]:
+def latency_summary_ms(latencies_s: Values) -> dict[str, float]:
     """The record's ``latency_ms``: percentiles, mean, min, max, in milliseconds."""
     data_ms = np.asarray(latencies_s, dtype=np.float64) * 1e3
     return {
@@ -47,7 +57,7 @@ def latency_summary_ms(latencies_s: Sequence[float]) -> dict[str, float]:
     }
 
 
-def histogram_ms(latencies_s: Sequence[float], bins: int = HISTOGRAM_BINS) -> dict[str, list]:
+def histogram_ms(latencies_s: Values, bins: int = HISTOGRAM_BINS) -> HistogramMs:
     """Geometric bins from min to max: latency tails span decades, linear bins would hide them."""
     data_ms = np.asarray(latencies_s, dtype=np.float64) * 1e3
     low, high = float(data_ms.min()), float(data_ms.max())
@@ -59,13 +69,13 @@ def histogram_ms(latencies_s: Sequence[float], bins: int = HISTOGRAM_BINS) -> di
     return {"edges_ms": [float(e) for e in edges], "counts": [int(c) for c in counts]}
 
 
-def samples_per_s(batch: int, latencies_s: Sequence[float]) -> float:
+def samples_per_s(batch: int, latencies_s: Values) -> float:
     """Offline throughput: every sample of every timed query over the total time spent in calls."""
     total_s = float(np.sum(latencies_s))
     return batch * len(latencies_s) / total_s if total_s > 0 else 0.0
 
 
-def spread(values: Sequence[float]) -> float:
+def spread(values: Values) -> float:
     """(max - min) / median: how far repeated runs of one figure disagree."""
     data = np.asarray(values, dtype=np.float64)
     return float((data.max() - data.min()) / np.median(data))

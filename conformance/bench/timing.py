@@ -1,20 +1,22 @@
 """The timing engine: pytest-benchmark, one call per round, so its raw data is per-call latency.
 
 In a pytest run the item's own ``benchmark`` fixture times the series (``pedantic`` with
-``rounds=N, iterations=1``), so ``--benchmark-json``/``--benchmark-autosave``/``--benchmark-compare``
-see it. Everywhere else (the CLI's child processes, the caching guard's blocks) a standalone
-``pytest_benchmark.fixture.BenchmarkFixture`` is built and driven the same way: pytest-benchmark
-times the call, we only read ``stats.data``. Inputs rotate through ``pedantic``'s ``setup``, which
-runs outside the timed region.
+``rounds=N, iterations=1``), so ``--benchmark-json``, ``--benchmark-autosave`` and
+``--benchmark-compare`` see it. Everywhere else (the CLI's child processes, the caching guard's
+blocks) a standalone ``pytest_benchmark.fixture.BenchmarkFixture`` is built and driven the same
+way: pytest-benchmark times the call, we only read ``stats.data``. Inputs rotate through
+``pedantic``'s ``setup``, which runs outside the timed region.
 
-Only if this pytest-benchmark's fixture cannot be built (its constructor changed) does the engine
-fall back to ``time.perf_counter_ns`` around the same single call, and it says so in
-``TimedSeries.engine``.
+BenchmarkFixture's constructor is not pytest-benchmark's public API (5.3 added ``precision`` and
+``confidence``): ``FIXTURE_PARAMETERS`` is the one this module builds, pyproject.toml pins
+pytest-benchmark to the releases that have it, and tests/test_bench.py fails when it changes. A
+fixture that cannot be built anyway (pytest-benchmark missing, or installed outside the pin) makes
+the engine fall back to ``time.perf_counter_ns`` around the same single call, and
+``TimedSeries.engine`` says so in every record.
 """
 
 from __future__ import annotations
 
-import inspect
 import itertools
 import math
 import time
@@ -55,18 +57,43 @@ def _engine_name(kind: str) -> str:
         version = metadata.version("pytest-benchmark")
     except metadata.PackageNotFoundError:
         version = "?"
-    return f"pytest-benchmark {version} {kind}: pedantic(rounds=N, iterations=1), timer time.perf_counter"
+    return (
+        f"pytest-benchmark {version} {kind}: pedantic(rounds=N, iterations=1), "
+        "timer time.perf_counter"
+    )
 
 
-def standalone_fixture(name: str):
-    """A pytest-benchmark BenchmarkFixture outside pytest; None when this version cannot be built so."""
-    try:
-        from pytest_benchmark.fixture import BenchmarkFixture
-        from pytest_benchmark.timers import default_timer
-        from pytest_benchmark.utils import NameWrapper
-    except ImportError:
-        return None
-    values: dict[str, Any] = {
+# BenchmarkFixture.__init__'s parameters (after self) in pytest-benchmark 5.3
+FIXTURE_PARAMETERS = (
+    "node",
+    "disable_gc",
+    "timer",
+    "min_rounds",
+    "min_time",
+    "max_time",
+    "precision",
+    "confidence",
+    "warmup",
+    "warmup_iterations",
+    "calibration_precision",
+    "add_stats",
+    "logger",
+    "warner",
+    "disabled",
+    "cprofile",
+    "cprofile_loops",
+    "cprofile_dump",
+    "group",
+)
+
+
+def fixture_arguments(name: str) -> dict[str, Any]:
+    """The keyword arguments of a standalone BenchmarkFixture: one call per round, no warm-up,
+    no calibration, no profiling, nothing reported to a pytest session."""
+    from pytest_benchmark.timers import default_timer
+    from pytest_benchmark.utils import NameWrapper
+
+    return {
         "node": _Node(name),
         "disable_gc": False,
         "timer": NameWrapper(default_timer),
@@ -87,11 +114,18 @@ def standalone_fixture(name: str):
         "cprofile_dump": None,
         "group": None,
     }
-    parameters = list(inspect.signature(BenchmarkFixture.__init__).parameters.values())[1:]
-    required = [p.name for p in parameters if p.default is inspect.Parameter.empty]
-    if any(name not in values for name in required):
+
+
+def standalone_fixture(name: str) -> Any:
+    """A pytest-benchmark BenchmarkFixture outside pytest; None when it cannot be built."""
+    try:
+        from pytest_benchmark.fixture import BenchmarkFixture
+    except ImportError:
         return None
-    return BenchmarkFixture(**{p.name: values[p.name] for p in parameters if p.name in values})
+    try:
+        return BenchmarkFixture(**fixture_arguments(name))
+    except TypeError:  # another constructor than FIXTURE_PARAMETERS: outside the pinned range
+        return None
 
 
 def _perf_counter_loop(call: Call, setup: Callable[[], Feeds], rounds: int) -> list[float]:

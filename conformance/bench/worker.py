@@ -1,4 +1,4 @@
-"""Benchmarks in a child process: the timing happens where the runtime lives; a crash costs one case.
+"""Benchmarks in a child process: timing happens where the runtime lives; a crash costs one case.
 
 Why a child and not the caller's process: a runtime that aborts or hangs must cost one benchmark,
 never the run (as for checks), and a cold start and its peak RSS need a process that has not yet
@@ -10,18 +10,30 @@ rules' timeout is killed; the next scenario starts a fresh child (its load is no
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from pathlib import Path
-from typing import Any
 
-from conformance.bench import guard, scenarios
+from conformance.bench import registry, scenarios
 from conformance.bench.cases import BenchCase, bench_target, environment
 from conformance.bench.inputs import sample_pool
+from conformance.bench.records import BenchEnvironment
+from conformance.bench.registry import Measure, UnknownScenarioError
 from conformance.bench.rules import BenchRules
+from conformance.bench.scenarios import ColdStart
 from conformance.isolation import ChildProcess, serve_requests
 from conformance.targets.interface import TargetError, TargetUnavailable
 
 PROCESS = "isolated child process (spawn), one per case"
+OPEN = "open"
+
+
+@dataclass(frozen=True)
+class Opened:
+    """What loading a case in a fresh child measured: its cold start, and its environment."""
+
+    cold_start: ColdStart
+    environment: BenchEnvironment
 
 
 class CaseBench:
@@ -33,9 +45,7 @@ class CaseBench:
         reason = target.unavailable_reason()
         if reason:
             raise TargetUnavailable(reason)
-        self.environment = environment(
-            target, threads, rules.threads, process
-        )  # imports the runtime
+        self.environment = environment(target, threads, rules.threads, process)  # imports it
         self.pool = sample_pool(
             Path(case.artifact_dir),
             case.data_set,
@@ -47,41 +57,32 @@ class CaseBench:
             target, Path(case.model_path), self.pool[0]
         )
 
-    def serve(self, scenario: str, payload: Any) -> Any:
-        if scenario == "SingleStream":
-            return scenarios.single_stream(self.session, self.pool, self.rules.single_stream)
-        if scenario == "Offline":
-            return scenarios.offline_sweep(
-                self.session, self.pool, self.rules.offline, self.cold_start["rss_before_load_mb"]
-            )
-        if scenario == "CachingGuard":
-            return guard.measure(self.session, self.pool, self.rules.caching_guard)
-        if scenario in ("LoadGen-Offline", "LoadGen-Server"):
-            from conformance.bench.loadgen import run_loadgen
-
-            return run_loadgen(
-                self.session,
-                self.pool,
-                scenario.split("-", 1)[1],
-                self.rules.loadgen,
-                Path(payload),
-            )
-        raise TargetError(f"unknown scenario {scenario!r}")
+    def serve(self, name: str, how: Measure) -> object:
+        """Measure scenario ``name`` on this loaded case: its raw result (see the registry)."""
+        try:
+            scenario = registry.get(name)
+        except UnknownScenarioError as error:
+            raise TargetError(str(error)) from None
+        if scenario.measure is None:
+            raise TargetError(f"{name} is measured by the load itself, not on a loaded case")
+        return scenario.measure(self, how)
 
     def close(self) -> None:
         self.session.close()
 
 
 def _serve(conn: Connection, case: BenchCase, rules: BenchRules) -> None:
-    """Child main: answer ("open") with the cold start, then (scenario, payload) with raw data."""
+    """Child main: answer OPEN with an Opened, then (scenario, Measure) with its raw result."""
     loaded: list[CaseBench] = []
 
-    def handle(request: str, payload: Any) -> Any:
-        if request == "open":
+    def handle(request: str, payload: object) -> object:
+        if request == OPEN:
             loaded[:] = [CaseBench(case, rules)]
-            return {"cold_start": loaded[0].cold_start, "environment": loaded[0].environment}
+            return Opened(loaded[0].cold_start, loaded[0].environment)
         if not loaded:
             raise TargetError("the case is not loaded")
+        if not isinstance(payload, Measure):
+            raise TargetError(f"a scenario request carries a Measure, not {type(payload)}")
         return loaded[0].serve(request, payload)
 
     serve_requests(conn, handle)
@@ -94,17 +95,20 @@ class BenchWorker:
         self.case, self.rules = case, rules
         self._child: ChildProcess | None = None
 
-    def open(self) -> dict[str, Any]:
+    def open(self) -> Opened:
         """Start a fresh child and load the case: returns its cold start and environment."""
         self.close()
         self._child = ChildProcess(_serve, (self.case, self.rules))
-        return self._child.ask("open", None, self.rules.timeout_s)
+        opened = self._child.ask(OPEN, None, self.rules.timeout_s)
+        assert isinstance(opened, Opened)
+        return opened
 
-    def request(self, scenario: str, payload: Any = None) -> Any:
+    def request(self, scenario: str, how: Measure) -> object:
+        """The raw result of ``scenario`` measured in the child (a fresh one after a crash)."""
         if self._child is None or not self._child.alive:
             self.open()
         assert self._child is not None
-        return self._child.ask(scenario, payload, self.rules.timeout_s)
+        return self._child.ask(scenario, how, self.rules.timeout_s)
 
     def close(self) -> None:
         if self._child is not None:
