@@ -68,6 +68,17 @@ def rehash(content: dict[str, bytes]) -> dict[str, bytes]:
     return {**content, MANIFEST: json.dumps(manifest, indent=1).encode()}
 
 
+def rebound_report(content: dict[str, bytes]) -> dict[str, bytes]:
+    """What a careful attacker does after editing results.json: render its report again with
+    the public suite (report.html is bound to results.json), so only the deeper rules catch it."""
+    from conformance.certify.bundle import bundle_report
+
+    try:
+        return {**content, "report.html": bundle_report(content[RESULTS])}
+    except Exception:  # results an attacker broke on purpose: leave the old report
+        return content
+
+
 def rewrite(
     source: Path, out: Path, changes: dict[str, bytes | None], rehashed: bool = True
 ) -> Path:
@@ -77,7 +88,23 @@ def rewrite(
             content.pop(name, None)
         else:
             content[name] = data
+    if (
+        rehashed
+        and changes.get(RESULTS)
+        and "report.html" in content
+        and "report.html" not in changes
+    ):
+        content = rebound_report(content)
     return write_zip(out, rehash(content) if rehashed else content)
+
+
+def resign(source: Path, out: Path, private_key: Path) -> Path:
+    """Sign a (rewritten) bundle's manifest again with ``private_key``."""
+    from conformance.certify import keys, strict_json
+
+    content = members(source)
+    signature = keys.sign(keys.load_private(private_key), MANIFEST, content[MANIFEST])
+    return write_zip(out, {**content, SIGNATURE: strict_json.dumps(signature)})
 
 
 def edit_json(source: Path, name: str, edit: Callable[[Any], Any]) -> bytes:

@@ -6,7 +6,8 @@ Layout (every path is relative, no links, no folders but logs/):
                       outcomes certify computed, sha256 of every other member
     signature.json    Ed25519 signature over manifest.json's bytes (only with --key)
     results.json      the run's results document, byte for byte
-    report.html       the HTML report of results.json
+    report.html       the HTML report of results.json, rendered deterministically from it
+                      (bundle_report): verify renders it again and compares byte for byte
     environment.json  what the suite captured about this machine and the target
     system.json       {"attested": the vendor's file, "captured": what the suite saw}
     logs/certify.log  what certify did and printed
@@ -38,6 +39,32 @@ SYSTEM = "system.json"
 LOG = "logs/certify.log"
 REQUIRED_MEMBERS = (RESULTS, REPORT, ENVIRONMENT, SYSTEM)
 MAX_SYSTEM_BYTES = 64 * 1024
+
+
+def bundle_report(results: bytes) -> bytes:
+    """The report a bundle carries: the HTML report of ``results``, dated by the run's own end
+    (not by the time of rendering), so that the same results always give the same bytes and the
+    verifier can vouch for the report by rendering it again."""
+    import dataclasses
+
+    from conformance.report.html import render_html
+    from conformance.report.model import build_view
+
+    document = strict_json.loads(results)
+    run = document.get("run", {}) if isinstance(document, dict) else {}
+    dated = (
+        str(run.get("finished_at") or run.get("started_at") or "") if isinstance(run, dict) else ""
+    )
+    view = dataclasses.replace(build_view(document), generated_at=dated)
+    return render_html(view).encode("utf-8")
+
+
+def bound(files: Mapping[str, bytes]) -> dict[str, bytes]:
+    """``files`` with the report replaced by the one bound to the results (bundle_report)."""
+    out = dict(files)
+    if RESULTS in out and REPORT in out:
+        out[REPORT] = bundle_report(out[RESULTS])
+    return out
 
 
 def sha256(data: bytes) -> str:
@@ -101,6 +128,7 @@ def manifest_for(
     files: Mapping[str, bytes],
 ) -> dict[str, Any]:
     run = document["run"]
+    files = bound(files)
     return {
         "bundle_format": BUNDLE_FORMAT,
         "suite_version": __version__,
@@ -131,7 +159,7 @@ def write_bundle(
     """Write the zip atomically (a temporary file beside it, then a rename)."""
     out_path = Path(out_path)
     manifest_bytes = strict_json.dumps(manifest)
-    members = {MANIFEST: manifest_bytes, **files}
+    members = {MANIFEST: manifest_bytes, **bound(files)}
     if key is not None:
         members[SIGNATURE] = strict_json.dumps(keys.sign(key, MANIFEST, manifest_bytes))
     scratch = out_path.with_name(out_path.name + ".tmp")

@@ -1,8 +1,15 @@
-"""The commands: certify, verify, scoreboard, keygen. Errors become messages and exit codes here only.
+"""The commands: certify, verify, scoreboard, keygen. Errors become messages and exit codes here
+only.
 
 Exit codes: certify 0 every profile certified, 1 not certified (the bundle is written either way);
-verify 0 every bundle verified, 1 some bundle rejected; scoreboard 0 written; all 2 on bad input.
-verify prints its verdict from ``Verification.verified``, the same value its exit code comes from.
+verify 0 every bundle VERIFIED (every rule holds and it is signed by the trusted --public-key),
+1 some bundle REJECTED, 3 UNVERIFIED-SIGNER (every rule holds, but the signer is not checked
+against a trusted key: unsigned, or no --public-key); scoreboard 0 written; all 2 on bad input.
+verify prints its verdict from ``Verification.verdict``, the same value its exit code comes from.
+
+Every string that comes from a bundle or a results file (target names, check ids, findings,
+notes) is printed through ``conformance.untrusted.printable``, so no control character or escape
+sequence in it reaches the terminal: it cannot hide the verdict line or forge one.
 """
 
 from __future__ import annotations
@@ -17,12 +24,17 @@ import click
 
 from conformance.certify.context import SpecContext, load_context
 from conformance.certify.interface import (
+    EXIT_CODES,
+    REJECTED,
+    UNVERIFIED_SIGNER,
+    VERIFIED,
     CertifyError,
     CertifyRequest,
     CertifyUsageError,
     Verification,
 )
 from conformance.spec import PACK_DIR
+from conformance.untrusted import printable
 
 FINDINGS_PER_REASON = 8
 DEFAULT_SCOREBOARD = Path("reports") / "scoreboard.html"
@@ -115,22 +127,47 @@ def certify_command(
         sys.exit(2)
     click.echo("")
     for line in outcome_lines(outcome.outcomes):
-        click.echo(line)
-    click.echo(f"bundle: {outcome.bundle} ({'signed' if outcome.signed else 'unsigned'})")
+        click.echo(printable(line))
     click.echo(
-        f"{'CERTIFIED' if outcome.certified else 'NOT CERTIFIED'}: {target} for "
-        f"{', '.join(o.profile for o in outcome.outcomes)}"
+        f"bundle: {printable(outcome.bundle)} ({'signed' if outcome.signed else 'unsigned'})"
+    )
+    click.echo(
+        f"{'CERTIFIED' if outcome.certified else 'NOT CERTIFIED'}: {printable(target)} for "
+        f"{', '.join(printable(o.profile) for o in outcome.outcomes)}"
     )
     sys.exit(0 if outcome.certified else 1)
 
 
+def verdict_line(verification: Verification) -> str:
+    """The last line verify prints for a bundle; nothing from the bundle is in it unescaped."""
+    if verification.verdict == VERIFIED:
+        return (
+            f"VERIFIED: every rule holds ({len(verification.checks)} checks recomputed), signed "
+            "by the trusted key"
+        )
+    if verification.verdict == UNVERIFIED_SIGNER:
+        who = "unsigned" if not verification.signature.present else "signer not trusted"
+        return (
+            f"UNVERIFIED-SIGNER: integrity ok, {who}: every rule holds "
+            f"({len(verification.checks)} checks recomputed), but nothing says who made the "
+            "bundle (pass the vendor's published key with --public-key)"
+        )
+    return (
+        f"REJECTED: {len(verification.reasons)} rule(s) broken: "
+        f"{', '.join(str(r) for r in verification.reasons)}"
+    )
+
+
 def render_verification(verification: Verification) -> list[str]:
+    """Every line is ``printable``: one line per entry, no control character from the bundle."""
     manifest = verification.manifest
     lines = [f"bundle: {verification.bundle}"]
     if manifest:
         lines.append(
-            f"target {manifest.get('target')} · spec {manifest.get('spec_version')} · pack "
-            f"{str(manifest.get('pack_digest'))[:16]}... · suite {manifest.get('suite_version')}"
+            f"target {printable(manifest.get('target'), 200)} · spec "
+            f"{printable(manifest.get('spec_version'), 40)} · pack "
+            f"{printable(manifest.get('pack_digest'), 16)}... · suite "
+            f"{printable(manifest.get('suite_version'), 40)}"
         )
     lines.append(f"signature: {verification.signature.describe()}")
     caveat = "" if verification.verified else " [the bundle is rejected: this certifies nothing]"
@@ -152,19 +189,16 @@ def render_verification(verification: Verification) -> list[str]:
         ]
         if len(found) > FINDINGS_PER_REASON:
             lines.append(f"    and {len(found) - FINDINGS_PER_REASON} more")
-    if verification.verified:
-        lines.append(f"VERIFIED: every rule holds ({len(verification.checks)} checks recomputed)")
-    else:
-        lines.append(
-            f"REJECTED: {len(verification.reasons)} rule(s) broken: {', '.join(verification.reasons)}"
-        )
-    return lines
+    return [printable(line, 2000) for line in lines] + [verdict_line(verification)]
 
 
 def as_json(verification: Verification) -> dict:
     return {
         "bundle": verification.bundle,
-        "verified": verification.verified,
+        "verdict": verification.verdict,
+        "verified": verification.verdict == VERIFIED,
+        "integrity_ok": verification.verified,
+        "signer_trusted": verification.signer_trusted,
         "exit_code": verification.exit_code,
         "reasons": list(verification.reasons),
         "findings": [
@@ -178,7 +212,16 @@ def as_json(verification: Verification) -> dict:
     }
 
 
-@click.command("verify")
+VERIFY_EPILOG = (
+    "Verdicts and exit codes: VERIFIED (0): every rule holds and the bundle is signed by the "
+    "--public-key given. REJECTED (1): some rule is broken (each one is named). "
+    "UNVERIFIED-SIGNER (3): every rule holds, but the signer is not checked against a trusted "
+    "key (the bundle is unsigned, or no --public-key was given): integrity only, not authorship. "
+    "2: bad input. With several bundles the exit code is the worst: 1, then 3, then 0."
+)
+
+
+@click.command("verify", epilog=VERIFY_EPILOG)
 @click.argument("bundles", nargs=-1, required=True, type=click.Path(path_type=Path, dir_okay=False))
 @click.option(
     "--public-key",
@@ -203,6 +246,14 @@ def as_json(verification: Verification) -> dict:
     "--seed", type=int, default=None, help="Seed of the --rerun sample (default: random, printed)."
 )
 @click.option(
+    "--allow-plugin",
+    "allow_plugins",
+    multiple=True,
+    metavar="NAME",
+    help="Let --rerun import this plug-in target (its base name, e.g. acme or "
+    "backend:pkg.mod:Class; repeatable). Only for a bundle signed by the --public-key.",
+)
+@click.option(
     "--json", "json_out", is_flag=True, help="Print one JSON object per bundle instead of text."
 )
 @click.option(
@@ -214,6 +265,7 @@ def verify_command(
     rerun: bool,
     sample: int,
     seed: int | None,
+    allow_plugins: tuple[str, ...],
     json_out: bool,
     pack_dir: Path,
 ) -> None:
@@ -224,7 +276,12 @@ def verify_command(
     if missing:
         usage_error(CertifyUsageError(f"no such bundle: {', '.join(missing)}"))
     context = context_or_exit(pack_dir)
-    options = VerifyOptions(public_key=public_key, rerun=sample if rerun else 0, seed=seed)
+    options = VerifyOptions(
+        public_key=public_key,
+        rerun=sample if rerun else 0,
+        seed=seed,
+        allow_plugins=allow_plugins,
+    )
     results = []
     for path in bundles:
         try:
@@ -236,7 +293,11 @@ def verify_command(
             click.echo(json.dumps(as_json(verification)))
         else:
             click.echo("\n".join(render_verification(verification)))
-    sys.exit(max(v.exit_code for v in results))
+    worst = next(
+        (v for verdict in (REJECTED, UNVERIFIED_SIGNER) for v in results if v.verdict == verdict),
+        results[0],
+    )
+    sys.exit(EXIT_CODES[worst.verdict])
 
 
 @click.command("scoreboard")
@@ -251,11 +312,22 @@ def verify_command(
     help="The HTML file to write.",
 )
 @click.option(
+    "--trusted-keys",
+    "trusted_keys",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    help='JSON {"submitter": ["sha256:<fingerprint>", ...]}: compare only bundles signed by a '
+    "key listed for the submitter they attest. Without it every bundle is marked "
+    "'signer not trusted'.",
+)
+@click.option(
     "--pack", "pack_dir", type=click.Path(path_type=Path), default=PACK_DIR, show_default=True
 )
-def scoreboard_command(bundles: tuple[Path, ...], out_path: Path, pack_dir: Path) -> None:
+def scoreboard_command(
+    bundles: tuple[Path, ...], out_path: Path, trusted_keys: Path | None, pack_dir: Path
+) -> None:
     """Verify every bundle and compare the verified ones side by side in one HTML page."""
-    from conformance.certify.scoreboard import build_scoreboard, entry_of
+    from conformance.certify.scoreboard import build_scoreboard, entry_of, load_trusted_keys
     from conformance.certify.scoreboard_html import render_scoreboard
     from conformance.certify.verify import verify_bundle
     from conformance.report.command import write_atomically
@@ -263,22 +335,33 @@ def scoreboard_command(bundles: tuple[Path, ...], out_path: Path, pack_dir: Path
     missing = [str(b) for b in bundles if not b.is_file()]
     if missing:
         usage_error(CertifyUsageError(f"no such bundle: {', '.join(missing)}"))
+    try:
+        trusted = load_trusted_keys(trusted_keys) if trusted_keys else None
+    except CertifyUsageError as error:
+        usage_error(error)
     context = context_or_exit(pack_dir)
-    entries = []
-    for path in bundles:
-        verification = verify_bundle(path, context)
-        entries.append(entry_of(path, verification))
+    entries = [entry_of(path, verify_bundle(path, context)) for path in bundles]
+    board = build_scoreboard(entries, context, trusted)
+    for entry in (*board.compared, *board.excluded):
         state = (
-            "verified" if verification.verified else f"REJECTED ({', '.join(verification.reasons)})"
+            f"compared ({entry.signer})"
+            if entry.compared
+            else f"NOT COMPARED ({', '.join(str(r) for r in entry.reasons)})"
         )
-        click.echo(f"{path}: {verification.target}: {state}")
-    board = build_scoreboard(entries, context)
+        click.echo(f"{printable(entry.path)}: {printable(entry.target, 200)}: {state}")
     try:
         write_atomically(out_path, render_scoreboard(board))
     except OSError as error:
         usage_error(error)
+    if trusted is None:
+        click.echo(
+            "warning: no --trusted-keys: signers are not checked; every bundle is marked "
+            "'signer not trusted'",
+            err=True,
+        )
     click.echo(
-        f"scoreboard: {out_path} ({len(board.compared)} compared, {len(board.excluded)} not compared)"
+        f"scoreboard: {out_path} ({len(board.compared)} compared, "
+        f"{len(board.excluded)} not compared)"
     )
 
 

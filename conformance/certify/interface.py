@@ -84,6 +84,10 @@ class Reason(enum.StrEnum):
     CLAIM_MISMATCH = "CLAIM_MISMATCH"
     RERUN_MISMATCH = "RERUN_MISMATCH"
     RERUN_REFUSED = "RERUN_REFUSED"  # --rerun asked, but the bundle's target may not run here
+    BAD_TARGET = "BAD_TARGET"  # the bundle's target name or options are not a valid target
+    # the scoreboard
+    UNTRUSTED_SIGNER = "UNTRUSTED_SIGNER"  # not signed by a key listed for its submitter
+    DUPLICATE_BUNDLE = "DUPLICATE_BUNDLE"  # the same bundle, or the same signed results, again
 
 
 @dataclass(frozen=True)
@@ -99,6 +103,10 @@ class Finding:
 
 
 CERTIFIED, NOT_CERTIFIED = "certified", "not certified"
+
+# verify's verdicts and exit codes (2 is bad input, as everywhere)
+VERIFIED, REJECTED, UNVERIFIED_SIGNER = "VERIFIED", "REJECTED", "UNVERIFIED-SIGNER"
+EXIT_CODES = {VERIFIED: 0, REJECTED: 1, UNVERIFIED_SIGNER: 3}
 
 
 @dataclass(frozen=True)
@@ -152,7 +160,7 @@ class SignatureStatus:
             return "signature INVALID"
         who = f"key sha256:{self.key_sha256[:16]}" if self.key_sha256 else "unknown key"
         return f"signed by {who}" + (
-            "" if self.trusted else " (not checked against a trusted public key)"
+            " (the trusted public key)" if self.trusted else ", NOT a trusted key (no --public-key)"
         )
 
 
@@ -176,7 +184,20 @@ class Verification:
 
     @property
     def verified(self) -> bool:
+        """Every rule holds: the bundle is intact and every claim in it is true. Who signed it is
+        ``signer_trusted``; both together are the VERIFIED verdict."""
         return not self.findings
+
+    @property
+    def signer_trusted(self) -> bool:
+        """Signed, and the signature checked against a public key the verifier was given."""
+        return self.signature.valid and self.signature.trusted
+
+    @property
+    def verdict(self) -> str:
+        if not self.verified:
+            return REJECTED
+        return VERIFIED if self.signer_trusted else UNVERIFIED_SIGNER
 
     @property
     def reasons(self) -> tuple[Reason, ...]:
@@ -184,7 +205,7 @@ class Verification:
 
     @property
     def exit_code(self) -> int:
-        return 0 if self.verified else 1
+        return EXIT_CODES[self.verdict]
 
     @property
     def target(self) -> str:

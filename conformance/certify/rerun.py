@@ -5,6 +5,14 @@ compared): offline verification proves the figures are consistent, re-execution 
 gives them. It runs the verifier's own pack artifacts on the same target name, where that target
 is available here; nothing from the bundle is executed. A verdict that differs, or a passing
 margin that moved by more than RERUN_MARGIN_SLACK (in units of the tolerance), is a finding.
+
+The target name comes from the bundle, so it is untrusted: it is parsed without importing
+anything, and only a built-in target (or a negative control) is constructed on the bundle's word.
+A plug-in target (an installed entry point or ``backend:<module>:<Class>``) is code this machine
+would import because a bundle says so: it runs only when the bundle's signature was checked
+against a trusted key (``--public-key``) **and** the verifier named that plug-in
+(``--allow-plugin NAME``). Otherwise the rerun is refused (RERUN_REFUSED) before any import; a
+malformed or unknown target or option is BAD_TARGET, never a traceback.
 """
 
 from __future__ import annotations
@@ -22,7 +30,9 @@ from conformance.checks import CheckPlan, run_check
 from conformance.engine import check_timeout_s
 from conformance.isolation import IsolatedTarget
 from conformance.results.records import PASSED
-from conformance.targets import TargetError, get_target
+from conformance.targets import BUILTIN_TARGETS, DEFECT_TARGETS, TargetError, get_target
+from conformance.targets.interface import parse_target_name
+from conformance.untrusted import printable
 
 RERUN_MARGIN_SLACK = (
     0.5  # another machine's rounding moves a margin by far less; a fabricated figure by more
@@ -47,20 +57,67 @@ def compare(outcome: CheckOutcome, verdict: str, margin: float | None) -> str | 
     return None
 
 
-def available_here(target: str, recorded: Mapping[str, Any]) -> tuple[bool, list[str]]:
+def plugin_base(target: str) -> str | None:
+    """The base name when ``target`` is a plug-in (anything but a built-in or a negative
+    control), else None; parsed only, nothing imported. TargetError for a malformed name."""
+    base = parse_target_name(target).base
+    return None if base in BUILTIN_TARGETS or base in DEFECT_TARGETS else base
+
+
+def refusal(target: str, trusted: bool, allowed: tuple[str, ...]) -> Finding | None:
+    """Why the bundle's target must not be constructed here, decided before any import."""
+    shown = printable(target, 200)
+    try:
+        plugin = plugin_base(target)
+    except TargetError as error:
+        return Finding(Reason.BAD_TARGET, printable(error, 300), shown)
+    except Exception as error:  # untrusted input: a verdict, never a traceback
+        return Finding(Reason.BAD_TARGET, f"{type(error).__name__}: {printable(error, 300)}", shown)
+    if plugin is None:
+        return None
+    if not trusted:
+        return Finding(
+            Reason.RERUN_REFUSED,
+            f"{printable(plugin, 200)} is a plug-in: re-executing it imports code on the bundle's "
+            "word, so it needs a bundle signed by a trusted key (--public-key) and "
+            f"--allow-plugin {printable(plugin, 200)}",
+            shown,
+        )
+    if plugin not in allowed:
+        return Finding(
+            Reason.RERUN_REFUSED,
+            f"{printable(plugin, 200)} is a plug-in: name it with --allow-plugin "
+            f"{printable(plugin, 200)} to re-execute it",
+            shown,
+        )
+    return None
+
+
+def available_here(
+    target: str, recorded: Mapping[str, Any]
+) -> tuple[bool, list[str], list[Finding]]:
+    shown = printable(target, 200)
     try:
         adapter = get_target(target)
+        reason = adapter.unavailable_reason()
+        version = None if reason else adapter.describe().version
     except TargetError as error:
-        return False, [f"rerun skipped: {error}"]
-    reason = adapter.unavailable_reason()
+        return False, [], [Finding(Reason.BAD_TARGET, printable(error, 300), shown)]
+    except Exception as error:  # an adapter's own failure on a bundle's name: a verdict
+        message = f"{type(error).__name__}: {printable(error, 300)}"
+        return False, [], [Finding(Reason.BAD_TARGET, message, shown)]
     if reason:
-        return False, [f"rerun skipped: {target} is not available here ({reason})"]
-    version = adapter.describe().version
+        return False, [f"rerun skipped: {shown} is not available here ({printable(reason)})"], []
     if recorded.get("version") not in (None, version):
-        return True, [
-            f"rerun: {target} here is version {version}, the bundle's is {recorded.get('version')}"
-        ]
-    return True, []
+        return (
+            True,
+            [
+                f"rerun: {shown} here is version {printable(version)}, the bundle's is "
+                f"{printable(recorded.get('version'), 80)}"
+            ],
+            [],
+        )
+    return True, [], []
 
 
 def rerun_sample(
@@ -70,11 +127,18 @@ def rerun_sample(
     outcomes: Mapping[str, CheckOutcome],
     count: int,
     seed: int | None = None,
+    trusted: bool = False,
+    allowed_plugins: tuple[str, ...] = (),
 ) -> tuple[list[Finding], list[str]]:
+    """``trusted``: the bundle's signature was checked against a trusted key."""
+    refused = refusal(target, trusted, allowed_plugins)
+    if refused is not None:
+        return [refused], []
     recorded = (document.get("targets") or {}).get(target, {})
-    usable, notes = available_here(target, recorded)
-    if not usable or not outcomes:
-        return [], notes
+    recorded = recorded if isinstance(recorded, Mapping) else {}
+    usable, notes, problems = available_here(target, recorded)
+    if problems or not usable or not outcomes:
+        return problems, notes
     seed = secrets.randbelow(2**32) if seed is None else seed
     sample = random.Random(seed).sample(sorted(outcomes), min(count, len(outcomes)))
     index = index_pack(context.pack, target)
@@ -94,7 +158,7 @@ def rerun_sample(
     finally:
         runner.close()
     notes.append(
-        f"rerun: {len(sample)} checks re-executed on {target} here (seed {seed}); "
+        f"rerun: {len(sample)} checks re-executed on {printable(target, 200)} here (seed {seed}); "
         f"{len(sample) - len(found)} agree with the bundle"
     )
     return found, notes

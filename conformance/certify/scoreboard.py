@@ -6,19 +6,37 @@ with the rules they broke. Every figure shown is the verifier's recomputation, n
 own claim: profile outcomes, pass rates per model family, and an interop column counting the
 normative checks (model x artifact x test data set) that pass on every compared target, after
 wpt.fyi's interop view. Performance is shown as measured under the cert-mode rules, not judged.
+
+Who made a bundle is part of what is compared. With a trusted-keys file (submitter -> the
+sha256 fingerprints of that submitter's published keys), a bundle is compared only when it is
+signed by a key listed for the submitter it attests (UNTRUSTED_SIGNER otherwise). Without one,
+bundles are compared but every one is marked "signer not trusted". A bundle counted twice (the
+same file, or another file with the same results.json) is compared once (DUPLICATE_BUNDLE).
 """
 
 from __future__ import annotations
 
+import hashlib
+import re
 import statistics
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from conformance.certify.context import SpecContext
-from conformance.certify.interface import CheckOutcome, Verification
+from conformance.certify.interface import (
+    CertifyUsageError,
+    CheckOutcome,
+    Finding,
+    Reason,
+    Verification,
+)
+from conformance.untrusted import UntrustedInputError, loads_strict_json, printable
+
+MAX_TRUSTED_KEYS_BYTES = 1 << 20
+FINGERPRINT = re.compile(r"^(?:sha256:)?([0-9a-f]{64})$")
 
 
 @dataclass(frozen=True)
@@ -30,6 +48,22 @@ class Entry:
     submitter: str
     system_name: str
     verification: Verification
+    digest: str = ""  # sha256 of the bundle file
+    results_digest: str = ""  # the manifest's sha256 of results.json
+    refusals: tuple[Finding, ...] = ()  # the scoreboard's own rules (trust, duplicates)
+    signer: str = ""  # how the signer was checked, for the verification column
+
+    @property
+    def compared(self) -> bool:
+        return self.verification.verified and not self.refusals
+
+    @property
+    def findings(self) -> tuple[Finding, ...]:
+        return self.verification.findings + self.refusals
+
+    @property
+    def reasons(self) -> tuple[Reason, ...]:
+        return tuple(dict.fromkeys(f.reason for f in self.findings))
 
     @property
     def label(self) -> str:
@@ -85,17 +119,109 @@ class Scoreboard:
     interop_total: Cell
     perf: tuple[PerfRow, ...]
     median_p50_ms: tuple[float | None, ...]  # per compared entry, over the perf rows
+    trusted_keys: bool = False  # compared entries are signed by their submitter's listed key
 
 
 def entry_of(path: Path, verification: Verification) -> Entry:
     system = verification.system
+    files = verification.manifest.get("files")
+    results_digest = files.get("results.json") if isinstance(files, dict) else None
+    try:
+        digest = hashlib.sha256(Path(path).read_bytes()).hexdigest()
+    except OSError:
+        digest = ""
     return Entry(
         str(path),
         verification.target,
         str(system.get("submitter", "")),
         str(system.get("system_name", "")),
         verification,
+        digest,
+        results_digest if isinstance(results_digest, str) else "",
     )
+
+
+TrustedKeys = dict[str, frozenset[str]]
+
+
+def load_trusted_keys(path: Path) -> TrustedKeys:
+    """``{"submitter": ["sha256:<hex>", ...], ...}``: each submitter's published key fingerprints
+    (``conformance keygen`` prints them). CertifyUsageError when the file is not that."""
+    try:
+        data = Path(path).read_bytes()
+    except OSError as error:
+        raise CertifyUsageError(f"cannot read the trusted keys {path}: {error.strerror}") from error
+    try:
+        document = loads_strict_json(data, max_bytes=MAX_TRUSTED_KEYS_BYTES)
+    except UntrustedInputError as error:
+        raise CertifyUsageError(f"{path}: not JSON ({error})") from error
+    shape = 'an object {"submitter": ["sha256:<64 hex>", ...]}'
+    if not isinstance(document, dict):
+        raise CertifyUsageError(f"{path}: the trusted keys must be {shape}")
+    trusted: TrustedKeys = {}
+    for submitter, prints in document.items():
+        if not isinstance(prints, list) or not prints:
+            raise CertifyUsageError(f"{path}: {printable(submitter, 80)!r}: expected {shape}")
+        found = []
+        for value in prints:
+            match = FINGERPRINT.match(value) if isinstance(value, str) else None
+            if match is None:
+                raise CertifyUsageError(
+                    f"{path}: {printable(submitter, 80)!r}: {printable(value, 80)!r} is not a "
+                    "key fingerprint (sha256:<64 lowercase hex>)"
+                )
+            found.append(match.group(1))
+        trusted[submitter] = frozenset(found)
+    return trusted
+
+
+def judge_entries(entries: Sequence[Entry], trusted: TrustedKeys | None) -> list[Entry]:
+    """The scoreboard's own rules on top of verification: signer trust and duplicates."""
+    out: list[Entry] = []
+    seen_files: dict[str, str] = {}
+    seen_results: dict[str, str] = {}
+    for entry in entries:
+        refusals: list[Finding] = []
+        signature = entry.verification.signature
+        if trusted is None:
+            signer = "signer not trusted (no trusted keys given)"
+        elif not (signature.valid and signature.key_sha256):
+            signer = "unsigned"
+            refusals.append(
+                Finding(Reason.UNTRUSTED_SIGNER, "the bundle is not signed", entry.path)
+            )
+        elif signature.key_sha256 not in trusted.get(entry.submitter, frozenset()):
+            signer = f"signed by an unlisted key sha256:{signature.key_sha256[:16]}"
+            refusals.append(
+                Finding(
+                    Reason.UNTRUSTED_SIGNER,
+                    f"signed by key sha256:{signature.key_sha256[:16]}, which the trusted keys do "
+                    f"not list for submitter {printable(entry.submitter, 80)!r}",
+                    entry.path,
+                )
+            )
+        else:
+            signer = f"signed by {printable(entry.submitter, 80)}'s trusted key"
+        if entry.verification.verified:
+            first = seen_files.get(entry.digest) if entry.digest else None
+            first = first or (
+                seen_results.get(entry.results_digest) if entry.results_digest else None
+            )
+            if first is not None:
+                refusals.append(
+                    Finding(
+                        Reason.DUPLICATE_BUNDLE,
+                        f"the same bundle or the same results as {first}: counted once",
+                        entry.path,
+                    )
+                )
+            elif not refusals:
+                if entry.digest:
+                    seen_files[entry.digest] = entry.path
+                if entry.results_digest:
+                    seen_results[entry.results_digest] = entry.path
+        out.append(replace(entry, refusals=tuple(refusals), signer=signer))
+    return out
 
 
 def check_key(check: CheckOutcome) -> tuple[str, str, str]:
@@ -132,7 +258,8 @@ def best_offline(record: dict[str, Any]) -> tuple[float, int] | None:
 
 
 def perf_rows(compared: Sequence[Entry], models: list[str]) -> tuple[PerfRow, ...]:
-    """Cert-mode figures of records that completed (status ok); a model with none anywhere is left out."""
+    """Cert-mode figures of records that completed (status ok); a model with none anywhere is
+    left out."""
     rows = []
     for model in models:
         p50s, offline = [], []
@@ -158,9 +285,12 @@ def median_p50(rows: Sequence[PerfRow], column: int) -> float | None:
     return statistics.median(values) if values else None
 
 
-def build_scoreboard(entries: Sequence[Entry], context: SpecContext) -> Scoreboard:
-    compared = tuple(e for e in entries if e.verification.verified)
-    excluded = tuple(e for e in entries if not e.verification.verified)
+def build_scoreboard(
+    entries: Sequence[Entry], context: SpecContext, trusted: TrustedKeys | None = None
+) -> Scoreboard:
+    judged = judge_entries(entries, trusted)
+    compared = tuple(e for e in judged if e.compared)
+    excluded = tuple(e for e in judged if not e.compared)
     models = [m.name for m in context.pack.models]
     families, interop = family_rows(compared, models)
     profiles = tuple(dict.fromkeys(o.profile for e in compared for o in e.verification.outcomes))
@@ -176,4 +306,5 @@ def build_scoreboard(entries: Sequence[Entry], context: SpecContext) -> Scoreboa
         interop,
         perf,
         tuple(median_p50(perf, column) for column in range(len(compared))),
+        trusted is not None,
     )

@@ -18,10 +18,12 @@ from conformance.certify import keys, schemas, strict_json
 from conformance.certify.bundle import (
     ENVIRONMENT,
     MANIFEST,
+    REPORT,
     REQUIRED_MEMBERS,
     RESULTS,
     SIGNATURE,
     SYSTEM,
+    bundle_report,
     environment_document,
     sha256,
 )
@@ -43,6 +45,7 @@ class VerifyOptions:
     public_key: Path | None = None  # the vendor's published key: the bundle must be signed by it
     rerun: int = 0  # re-execute this many randomly chosen checks (0: none)
     seed: int | None = None
+    allow_plugins: tuple[str, ...] = ()  # plug-in targets --rerun may import (trusted bundles only)
     limits: Limits = field(default_factory=Limits)
 
 
@@ -96,7 +99,10 @@ def check_signature(
 
 
 def check_hashes(
-    members: dict[str, bytes], manifest: dict[str, Any], found: _Found, entries: tuple[str, ...] = ()
+    members: dict[str, bytes],
+    manifest: dict[str, Any],
+    found: _Found,
+    entries: tuple[str, ...] = (),
 ) -> None:
     files = manifest.get("files")
     listed: dict[str, Any] = files if isinstance(files, dict) else {}
@@ -116,6 +122,26 @@ def check_hashes(
     for name in dict.fromkeys([*entries, *members]):  # folders and refused members too
         if name not in listed and name not in (MANIFEST, SIGNATURE):
             found.add(Reason.UNEXPECTED_MEMBER, "not listed in the manifest", name[:200])
+
+
+def check_report(members: dict[str, bytes], results_ok: bool, found: _Found) -> None:
+    """report.html must be the report of results.json: rendered again here and compared."""
+    if REPORT not in members or RESULTS not in members:
+        return  # MISSING_MEMBER comes from the hash stage
+    if not results_ok:
+        found.notes.append("report.html not compared: results.json is unreadable or malformed")
+        return
+    try:
+        expected = bundle_report(members[RESULTS])
+    except (KeyError, TypeError, ValueError, AttributeError, IndexError) as error:
+        found.add(Reason.REPORT_MISMATCH, f"results.json cannot be rendered ({error!r})", REPORT)
+        return
+    if members[REPORT] != expected:
+        found.add(
+            Reason.REPORT_MISMATCH,
+            "is not the report of results.json (rendered again here, it differs)",
+            REPORT,
+        )
 
 
 def check_versions(
@@ -213,6 +239,7 @@ def deep_stages(
     context: SpecContext,
     options: VerifyOptions,
     found: _Found,
+    signature: SignatureStatus,
 ) -> Judged | None:
     """Consistency between members, every check and profile recomputed, the claims, the rerun."""
     try:
@@ -238,7 +265,14 @@ def deep_stages(
         from conformance.certify.rerun import rerun_sample
 
         rerun_found, notes = rerun_sample(
-            results, context, target, judged.check_map, options.rerun, options.seed
+            results,
+            context,
+            target,
+            judged.check_map,
+            options.rerun,
+            options.seed,
+            trusted=signature.valid and signature.trusted and not found.findings,
+            allowed_plugins=options.allow_plugins,
         )
         found.findings += rerun_found
         found.notes += notes
@@ -269,6 +303,7 @@ def verify_bundle(
     if system is not None:
         schema_ok(SYSTEM, system, schemas.SYSTEM, found)
     results_ok = results is not None and schema_ok(RESULTS, results, schemas.RESULTS, found)
+    check_report(members, results_ok, found)
     if manifest_ok:
         check_versions(MANIFEST, manifest["spec_version"], manifest["pack_digest"], context, found)
     if shaped(results):
@@ -282,7 +317,9 @@ def verify_bundle(
     outcomes: tuple[ProfileOutcome, ...] = ()
     checks: tuple[CheckOutcome, ...] = ()
     if manifest_ok and shaped(results):
-        judged = deep_stages(manifest, results, system, environment, context, options, found)
+        judged = deep_stages(
+            manifest, results, system, environment, context, options, found, signature
+        )
         if judged is not None:
             outcomes, checks = judged.outcomes, judged.checks
     else:
