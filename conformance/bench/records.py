@@ -24,14 +24,50 @@ from conformance.bench.cases import BenchCase, BenchEnvironment
 from conformance.bench.guard import GuardRaw, GuardVerdict
 from conformance.bench.rules import BenchRules
 from conformance.bench.scenarios import BatchPart, ColdStart, Series
-from conformance.results import records as vocabulary
-from conformance.results.records import CRASHED, ERROR, SKIPPED, TIMED_OUT
+from conformance.results.records import (
+    BENCH_STATUSES,
+    CRASHED,
+    ERROR,
+    MEASURED,
+    SKIPPED,
+    TIMED_OUT,
+)
 
-# a benchmark that measured; its JSON word is "ok" (results schema 1). Defined with the checks'
-# words in conformance.results.records once it is there.
-MEASURED: str = getattr(vocabulary, "MEASURED", "ok")
-OK = MEASURED  # the former name
-STATUSES = (MEASURED, ERROR, CRASHED, TIMED_OUT, SKIPPED)
+STATUSES = BENCH_STATUSES  # MEASURED ("ok" in JSON), ERROR, CRASHED, TIMED_OUT, SKIPPED
+__all__ = [
+    "CRASHED",
+    "ERROR",
+    "MEASURED",
+    "SKIPPED",
+    "STATUSES",
+    "TIMED_OUT",
+    "BatchPart",
+    "BenchEnvironment",
+    "BenchInputs",
+    "BenchRecord",
+    "ColdStart",
+    "ColdStartFigures",
+    "Figures",
+    "GuardFigures",
+    "GuardRaw",
+    "GuardVerdict",
+    "Histogram",
+    "LoadGenFigures",
+    "OfflineFigures",
+    "Series",
+    "SingleStreamFigures",
+    "Throughput",
+    "base_record",
+    "caching_guard",
+    "cold_start",
+    "folder_name",
+    "latency_figures",
+    "loadgen",
+    "offline",
+    "record_id",
+    "single_stream",
+    "throughput_entry",
+]
 Json: TypeAlias = dict[str, Any]
 
 
