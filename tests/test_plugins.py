@@ -18,7 +18,12 @@ import pytest
 from conformance.pack.layout import read_data_set
 from conformance.targets import all_target_names, get_target
 from conformance.targets.defects import KINDS, DefectTarget
-from conformance.targets.interface import TargetError, TargetUnavailable
+from conformance.targets.interface import (
+    AdapterError,
+    InvalidTargetError,
+    TargetError,
+    TargetUnavailable,
+)
 from conformance.targets.plugins import ENTRY_POINT_GROUP, PluginError, scan_entry_points
 
 REPO = Path(__file__).resolve().parents[1]
@@ -315,3 +320,101 @@ def test_hang_never_returns():
         process.kill()
         process.wait(timeout=30)
         process.stdout.close()
+
+
+# -- adapter contract: options validated for every plug-in, adapter bugs named as such --------
+
+PRETEND = '''
+from pathlib import Path
+
+from conformance.targets.interface import Session, Target, TargetInfo
+
+
+class PretendTarget(Target):
+    """Old style: swallows whatever options it is given and never says so."""
+
+    def __init__(self, name, options):
+        super().__init__(name, {})
+
+    def unavailable_reason(self):
+        return None
+
+    def describe(self):
+        return TargetInfo(self.name, "pretend", "1.0", "cpu")
+
+    def _load(self, model_path: Path) -> Session:
+        raise NotImplementedError
+
+
+class NoRuntimeTarget(PretendTarget):
+    def describe(self):
+        return TargetInfo(self.name, "1.0", "cpu")  # forgot runtime
+
+
+class NotASessionTarget(PretendTarget):
+    def _load(self, model_path):
+        return object()
+
+
+class ForgetfulSession(Session):
+    def __init__(self):
+        pass  # forgot super().__init__(input_names)
+
+    def _run(self, inputs):
+        return []
+
+
+class DictSession(Session):
+    def _run(self, inputs):
+        return {"logits": None}
+'''
+
+
+@pytest.fixture
+def pretend(site):
+    (site / "pretend_runtime.py").write_text(PRETEND)
+    fake_distribution(
+        site,
+        "pretend_vendor",
+        {
+            "pretend": "pretend_runtime:PretendTarget",
+            "noruntime": "pretend_runtime:NoRuntimeTarget",
+        },
+    )
+    yield __import__("pretend_runtime")
+    sys.modules.pop("pretend_runtime", None)
+
+
+def test_plugin_with_an_unknown_option_is_refused(pretend):
+    assert get_target("pretend").options == {}
+    with pytest.raises(InvalidTargetError, match=r"unknown options \['fastmath'\]"):
+        get_target("pretend:fastmath=1")
+    with pytest.raises(InvalidTargetError, match="pretend takes no options"):
+        get_target("pretend:fastmath=1")
+    with pytest.raises(InvalidTargetError, match="acme takes no options"):
+        get_target("acme:fastmath=1")
+
+
+def test_backend_target_with_an_unknown_option_is_invalid(repo_on_path):
+    with pytest.raises(InvalidTargetError, match=r"unknown options \['fastmath'\]; known: device"):
+        get_target(BACKEND + ":fastmath=1")
+
+
+def test_describe_without_a_required_field_is_an_adapter_error(pretend):
+    with pytest.raises(AdapterError) as raised:
+        get_target("noruntime").info()
+    message = str(raised.value)
+    assert "missing 1 required positional argument" in message
+    assert "TargetInfo takes name, runtime, version, device" in message
+    assert get_target("pretend").info().runtime == "pretend"
+
+
+def test_adapter_contract_breaches_are_adapter_errors(pretend):
+    with pytest.raises(AdapterError, match=r"did not call super\(\).__init__\(input_names\)"):
+        pretend.ForgetfulSession().run({})
+    with pytest.raises(AdapterError, match="must return a list of"):
+        pretend.DictSession(["x"]).run({"x": np.zeros(1)})
+    with pytest.raises(AdapterError, match="must return a Session"):
+        pretend.NotASessionTarget("notasession", {}).load(MLP / "model.onnx")
+    # An adapter error is never mistaken for the runtime's own refusal type.
+    assert issubclass(AdapterError, TargetError) and not issubclass(AdapterError, TargetUnavailable)
