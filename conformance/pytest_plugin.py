@@ -92,9 +92,8 @@ class ConformanceState:
             exporters=tuple(config.getoption("conformance_exporters")),
             timeout_s=config.getoption("conformance_timeout_s"),
             results_name=f"results.{worker}.json" if worker else RESULTS_JSON,
+            replace=True,  # every pytest run writes a fresh results file (there is no --resume)
         )
-        # pytest --conformance rewrites its results file on every run (there is no --resume)
-        (request.run_dir / request.results_name).unlink(missing_ok=True)
         self.session = RunSession.open(request)
         self.plans: list[CheckPlan] = self.session.plans
 
@@ -238,10 +237,18 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
     return [*lines, session.pin_warning] if session.pin_warning else lines
 
 
-def pytest_sessionfinish(session: pytest.Session) -> None:
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Write the results: "complete", or "interrupted" when the run stopped early (Ctrl-C,
+    ``-x``); ``--collect-only`` runs nothing and writes nothing."""
     if STATE not in session.config.stash:
         return
     state = session.config.stash[STATE]
+    if session.config.option.collectonly:
+        state.session.close()
+        return
     if not hasattr(session.config, "workerinput"):
         merge_parts(state)
-    state.session.finish("complete")
+    stopped = exitstatus == pytest.ExitCode.INTERRUPTED or bool(
+        session.shouldstop or session.shouldfail
+    )
+    state.session.finish("interrupted" if stopped else "complete")

@@ -141,6 +141,23 @@ def test_collect_only_lists_and_counts_the_items(tmp_path, run):
     assert re.search(rf"^{len(ids)} tests collected", result.stdout, re.M), result.stdout[-500:]
 
 
+def test_collect_only_writes_no_results(tmp_path):
+    result = pytest_conformance(tmp_path, "--collect-only", "-q", "--target", "ort:cpu")
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert not (tmp_path / "out" / "results.json").exists()  # nothing ran: no "complete" run
+
+
+def test_a_rerun_replaces_the_results_and_a_stopped_run_says_interrupted(tmp_path, run):
+    args = ("--target", "defect:noise", *SELECTION)
+    first = pytest_conformance(tmp_path, *args)
+    assert first.returncode == 1, first.stdout[-3000:] + first.stderr[-3000:]
+    assert load_document(tmp_path / "out" / "results.json")["run"]["status"] == "complete"
+    again = pytest_conformance(tmp_path, *args, "-x")  # same folder: a fresh document
+    assert again.returncode == 1, again.stdout[-3000:] + again.stderr[-3000:]
+    document = load_document(tmp_path / "out" / "results.json")
+    assert document["run"]["status"] == "interrupted" and len(document["checks"]) == 1
+
+
 def test_markers_select_model_exporter_and_target_exactly(tmp_path):
     strict = ("--collect-only", "-q", "--strict-markers", "-W", "error")
     targets = ("--target", "ort:cpu", "--target", "reference")
