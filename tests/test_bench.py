@@ -137,6 +137,13 @@ def test_rules_both_modes_and_dev_is_short():
     assert dev.in_force("Nonesuch") == dev.common_in_force()  # a name a bundle may carry
     with pytest.raises(RulesError):
         parse_rules(load_json("benchmarks.json"), "fast")
+    document = json.loads(json.dumps(load_json("benchmarks.json")))
+    document["modes"]["dev"]["loadgen"]["offline_batch"] = 8.5  # LoadGen takes whole numbers
+    with pytest.raises(RulesError, match="offline_batch"):
+        parse_rules(document, "dev")
+    spec_loadgen = load_json("benchmarks.json")["modes"]["dev"]["loadgen"]
+    # the rules a record carries read as the spec's, ints as ints, in the spec's order
+    assert json.dumps(dev.in_force("LoadGen-Server")["loadgen"]) == json.dumps(spec_loadgen)
 
 
 def test_inputs_rotate_over_distinct_buffers(pack):
@@ -484,7 +491,7 @@ def test_loadgen_runs_record_their_result_with_logs_beside_the_results(pack, tmp
     assert loadgen["LoadGen-Server"].figures.loadgen["settings"]["server_target_qps"] > 0
     assert (
         loadgen["LoadGen-Offline"].figures.throughput[0].batch
-        == load_rules("dev").loadgen["offline_batch"]
+        == load_rules("dev").loadgen.offline_batch
     )
     validate_document(load_document(tmp_path / "results.json"))
 

@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 
 from conformance.bench.inputs import Feeds
+from conformance.bench.rules import LoadGenRules
 from conformance.targets.interface import Session
 
 SUMMARY, DETAIL = "mlperf_log_summary.txt", "mlperf_log_detail.txt"
@@ -95,30 +96,28 @@ def calibrate(session: Session, pool: list[Feeds], offline_batch: int) -> dict[s
 
 
 def settings_for(
-    scenario: str, rules: dict[str, Any], calibration: dict[str, float]
+    scenario: str, rules: LoadGenRules, calibration: dict[str, float]
 ) -> dict[str, Any]:
     """The TestSettings values we choose (recorded with the result)."""
     chosen: dict[str, Any] = {
         "scenario": scenario,
         "mode": "PerformanceOnly",
-        "min_duration_ms": int(rules["min_duration_ms"]),
+        "min_duration_ms": rules.min_duration_ms,
     }
     if scenario == "Offline":
-        chosen["offline_expected_qps"] = (
-            rules["offline_qps_headroom"] * calibration["samples_per_s"]
-        )
-        chosen["min_query_count"] = int(rules["offline_min_query_count"])
+        chosen["offline_expected_qps"] = rules.offline_qps_headroom * calibration["samples_per_s"]
+        chosen["min_query_count"] = rules.offline_min_query_count
     else:
         chosen["server_target_qps"] = min(
-            rules["server_max_qps"], rules["server_load_fraction"] / calibration["p50_s"]
+            rules.server_max_qps, rules.server_load_fraction / calibration["p50_s"]
         )
         latency_ms = max(
-            rules["server_target_latency_ms"],
-            rules["server_latency_factor"] * calibration["p99_s"] * 1e3,
+            rules.server_target_latency_ms,
+            rules.server_latency_factor * calibration["p99_s"] * 1e3,
         )
         chosen["server_target_latency_ns"] = int(latency_ms * 1e6)
-        chosen["server_target_latency_percentile"] = rules["server_target_percentile"]
-        chosen["min_query_count"] = int(rules["server_min_query_count"])
+        chosen["server_target_latency_percentile"] = rules.server_target_percentile
+        chosen["min_query_count"] = rules.server_min_query_count
     return chosen
 
 
@@ -179,7 +178,7 @@ def _start_test(
     session: Session,
     pool: list[Feeds],
     chosen: dict[str, Any],
-    rules: dict[str, Any],
+    rules: LoadGenRules,
     log_dir: Path,
 ) -> float:
     """One LoadGen test; returns its wall time. Only the summary and detail logs are kept."""
@@ -188,8 +187,8 @@ def _start_test(
     log_settings.log_output.outdir = str(log_dir)
     log_settings.log_output.copy_summary_to_stdout = False
     sut_class = _OfflineSut if chosen["scenario"] == "Offline" else _ServerSut
-    sut = sut_class(lg, session, pool, int(rules["offline_batch"]))
-    count = min(int(rules["performance_sample_count"]), len(pool))
+    sut = sut_class(lg, session, pool, rules.offline_batch)
+    count = min(rules.performance_sample_count, len(pool))
     handle_sut = lg.ConstructSUT(sut.issue, sut.flush)
     handle_qsl = lg.ConstructQSL(len(pool), count, lambda indices: None, lambda indices: None)
     started = time.perf_counter()
@@ -212,7 +211,7 @@ def probe_offline(
     lg,
     session: Session,
     pool: list[Feeds],
-    rules: dict[str, Any],
+    rules: LoadGenRules,
     calibration: dict[str, float],
     log_dir: Path,
 ) -> float:
@@ -221,7 +220,7 @@ def probe_offline(
     chosen = {
         "scenario": "Offline",
         "mode": "PerformanceOnly",
-        "min_duration_ms": int(rules["offline_probe_ms"]),
+        "min_duration_ms": rules.offline_probe_ms,
         "offline_expected_qps": calibration["samples_per_s"],
         "min_query_count": 1,
     }
@@ -234,16 +233,16 @@ def probe_offline(
 
 
 def run_loadgen(
-    session: Session, pool: list[Feeds], scenario: str, rules: dict[str, Any], log_dir: Path
+    session: Session, pool: list[Feeds], scenario: str, rules: LoadGenRules, log_dir: Path
 ) -> dict[str, Any]:
     """Run one LoadGen scenario ("Offline" or "Server"): the record's ``loadgen`` section."""
     lg = _lg()
-    calibration = calibrate(session, pool, int(rules["offline_batch"]))
+    calibration = calibrate(session, pool, rules.offline_batch)
     if scenario == "Offline":
         calibration["samples_per_s"] = probe_offline(lg, session, pool, rules, calibration, log_dir)
     chosen = settings_for(scenario, rules, calibration)
     duration_s = _start_test(lg, session, pool, chosen, rules, log_dir)
-    sut_batch = int(rules["offline_batch"]) if scenario == "Offline" else 1
+    sut_batch = rules.offline_batch if scenario == "Offline" else 1
     return {
         **parse_logs(log_dir),
         "duration_s": duration_s,

@@ -215,7 +215,7 @@ _ENTRIES: tuple[Scenario[Any], ...] = (
             measure=_loadgen(kind),
             record=lambda base, raw, rules, run_dir: records.loadgen(base, raw, run_dir),
             show=_show_ok,
-            rules_section=lambda rules: ("loadgen", dict(rules.loadgen)),
+            rules_section=lambda rules: ("loadgen", asdict(rules.loadgen)),
             loadgen=True,
             writes_logs=True,
         )

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from typing import Any
 
 from conformance.bench.stats import PERCENTILES
@@ -56,6 +56,34 @@ class GuardRules:
 
 
 @dataclass(frozen=True)
+class LoadGenRules:
+    """MLPerf LoadGen's settings (conformance.bench.loadgen says how each is used); values as
+    spec/benchmarks.json gives them, so the rules a record carries read as the spec's."""
+
+    min_duration_ms: int
+    offline_batch: int
+    offline_min_query_count: int
+    offline_qps_headroom: float
+    offline_probe_ms: int
+    server_min_query_count: int
+    server_load_fraction: float
+    server_max_qps: float
+    server_target_latency_ms: float
+    server_latency_factor: float
+    server_target_percentile: float
+    performance_sample_count: int
+
+    def __post_init__(self) -> None:
+        for item in fields(self):
+            value = getattr(self, item.name)
+            wanted = (int,) if item.type == "int" else (int, float)
+            if isinstance(value, bool) or not isinstance(value, wanted):
+                raise TypeError(
+                    f"loadgen.{item.name} must be a number ({item.type}), not {value!r}"
+                )
+
+
+@dataclass(frozen=True)
 class BenchRules:
     mode: str
     rules_version: str
@@ -67,7 +95,7 @@ class BenchRules:
     single_stream: SeriesRules
     offline: OfflineRules
     caching_guard: GuardRules
-    loadgen: dict[str, Any]
+    loadgen: LoadGenRules
     early_stopping_min_queries: dict[str, int]
     default_exporters: tuple[str, ...]
 
@@ -139,7 +167,7 @@ def parse_rules(document: dict[str, Any], mode: str) -> BenchRules:
             single_stream=_series(data["single_stream"]),
             offline=_offline(data["offline"]),
             caching_guard=GuardRules(**data["caching_guard"]),
-            loadgen=dict(data["loadgen"]),
+            loadgen=LoadGenRules(**data["loadgen"]),
             early_stopping_min_queries={
                 p: int(document["early_stopping_min_queries"][p]) for p in PERCENTILES
             },
