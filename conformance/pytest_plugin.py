@@ -1,4 +1,4 @@
-"""The conformance checks as pytest items: glue only; the engine does the work.
+"""The conformance checks as pytest items: glue only; the run session does the work.
 
 ``pytest --conformance [--target T ...]`` collects one collector per target and, under it, one
 item per check, named by the check's id in results.json::
@@ -32,7 +32,7 @@ from conformance.options import add_pytest_options
 from conformance.results.document import RESULTS_JSON, load_document
 from conformance.results.records import EXPORTER, PASSED, SKIPPED, CheckRecord
 from conformance.run.plan import CheckPlan
-from conformance.run.session import RunInputError, RunRequest, RunSession
+from conformance.run.session import REPORTS_DIR, RunInputError, RunRequest, RunSession
 from conformance.spec import PACK_DIR
 
 STATE = pytest.StashKey["ConformanceState"]()
@@ -74,8 +74,8 @@ def pytest_addoption(parser: pytest.Parser, pluginmanager: pytest.PytestPluginMa
     )
     group.addoption(
         "--conformance-out",
-        default="reports/pytest",
-        help="run folder for results.json (default: reports/pytest)",
+        default=str(REPORTS_DIR / "pytest"),
+        help=f"run folder for results.json (default: {REPORTS_DIR / 'pytest'})",
     )
 
 

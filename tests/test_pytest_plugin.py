@@ -95,6 +95,12 @@ def test_node_ids_have_a_target_parent_and_junit_a_classname(run):
     assert "::" not in " ".join(id.split("::")[0] for id in ids)  # never a leading "::"
 
 
+def test_the_header_names_the_pack_and_the_results_file(run):
+    header = [line for line in run["result"].stdout.splitlines() if line.startswith("conformance:")]
+    assert len(header) == 1 and "conformance: pack " in header[0]
+    assert header[0].endswith("results.json")
+
+
 def test_a_failure_says_why_in_one_line_with_readable_margins(run):
     stdout = run["result"].stdout
     failed = [line for line in stdout.splitlines() if line.startswith("FAILED ")]
