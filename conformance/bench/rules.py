@@ -11,17 +11,8 @@ from conformance.spec import load_json
 RULES_JSON = "benchmarks.json"
 MODES = ("dev", "cert")
 
+# the scenario names are the registry's (conformance.bench.registry.SCENARIOS)
 __all__ = ["MODES", "PERCENTILES", "BenchRules", "RulesError", "load_rules", "parse_rules"]
-
-
-def __getattr__(name: str) -> object:
-    """Scenario names live in the registry (conformance.bench.registry); kept here for callers
-    that have not moved yet."""
-    if name in ("SCENARIOS", "LOADGEN_SCENARIOS"):
-        from conformance.bench import registry
-
-        return getattr(registry, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 class RulesError(ValueError):
