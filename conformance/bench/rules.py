@@ -12,7 +12,19 @@ RULES_JSON = "benchmarks.json"
 MODES = ("dev", "cert")
 
 # the scenario names are the registry's (conformance.bench.registry.SCENARIOS)
-__all__ = ["MODES", "PERCENTILES", "BenchRules", "RulesError", "load_rules", "parse_rules"]
+__all__ = [
+    "MODES",
+    "PERCENTILES",
+    "RULES_JSON",
+    "BenchRules",
+    "GuardRules",
+    "LoadGenRules",
+    "OfflineRules",
+    "RulesError",
+    "SeriesRules",
+    "load_rules",
+    "parse_rules",
+]
 
 
 class RulesError(ValueError):
