@@ -83,10 +83,6 @@ class TargetName:
         """The base name's parts: ("ort", "cpu")."""
         return tuple(self.base.split(":"))
 
-    def __getitem__(self, index: int) -> Any:
-        # Transitional: the old parser returned (base, options); callers now use the fields.
-        return (self.base, dict(self.options))[index]
-
 
 def parse_target_name(name: str) -> TargetName:
     """The one parser of target names: ``base[:base...][:key=value...]``.

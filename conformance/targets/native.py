@@ -163,8 +163,3 @@ class TfTarget(NativeTarget):
             ]
 
         return forward
-
-
-# Transitional, for callers that still read the table (engine.py until it asks the target):
-# base name's first part -> the exporter whose test data a native target borrows.
-DATA_FROM_EXPORTER = {"torch": TorchTarget.borrows, "tf": TfTarget.borrows}
