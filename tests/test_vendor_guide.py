@@ -254,3 +254,19 @@ def test_a_session_that_forgets_super_init_is_an_adapter_error(tmp_path: Path):
         # Said as the adapter's bug, with the fix; never "AttributeError" from the runtime.
         assert "did not call super().__init__(input_names)" in problems, problems
         assert "AttributeError" not in problems, problems
+
+
+def test_a_target_info_without_runtime_is_one_line_naming_the_fields(tmp_path: Path):
+    site = broken_adapter(tmp_path, '            runtime="acme",\n', "")
+    run_dir = tmp_path / "run"
+    result = conformance(
+        ["run", "--target", "acme", "--model", "mlp", "--out", str(run_dir)], tmp_path, site
+    )
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "Traceback" not in result.stderr, result.stderr[-3000:]
+    (line,) = [line for line in result.stderr.splitlines() if "TargetInfo" in line]
+    assert "missing 1 required positional argument: 'runtime'" in line
+    assert "TargetInfo takes name, runtime, version, device" in line
+    assert not (run_dir / "results.json").exists() or not json.loads(
+        (run_dir / "results.json").read_text()
+    ).get("checks")
