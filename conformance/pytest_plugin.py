@@ -37,6 +37,7 @@ from conformance.spec import PACK_DIR
 
 STATE = pytest.StashKey["ConformanceState"]()
 ROOT = "conformance"  # node ids: conformance/<target>::<check id>
+PARTS = "results.gw*.json"  # pytest-xdist workers' part files, merged by the controller
 
 
 def marker_name(kind: str, value: str) -> str:
@@ -96,6 +97,9 @@ class ConformanceState:
         )
         self.session = RunSession.open(request)
         self.plans: list[CheckPlan] = self.session.plans
+        if not worker:  # before any worker starts: no part file of an earlier run gets merged
+            for part in self.session.run_dir.glob(PARTS):
+                part.unlink()
 
     def available(self) -> list[str]:
         return [name for name, target in self.session.targets.items() if target.available]
@@ -222,7 +226,7 @@ def merge_parts(state: ConformanceState) -> None:
     """Controller side: collect worker part files (if any) and write results.json in plan order."""
     document = state.session.document
     checks = {c["id"]: c for c in document["checks"]}
-    for part in sorted(state.session.run_dir.glob("results.gw*.json")):
+    for part in sorted(state.session.run_dir.glob(PARTS)):
         checks.update({c["id"]: c for c in load_document(part)["checks"]})
         part.unlink()
     order = {plan.check_id: i for i, plan in enumerate(state.plans)}

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ast
 import importlib.util
+import json
 import os
 import re
 import subprocess
@@ -162,6 +163,20 @@ def test_a_rerun_replaces_the_results_and_a_stopped_run_says_interrupted(tmp_pat
     assert again.returncode == 1, again.stdout[-3000:] + again.stderr[-3000:]
     document = load_document(tmp_path / "out" / "results.json")
     assert document["run"]["status"] == "interrupted" and len(document["checks"]) == 1
+
+
+def test_a_part_file_left_by_an_earlier_run_is_not_merged(tmp_path, run):
+    (tmp_path / "out").mkdir()
+    stale = {**run["document"]["checks"][0], "id": "stale-check-of-an-earlier-run"}
+    (tmp_path / "out" / "results.gw7.json").write_text(json.dumps({"checks": [stale]}))
+    result = pytest_conformance(tmp_path, "--target", "ort:cpu", *SELECTION)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    document = load_document(tmp_path / "out" / "results.json")
+    assert [c["id"] for c in document["checks"]] == [
+        "mlp-torch-script-batch1-ort:cpu",
+        "mlp-torch-script-batch4-ort:cpu",
+    ]
+    assert not (tmp_path / "out" / "results.gw7.json").exists()
 
 
 def test_markers_select_model_exporter_and_target_exactly(tmp_path):
