@@ -13,6 +13,7 @@ handle (it records the run as interrupted and closes its children), so the child
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import os
 import re
@@ -21,7 +22,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
@@ -37,6 +38,31 @@ STDERR_LIMIT_CHARS = 20_000
 # How often a child looks whether its parent is still there.
 ORPHAN_POLL_S = 0.5
 _SGR = re.compile(r"\x1b\[[0-9;]*m")  # colour codes (ORT's red [E:onnxruntime:...] lines)
+
+
+@contextlib.contextmanager
+def native_stderr_captured() -> Iterator[list[str]]:
+    """For the block, file descriptor 2 goes to a temporary file: what native code in this
+    process writes on stderr (TensorFlow's absl start-up lines, which ignore
+    TF_CPP_MIN_LOG_LEVEL) stays off the terminal. The list yielded holds the captured text
+    once the block is left (also when it raised), for the caller to keep in a log file.
+
+    For code that must run in the CLI's own process (importing TensorFlow to list its GPUs,
+    a live re-export); a target's checks run in a child whose output is captured anyway.
+    """
+    captured: list[str] = []
+    _flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as capture:
+        os.dup2(capture.fileno(), 2)
+        try:
+            yield captured
+        finally:
+            _flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+            capture.seek(0)
+            captured.append(_SGR.sub("", capture.read().decode("utf-8", errors="replace")))
 
 
 class ChildCrashed(TargetError):

@@ -4,6 +4,7 @@ children and real runtimes (ort:cpu, the defect:crash and defect:hang controls).
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import signal
@@ -296,3 +297,31 @@ def test_progress_escapes_its_detail_and_draws_a_bar_on_a_terminal(tmp_path):
     assert "\x1b" not in drawn and "forged" in drawn
     assert drawn.count("\r") == 3 and drawn.endswith("\n")
     assert "checks [" + "#" * 12 + "-" * 12 + "] 2/4" in drawn
+
+
+def test_native_stderr_in_the_clis_own_process_is_captured_for_the_block_only(tmp_path):
+    """TensorFlow's absl start-up lines ignore TF_CPP_MIN_LOG_LEVEL: importing it under
+    native_stderr_captured keeps them off the terminal and hands them to the caller."""
+    tensorflow = importlib.util.find_spec("tensorflow") is not None
+    parent = run_script(
+        tmp_path,
+        f"""
+        import json, os
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+        from conformance.isolation import native_stderr_captured
+
+        with native_stderr_captured() as captured:
+            os.write(2, b"native chatter\\n")
+            if {tensorflow!r}:
+                import tensorflow
+        os.write(2, b"after the block\\n")
+        print(json.dumps(captured))
+        """,
+    )
+    out, err = parent.communicate(timeout=BOUND_S * 3)
+    assert parent.returncode == 0, err[-3000:]
+    assert err == "after the block\n"
+    (captured,) = json.loads(out)
+    assert captured.startswith("native chatter\n")
+    if tensorflow:
+        assert "absl" in captured or "I0000" in captured  # it did print, and was captured
