@@ -17,7 +17,7 @@ import pytest
 
 from conformance.pack.layout import read_data_set
 from conformance.targets import all_target_names, get_target
-from conformance.targets.defects import KINDS, DefectTarget
+from conformance.targets.defects import KINDS, MARKERS_ENV, DefectTarget
 from conformance.targets.interface import (
     AdapterError,
     InvalidTargetError,
@@ -303,23 +303,29 @@ def test_crash_aborts_the_process():
     assert result.stdout.split() == ["running"]  # died inside run, no exception, no return
 
 
-def test_hang_never_returns():
+def test_hang_never_returns(tmp_path):
     process = subprocess.Popen(
         child("hang"),
         cwd=REPO,
-        env=child_env(),
+        env={**child_env(), MARKERS_ENV: str(tmp_path)},
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
         text=True,
     )
+    running = tmp_path / "hang.running"  # touched by the control as it enters run
     try:
-        assert process.stdout.readline().strip() == "running"
+        deadline = time.monotonic() + 120
+        while not running.exists() and process.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert running.exists(), f"run never began (exit code {process.poll()})"
         time.sleep(1.0)
         assert process.poll() is None
     finally:
         process.kill()
         process.wait(timeout=30)
+        printed = process.stdout.read()  # the process is gone: read() ends
         process.stdout.close()
+    assert printed.split() == ["running"]  # inside run, never returned
 
 
 # -- adapter contract: options validated for every plug-in, adapter bugs named as such --------

@@ -360,3 +360,19 @@ def test_iree_compile_failure_names_a_kept_mlir(tmp_path: Path, monkeypatch):
         assert "onnx.Col2Im" in path.read_text()
     kept = tmp_path / "artifacts" / "iree" / "llvm-cpu" / "col2im" / "handmade" / "model.mlir"
     assert kept in named
+
+
+def test_targets_command_lists_every_option_and_keeps_runtime_noise_off_the_terminal():
+    result = subprocess.run(
+        [sys.executable, "-m", "conformance", "targets"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    # TensorFlow's absl start-up lines (imported to list tf:gpu) ignore TF_CPP_MIN_LOG_LEVEL.
+    assert "absl" not in result.stderr and "I0000" not in result.stderr, result.stderr[-3000:]
+    for name in BUILTIN_TARGETS:
+        assert re.search(rf"^{re.escape(name)}\s+(available|unavailable: )", result.stdout, re.M)
+    for option in {o for name in BUILTIN_TARGETS for o in declared_options(name)}:
+        assert re.search(rf"^\s+{option}=: ", result.stdout, re.M), option

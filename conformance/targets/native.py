@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable, Mapping
+import sys
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -119,9 +121,29 @@ class TorchTarget(NativeTarget):
         return forward
 
 
+@contextmanager
+def _native_stderr_silenced() -> Iterator[None]:
+    """File descriptor 2 goes to /dev/null for the block: absl's pre-init lines ("WARNING: All
+    log messages before absl::InitializeLog()", "I0000 ... cudart_stub.cc") ignore
+    TF_CPP_MIN_LOG_LEVEL and would reach the terminal of ``conformance targets``. Python
+    exceptions are unaffected (they carry their own message)."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "wb") as null:
+            os.dup2(null.fileno(), 2)
+            yield
+    finally:
+        sys.stderr.flush()
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
 def import_tensorflow():
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # TensorFlow's C++ start-up chatter
-    import tensorflow
+    with _native_stderr_silenced():
+        import keras  # noqa: F401 - its import logs a CPU-feature line: keep it in the block
+        import tensorflow
 
     return tensorflow
 
