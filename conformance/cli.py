@@ -131,11 +131,9 @@ def pack_verify(pack_dir: Path) -> None:
 @main.command("targets")
 def targets_command() -> None:
     """List every target: available here, or why not."""
-    from conformance.targets import all_target_names, get_target
+    from conformance.targets import listing, render_listing
 
-    for name in all_target_names():
-        reason = get_target(name).unavailable_reason()
-        click.echo(f"{name:24s} {'available' if not reason else 'unavailable: ' + reason}")
+    click.echo(render_listing(listing()))
 
 
 def latest_unfinished_run(reports: Path) -> Path | None:

@@ -1,4 +1,4 @@
-"""Certification profiles (spec/profiles.json): what each requires, and its verdict from check outcomes.
+"""Certification profiles (spec/profiles.json): what each requires, and its outcome from checks.
 
 A profile names checks (models x artifacts x test data sets at one precision) and/or benchmark
 records (models x scenarios in one benchmark mode). Certify runs exactly that; verify derives
@@ -19,11 +19,12 @@ from conformance.certify.interface import (
     CheckOutcome,
     ProfileOutcome,
 )
-from conformance.checks import exporter_at_fault
-from conformance.pack.load import Artifact, Pack, PackModel, TestDataSet
-from conformance.results.records import check_id
+from conformance.pack.load import Artifact, Pack, PackModel
+from conformance.results.profile import Outcome, ProfileStatus, apply_rule
+from conformance.run.plan import DEFAULT_PRECISION, CheckPlan, runnable_checks
 from conformance.spec import load_json
 
+CONFORMANT, NOT_RUN = ProfileStatus.CONFORMANT, ProfileStatus.NOT_RUN
 PROFILES_JSON = "profiles.json"
 EVERY = "*"
 EXAMPLES = 6  # failing checks named in a "not certified" reason
@@ -53,13 +54,9 @@ class Profile:
     benchmarks: BenchmarkRequirement | None = None
 
 
-@dataclass(frozen=True)
-class RequiredCheck:
-    check_id: str
-    model: PackModel
-    artifact: Artifact
-    data_set: TestDataSet
-    normative: bool  # exporter-clean: counted for or against the runtime
+# A check a profile requires is a check plan: its id, model, artifact, data set, precision, and
+# whether it is normative (exporter-clean: counted for or against the runtime).
+RequiredCheck = CheckPlan
 
 
 def _names(value: Any) -> tuple[str, ...] | None:
@@ -83,7 +80,7 @@ def parse_profile(name: str, data: Mapping[str, Any]) -> Profile:
             checks=CheckRequirement(
                 _names(checks.get("models")),
                 _names(checks.get("exporters")),
-                str(checks.get("precision", "fp32")),
+                str(checks.get("precision", DEFAULT_PRECISION)),
             )
             if checks
             else None,
@@ -124,27 +121,16 @@ def models_of(pack: Pack, wanted: tuple[str, ...] | None) -> list[PackModel]:
 
 
 def runnable(artifact: Artifact) -> bool:
-    return "outputs" in artifact.record and artifact.exists
+    return artifact.runnable
 
 
 def required_checks(pack: Pack, profile: Profile, target: str) -> list[RequiredCheck]:
-    """Every check the profile requires of ``target``, in pack order (none for a benchmarks-only profile)."""
+    """Every check the profile requires of ``target``, in pack order (none for a benchmarks-only
+    profile): the runnable checks of its selection, at its precision."""
     need = profile.checks
     if need is None:
         return []
-    return [
-        RequiredCheck(
-            check_id(model.name, artifact.exporter, data_set.label, target),
-            model,
-            artifact,
-            data_set,
-            normative=not exporter_at_fault(artifact, data_set.index),
-        )
-        for model in models_of(pack, need.models)
-        for artifact in model.artifacts
-        if runnable(artifact) and (need.exporters is None or artifact.exporter in need.exporters)
-        for data_set in model.data_sets
-    ]
+    return runnable_checks(pack, target, need.models, need.exporters, need.precision)
 
 
 def _examples(ids: list[str]) -> str:
@@ -155,23 +141,35 @@ def _examples(ids: list[str]) -> str:
 def checks_outcome(
     profile: Profile, required: list[RequiredCheck], outcomes: Mapping[str, CheckOutcome]
 ) -> ProfileOutcome:
-    """Certified when every normative required check is present and passes (recomputed)."""
+    """Certified when the profile rule (results/profile.py) finds the target conformant on the
+    recomputed outcomes: every normative required check present and passed."""
+    rule = apply_rule(
+        (
+            Outcome(o.check_id, o.passed, o.normative, o.verdict)
+            for o in outcomes.values()
+            if o.check_id in {r.check_id for r in required}
+        ),
+        [r.check_id for r in required],
+    )
     normative = [r for r in required if r.normative]
-    missing = [r.check_id for r in required if r.check_id not in outcomes]
-    failing = [r for r in normative if r.check_id in outcomes and not outcomes[r.check_id].passed]
-    passed = sum(1 for r in normative if r.check_id in outcomes and outcomes[r.check_id].passed)
+    against = {o.check_id for o in (*rule.failing, *rule.not_assessed)}
+    failing = [r for r in normative if r.check_id in against]
     reasons = []
-    if missing:
-        reasons.append(f"{len(missing)} required checks missing: {_examples(missing)}")
+    if rule.missing:
+        reasons.append(
+            f"{len(rule.missing)} required checks missing: {_examples(list(rule.missing))}"
+        )
     if failing:
         by_artifact = Counter(f"{r.model.name}/{r.artifact.exporter}" for r in failing)
         groups = [f"{name} ({n})" for name, n in by_artifact.most_common()]
         kinds = Counter(outcomes[r.check_id].verdict for r in failing)
         reasons.append(
-            f"{len(failing)} of {len(normative)} normative checks did not pass on the runtime's account "
-            f"({', '.join(f'{n} {v}' for v, n in kinds.most_common())}): {_examples(groups)}"
+            f"{len(failing)} of {len(normative)} normative checks did not pass on the runtime's "
+            f"account ({', '.join(f'{n} {v}' for v, n in kinds.most_common())}): "
+            f"{_examples(groups)}"
         )
-    status = NOT_CERTIFIED if reasons else CERTIFIED
+    # a profile that requires no check of this pack has nothing against it (NOT_RUN)
+    status = CERTIFIED if rule.status in (CONFORMANT, NOT_RUN) else NOT_CERTIFIED
     return ProfileOutcome(
-        profile.name, status, tuple(reasons), required=len(normative), passed=passed
+        profile.name, status, tuple(reasons), required=len(normative), passed=rule.passed
     )

@@ -20,32 +20,21 @@ import numpy as np
 
 from conformance.certify.figures import stats_findings
 from conformance.certify.interface import CheckOutcome, Finding, Reason
-from conformance.certify.profiles import RequiredCheck, runnable
-from conformance.checks import exporter_at_fault
+from conformance.certify.profiles import RequiredCheck
 from conformance.compare.tolerance import tolerance_for
 from conformance.pack.load import Pack
-from conformance.results.records import NOT_PASSED, PASSED, check_id
+from conformance.results.records import ADAPTER, EXPORTER, NOT_PASSED, PASSED, TARGET
+from conformance.run.plan import DEFAULT_PRECISION, runnable_checks
 
 ANSWERED = ("passed", "failed")  # verdicts that carry figures
 
 
-def index_pack(pack: Pack, target: str, precision: str = "fp32") -> dict[str, RequiredCheck]:
-    """check id -> what the pack says about it, for every runnable check of ``target``."""
-    index = {}
-    for model in pack.models:
-        for artifact in model.artifacts:
-            if not runnable(artifact):
-                continue
-            for data_set in model.data_sets:
-                cid = check_id(model.name, artifact.exporter, data_set.label, target)
-                index[cid] = RequiredCheck(
-                    cid,
-                    model,
-                    artifact,
-                    data_set,
-                    normative=not exporter_at_fault(artifact, data_set.index),
-                )
-    return index
+def index_pack(
+    pack: Pack, target: str, precision: str = DEFAULT_PRECISION
+) -> dict[str, RequiredCheck]:
+    """check id -> what the pack says about it, for every runnable check of ``target`` at
+    ``precision`` (the plan of the whole pack: conformance.run.plan)."""
+    return {plan.check_id: plan for plan in runnable_checks(pack, target, precision=precision)}
 
 
 def _float(value: Any) -> float:
@@ -56,7 +45,8 @@ def _float(value: Any) -> float:
 def values_findings(
     record: dict[str, Any], where: RequiredCheck, precision: str
 ) -> tuple[list[Finding], float]:
-    """The figures of every output against each other and the goldens; returns the recomputed margin."""
+    """The figures of every output against each other and the goldens; returns the recomputed
+    margin."""
     cid = record["id"]
     tolerance = tolerance_for(precision, where.model.name, where.model.record["tolerance_class"])
     found = []
@@ -132,7 +122,10 @@ def side_checks_pass(
 
 
 def recompute_check(
-    record: dict[str, Any], where: RequiredCheck, deterministic: bool, precision: str = "fp32"
+    record: dict[str, Any],
+    where: RequiredCheck,
+    deterministic: bool,
+    precision: str = DEFAULT_PRECISION,
 ) -> tuple[list[Finding], CheckOutcome]:
     cid = record["id"]
     verdict = record["verdict"]
@@ -161,8 +154,10 @@ def recompute_check(
             )
         )
     if verdict in NOT_PASSED:
-        attributed = "target" if where.normative else "exporter"
-        if record.get("attributed_to") != attributed:
+        attributed = TARGET if where.normative else EXPORTER
+        # an adapter's contract error is on the vendor's side, as a runtime finding is
+        allowed = (TARGET, ADAPTER) if where.normative else (EXPORTER,)
+        if record.get("attributed_to") not in allowed:
             found.append(
                 Finding(
                     Reason.ATTRIBUTION_MISMATCH,
@@ -210,7 +205,7 @@ def identity_findings(record: dict[str, Any], where: RequiredCheck) -> list[Find
 
 
 def recompute_checks(
-    document: Mapping[str, Any], pack: Pack, target: str, precision: str = "fp32"
+    document: Mapping[str, Any], pack: Pack, target: str, precision: str = DEFAULT_PRECISION
 ) -> tuple[list[Finding], dict[str, CheckOutcome]]:
     """Every check of the results for ``target``: findings, and check id -> recomputed outcome."""
     index = index_pack(pack, target, precision)

@@ -12,22 +12,29 @@ runtime. A run of a selection of the pack says so, since certification needs eve
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from conformance.results.records import NOT_PASSED, SKIPPED, VERDICTS, CheckRecord
+from conformance.results.metadata import Selection, TargetDescription
+from conformance.results.profile import Outcome, ProfileStatus, apply_rule
+from conformance.results.records import (
+    EXPORTER,
+    NOT_PASSED,
+    SKIPPED,
+    VERDICTS,
+    CheckRecord,
+    SkipKind,
+)
 
 CORE_PROFILE = "core"
-# Prefixes of the skip reasons the engine writes.
-ARTIFACT_ABSENT = "no runnable artifact"
-TARGET_UNAVAILABLE = "target unavailable"
 NEGATIVE_CONTROL_PREFIX = "defect:"
 
 CONFORMANT, NOT_CONFORMANT, INCOMPLETE, NOT_RUN = (
-    "conformant",
-    "not conformant",
-    "incomplete",
-    "not run",
+    ProfileStatus.CONFORMANT,
+    ProfileStatus.NOT_CONFORMANT,
+    ProfileStatus.INCOMPLETE,
+    ProfileStatus.NOT_RUN,
 )
 
 
@@ -55,46 +62,54 @@ class TargetVerdict:
 
     @property
     def total(self) -> int:
-        return sum(self.counts.values())
+        return sum(self.counts.values()) + self.exporter_findings
 
 
-def describe(info: dict[str, Any]) -> str:
+def describe(info: Mapping[str, Any] | TargetDescription, name: str = "") -> str:
+    if isinstance(info, TargetDescription):
+        return info.describe()
     if not info:
         return "not described in the results file"
-    if not info.get("available", False):
-        return f"unavailable: {info.get('reason', 'no reason given')}"
-    return f"{info.get('runtime', '?')} {info.get('version', '?')} on {info.get('device', '?')}"
+    return TargetDescription.from_dict(name, info).describe()
 
 
-def partial(selection: dict[str, Any] | None) -> str:
+def partial(selection: Mapping[str, Any] | Selection | None) -> str:
     """Why the run is not the whole core profile ('' when it is)."""
-    chosen = [f"{kind} {', '.join(names)}" for kind, names in (selection or {}).items() if names]
+    if not isinstance(selection, Selection):
+        selection = Selection.from_dict(selection)
+    chosen = [
+        f"{kind} {', '.join(names)}"
+        for kind, names in (("models", selection.models), ("exporters", selection.exporters))
+        if names
+    ]
     return f" (on a selection of the pack: {'; '.join(chosen)})" if chosen else ""
 
 
+def exporter_finding(record: CheckRecord) -> bool:
+    return record.verdict in NOT_PASSED and record.attributed_to == EXPORTER
+
+
 def core_verdict(
-    info: dict[str, Any], records: list[CheckRecord], selection: dict[str, Any] | None = None
+    info: Mapping[str, Any],
+    records: list[CheckRecord],
+    selection: Mapping[str, Any] | Selection | None = None,
 ) -> ProfileVerdict:
+    """The profile rule (results/profile.py) over the checks this run recorded for one target."""
     if info and not info.get("available", True):
         return ProfileVerdict(CORE_PROFILE, NOT_RUN, describe(info))
-    if not records:
+    rule = apply_rule(Outcome.of_record(r) for r in records)
+    if rule.status is NOT_RUN:
         return ProfileVerdict(CORE_PROFILE, NOT_RUN, "no checks in this run")
-    against = [r for r in records if r.verdict in NOT_PASSED and r.attributed_to != "exporter"]
-    if against:
-        kinds = Counter(r.verdict for r in against)
+    if rule.status is NOT_CONFORMANT:
+        kinds = Counter(o.verdict for o in rule.failing)
         return ProfileVerdict(
             CORE_PROFILE,
             NOT_CONFORMANT,
             ", ".join(f"{n} {v}" for v, n in kinds.items()) + " on the runtime's account",
         )
-    not_run = [
-        r
-        for r in records
-        if r.verdict == SKIPPED and not skip_reason(r).startswith(ARTIFACT_ABSENT)
-    ]
-    if not_run:
+    if rule.status is INCOMPLETE:
         return ProfileVerdict(
-            CORE_PROFILE, INCOMPLETE, f"{len(not_run)} checks skipped, so not assessed"
+            CORE_PROFILE, INCOMPLETE, f"{len(rule.not_assessed)} checks skipped, so not assessed"
         )
     return ProfileVerdict(
         CORE_PROFILE, CONFORMANT, "every check on the runtime's account passed" + partial(selection)
@@ -106,39 +121,39 @@ def skip_reason(record: CheckRecord) -> str:
 
 
 def target_was_unavailable(record: CheckRecord) -> bool:
-    return record.verdict == SKIPPED and skip_reason(record).startswith(TARGET_UNAVAILABLE)
+    return record.verdict == SKIPPED and record.skip is SkipKind.TARGET_UNAVAILABLE
 
 
 def target_verdict(
     name: str,
-    info: dict[str, Any],
+    info: Mapping[str, Any],
     records: list[CheckRecord],
-    selection: dict[str, Any] | None = None,
+    selection: Mapping[str, Any] | Selection | None = None,
 ) -> TargetVerdict:
-    counts = Counter(r.verdict for r in records)
+    """Counts per verdict are the target's own checks: an exporter finding is counted in its
+    own column only, never in a target's failed or error columns."""
+    counts = Counter(r.verdict for r in records if not exporter_finding(r))
     reasons = Counter(skip_reason(r)[:300] for r in records if r.verdict == SKIPPED)
     return TargetVerdict(
         target=name,
         available=bool(info.get("available", bool(records))),
-        description=describe(info),
+        description=describe(info, name),
         negative_control=name.startswith(NEGATIVE_CONTROL_PREFIX),
         profiles=(core_verdict(info, records, selection),),
         counts={v: counts.get(v, 0) for v in VERDICTS},
-        exporter_findings=sum(
-            1 for r in records if r.verdict in NOT_PASSED and r.attributed_to == "exporter"
-        ),
+        exporter_findings=sum(1 for r in records if exporter_finding(r)),
         skip_reasons=tuple(reasons.most_common()),
     )
 
 
-def target_names(document: dict[str, Any], records: list[CheckRecord]) -> list[str]:
+def target_names(document: Mapping[str, Any], records: list[CheckRecord]) -> list[str]:
     """The results file's targets in its order, then any target that only the checks name."""
     names = list(document.get("targets", {}))
     names += [t for t in dict.fromkeys(r.target for r in records) if t not in names]
     return names
 
 
-def target_verdicts(document: dict[str, Any], records: list[CheckRecord]) -> list[TargetVerdict]:
+def target_verdicts(document: Mapping[str, Any], records: list[CheckRecord]) -> list[TargetVerdict]:
     targets = document.get("targets", {})
     selection = document.get("run", {}).get("selection")
     return [

@@ -19,7 +19,10 @@ NOT_PASSED = (FAILED, ERROR, CRASHED, TIMED_OUT)
 # A benchmark that measured: its JSON word since results schema 1.0, kept so files stay the same.
 MEASURED = "ok"
 BENCH_STATUSES = (MEASURED, ERROR, CRASHED, TIMED_OUT, SKIPPED)
-EXPORTER, TARGET = "exporter", "target"  # whose account a check that did not pass is on
+# Whose account a check that did not pass is on: the exporter's (the pack records the artifact as
+# wrong), the target's (a runtime finding), or the adapter's (the vendor's adapter broke the target
+# contract: an error of the harness around the runtime, never the runtime's numbers).
+EXPORTER, TARGET, ADAPTER = "exporter", "target", "adapter"
 
 
 class SkipKind(enum.StrEnum):
@@ -62,7 +65,7 @@ class CheckRecord:
     tolerance: dict[str, float] = field(default_factory=dict)
     determinism: dict[str, Any] = field(default_factory=dict)
     batch_invariance: dict[str, Any] = field(default_factory=dict)
-    attributed_to: str | None = None  # EXPORTER or TARGET for anything not passed
+    attributed_to: str | None = None  # EXPORTER, TARGET or ADAPTER for anything not passed
     duration_s: float = 0.0
     skip: SkipKind | None = None  # set when verdict is SKIPPED; omitted from JSON otherwise
     stderr: str = ""  # what the target wrote on stderr during the check; omitted when empty

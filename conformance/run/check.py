@@ -18,6 +18,7 @@ from conformance.compare.judge import Expected, Judgement, judge
 from conformance.compare.tolerance import Tolerance, tolerance_for
 from conformance.isolation import ChildCrashed, ChildTimedOut, IsolatedTarget
 from conformance.results.records import (
+    ADAPTER,
     CRASHED,
     ERROR,
     EXPORTER,
@@ -30,7 +31,9 @@ from conformance.results.records import (
     SkipKind,
 )
 from conformance.run.plan import CheckPlan
-from conformance.targets.interface import Outputs, TargetError
+from conformance.targets.interface import AdapterError, Outputs, TargetError
+
+MAX_PROBLEM_CHARS = 20_000  # a runtime's whole message (IREE's run to ~2,000), bounded for sanity
 
 # Runtimes stamp their log lines with the wall clock (ORT: "2026-12-01 07:59:52.242144478 [E:...");
 # the record keeps the message, not the moment, so a re-run's record is the same record.
@@ -51,10 +54,12 @@ def skipped(plan: CheckPlan, kind: SkipKind, reason: str) -> CheckRecord:
     )
 
 
-def _record(plan: CheckPlan, verdict: str, started: float, **fields: Any) -> CheckRecord:
+def _record(
+    plan: CheckPlan, verdict: str, started: float, adapter: bool = False, **fields: Any
+) -> CheckRecord:
     attributed = None
     if verdict not in (PASSED, SKIPPED):
-        attributed = TARGET if plan.normative else EXPORTER
+        attributed = ADAPTER if adapter else TARGET if plan.normative else EXPORTER
     return CheckRecord(
         model=plan.model.name,
         exporter=plan.artifact.exporter,
@@ -169,8 +174,12 @@ def _run_check(runner: IsolatedTarget, plan: CheckPlan, deterministic: bool) -> 
         return _record(plan, CRASHED, started, problems=(f"{stage}: {error}",))
     except ChildTimedOut as error:
         return _record(plan, TIMED_OUT, started, problems=(f"{stage}: {error}",))
+    except AdapterError as error:  # before TargetError: the adapter's bug, not the runtime's
+        message = f"adapter error: {stage}: {str(error)[:MAX_PROBLEM_CHARS]}"
+        return _record(plan, ERROR, started, adapter=True, problems=(message,))
     except TargetError as error:
-        return _record(plan, ERROR, started, problems=(f"{stage} failed: {str(error)[:2000]}",))
+        message = f"{stage} failed: {str(error)[:MAX_PROBLEM_CHARS]}"
+        return _record(plan, ERROR, started, problems=(message,))
     problems: list[str] = []
     if not repeat["passed"]:
         problems.append("nondeterministic: a second run of the same input gave different outputs")

@@ -63,15 +63,6 @@ def native_artifact(model: PackModel, borrowed_from: str) -> Artifact:
     return Artifact(model.name, NATIVE, borrowed.directory, record)
 
 
-def borrowed_test_data(target: Target) -> str | None:
-    """The exporter whose test data ``target`` borrows (native targets), else None."""
-    if hasattr(type(target), "borrowed_test_data"):  # contract A (targets/)
-        return target.borrowed_test_data
-    from conformance.targets.native import DATA_FROM_EXPORTER  # until contract A lands
-
-    return DATA_FROM_EXPORTER.get(target.name.split(":")[0])
-
-
 def artifacts_for(model: PackModel, borrows: str | None, exporters: set[str]) -> list[Artifact]:
     if borrows is not None:
         return [native_artifact(model, borrows)] if not exporters or NATIVE in exporters else []
@@ -82,7 +73,7 @@ def _borrowing(targets: Iterable[str | Target]) -> dict[str, str | None]:
     named = {}
     for target in targets:
         adapter = get_target(target) if isinstance(target, str) else target
-        named[adapter.name] = borrowed_test_data(adapter)
+        named[adapter.name] = adapter.borrowed_test_data
     return named
 
 

@@ -39,7 +39,8 @@ from conformance.results.records import EXPORTER, NOT_PASSED, CheckRecord, SkipK
 from conformance.run.check import run_check, skipped
 from conformance.run.plan import DEFAULT_PRECISION, CheckPlan, plan_checks
 from conformance.spec import load_json
-from conformance.targets import DEFAULT_TARGETS, Target, TargetError, get_target
+from conformance.targets import Target, TargetError
+from conformance.targets import choose_targets as choose_named_targets
 
 if TYPE_CHECKING:
     from conformance.bench.records import BenchRecord
@@ -98,20 +99,16 @@ class RunRequest:
 
 
 def choose_targets(names: Sequence[str], live: bool = False) -> list[Target]:
-    """With names: exactly those (plus live mode's native targets); without: every available
-    default target. A bad name or option raises TargetError (InvalidTargetError) here."""
-    extra = NATIVE_TARGETS if live else ()
-    if names:
-        return [get_target(name) for name in [*names, *extra]]
-    defaults = [get_target(name) for name in [*DEFAULT_TARGETS, *extra]]
-    return [t for t in defaults if t.unavailable_reason() is None]
+    """A run's targets (targets.choose_targets), plus live mode's native targets. A bad name or
+    option raises TargetError (InvalidTargetError) here, before any check."""
+    return choose_named_targets(list(names), NATIVE_TARGETS if live else ())
 
 
 def describe_target(target: Target) -> TargetDescription:
     reason = target.unavailable_reason()
     if reason:
         return TargetDescription.unavailable(target.name, reason)
-    info = target.describe()
+    info = target.info()
     return TargetDescription(
         target.name,
         True,
