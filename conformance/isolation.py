@@ -27,7 +27,7 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
-from conformance.targets.interface import Outputs, TargetError
+from conformance.targets.interface import AdapterError, Outputs, TargetError
 
 _CONTEXT = multiprocessing.get_context("spawn")  # no fork: runtimes hold threads
 # Starting the child (Python, numpy, the runtime's import) is not the target's work: it gets
@@ -37,6 +37,7 @@ STARTUP_TIMEOUT_S = 120.0
 STDERR_LIMIT_CHARS = 20_000
 # How often a child looks whether its parent is still there.
 ORPHAN_POLL_S = 0.5
+ADAPTER_ERROR = "adapter-error"  # the answer's status when the adapter, not the runtime, failed
 _SGR = re.compile(r"\x1b\[[0-9;]*m")  # colour codes (ORT's red [E:onnxruntime:...] lines)
 
 
@@ -88,7 +89,8 @@ def serve_requests(conn: Connection, handle: Callable[[str, Any], Any]) -> None:
             message = (
                 str(error) if isinstance(error, TargetError) else f"{type(error).__name__}: {error}"
             )
-            answer = ("error", message)
+            # An adapter's bug stays one across the pipe: it is never the runtime's finding.
+            answer = (ADAPTER_ERROR if isinstance(error, AdapterError) else "error", message)
         _flush()  # what the runtime printed for this request is captured before the answer
         conn.send(answer)
 
@@ -162,7 +164,7 @@ def _serve(conn: Connection, target_name: str) -> None:
     try:
         target = get_target(target_name)
     except TargetError as error:
-        conn.send(("error", str(error)))
+        conn.send((ADAPTER_ERROR if isinstance(error, AdapterError) else "error", str(error)))
         return
     sessions: list = []  # the loaded session, if any
 
@@ -237,6 +239,8 @@ class ChildProcess:
             status, value = self._conn.recv()
         except (EOFError, BrokenPipeError, ConnectionResetError) as error:
             raise self._crashed() from error
+        if status == ADAPTER_ERROR:
+            raise AdapterError(value)
         if status == "error":
             raise TargetError(value)
         return value

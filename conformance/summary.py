@@ -89,13 +89,17 @@ class FindingGroup:
         return self.records[0]
 
     def line(self, width: int = 240) -> str:
+        """ "<check id> <verdict>: <message>", the check id of the first data set; a group
+        says on how many data sets (and which) the same finding was seen."""
         first = self.first
-        sets = ", ".join(r.data_set_label for r in self.records)
-        where = f"{first.model}-{first.exporter} on {first.target}"
-        count = f"{len(self.records)} data sets ({sets})" if len(self.records) > 1 else sets
+        seen = ""
+        if len(self.records) > 1:
+            sets = ", ".join(r.data_set_label for r in self.records)
+            seen = f" on {len(self.records)} data sets ({sets})"
         message = first.problems[0] if first.problems else "no problem recorded"
         return printable(
-            f"{where}, {count}: {first.verdict}: {informative_part(message, width)}", width + 200
+            f"{first.check_id} {first.verdict}{seen}: {informative_part(message, width)}",
+            width + 200,
         )
 
 

@@ -325,3 +325,43 @@ def test_native_stderr_in_the_clis_own_process_is_captured_for_the_block_only(tm
     assert captured.startswith("native chatter\n")
     if tensorflow:
         assert "absl" in captured or "I0000" in captured  # it did print, and was captured
+
+
+def test_an_adapter_error_stays_one_across_the_pipe(tmp_path):
+    """An adapter's bug (AdapterError) must reach the parent as AdapterError, so the check is
+    not recorded as the runtime's finding; any other failure stays a TargetError."""
+    parent = run_script(
+        tmp_path,
+        """
+        import json
+        from conformance.isolation import ChildProcess, serve_requests
+        from conformance.targets.interface import AdapterError, TargetError
+
+        def broken(conn):
+            def handle(request, payload):
+                if request == "adapter":
+                    raise AdapterError("Session.__init__ was not called")
+                raise ValueError("the runtime said no")
+            serve_requests(conn, handle)
+
+        def main():
+            child = ChildProcess(broken, ())
+            seen = {}
+            for request in ("adapter", "runtime"):
+                try:
+                    child.ask(request, None, 60)
+                except TargetError as error:
+                    seen[request] = [type(error).__name__, str(error)]
+            child.close()
+            print(json.dumps(seen))
+
+        if __name__ == "__main__":
+            main()
+        """,
+    )
+    out, err = parent.communicate(timeout=BOUND_S * 3)
+    assert parent.returncode == 0, err[-3000:]
+    assert json.loads(out) == {
+        "adapter": ["AdapterError", "Session.__init__ was not called"],
+        "runtime": ["TargetError", "ValueError: the runtime said no"],
+    }
