@@ -237,3 +237,112 @@ def full_size(
     document["targets"] = {name: dict(template, name=name) for name in target_names}
     document["checks"] = checks
     return document
+
+
+def ops_size(document: dict[str, Any], per_target: int = 2000, targets: int = 7) -> dict[str, Any]:
+    """The coming ops profile's size: ``per_target`` checks on each of ``targets`` targets
+    (14,000 by default), each a real record of the small run under a new id."""
+    document = copy.deepcopy(document)
+    records = itertools.cycle(document["checks"])
+    target_names = [f"runtime-{i}:cpu" for i in range(targets)]
+    checks = []
+    for target, index in itertools.product(target_names, range(per_target)):
+        check = copy.deepcopy(next(records))
+        model, exporter = f"op_{index // 6:04d}", f"exporter-{index % 3}"
+        data_set = (index // 3) % 2
+        check.update(
+            model=model,
+            exporter=exporter,
+            target=target,
+            data_set=data_set,
+            data_set_label=f"set{data_set}",
+        )
+        check["id"] = f"{model}-{exporter}-set{data_set}-{target}"
+        checks.append(check)
+    template = next(info for info in document["targets"].values() if info.get("available"))
+    document["targets"] = {name: dict(template, name=name) for name in target_names}
+    document["checks"] = checks
+    return document
+
+
+# A real message: IREE 3.13 (iree:llvm-cpu) compiling the tf2onnx GRU of pack 0.1.0, as the
+# run recorded it. Its useful part (the operator, onnx.Loop) comes after 330 characters.
+IREE_LOOP_ERROR = "\n".join(
+    [
+        "load failed: CompilerToolError: Error invoking IREE compiler tool iree-compile",
+        "Error code: 1",
+        "Diagnostics:",
+        (
+            "/tmp/conformance-iree-_sak2jrr/model.mlir:31:13: error: failed to legalize opera"
+            "tion 'torch.operator' that was explicitly marked illegal: %114:7 = \"torch.operat"
+            'or"(%77, %72, %1, %113, %63, %3, %7, %5) <{name = "onnx.Loop"}> ({...}) : (!torc'
+            "h.vtensor<[],si64>, !torch.vtensor<[],i1>, !torch.vtensor<[],si32>, !torch.vtens"
+            "or<[?,32],f32>, !torch.vtensor<[],si32>, !torch.vtensor<[2,96],f32>, !torch.vten"
+            "sor<[16,96],f32>, !torch.vtensor<[32,96],f32>) -> (!torch.vtensor<[],si32>, !tor"
+            "ch.vtensor<[],f32>, !torch.vtensor<[],si32>, !torch.vtensor<[],f32>, !torch.vten"
+            'sor<[],f32>, !torch.vtensor<[],f32>, !torch.vtensor<[?,?,32],f32>) loc("/tmp/con'
+            'formance-iree-_sak2jrr/model.mlir":31:13)'
+        ),
+        (
+            '    %27:7 = torch.operator "onnx.Loop"(%22, %21, %0, %26, %18, %1, %3, %2) : (!t'
+            "orch.vtensor<[],si64>, !torch.vtensor<[],i1>, !torch.vtensor<[],si32>, !torch.vt"
+            "ensor<[?,32],f32>, !torch.vtensor<[],si32>, !torch.vtensor<[2,96],f32>, !torch.v"
+            "tensor<[16,96],f32>, !torch.vtensor<[32,96],f32>) -> (!torch.vtensor<[],si32>, !"
+            "torch.vtensor<[],f32>, !torch.vtensor<[],si32>, !torch.vtensor<[],f32>, !torch.v"
+            "tensor<[],f32>, !torch.vtensor<[],f32>, !torch.vtensor<[?,?,32],f32>) {"
+        ),
+        "            ^",
+        "",
+        "",
+        "Invoked with:",
+        (
+            " iree-compile /work/main/.venv/lib/python3.11/site-packages/iree/compiler/tools/"
+            "../_mlir_libs/iree-compile /tmp/conformance-iree-_sak2jrr/model.mlir --iree-inpu"
+            "t-type=auto --iree-vm-bytecode-module-output-format=flatbuffer-binary --iree-hal"
+            "-target-backends=llvm-cpu -o=/tmp/conformance-iree-_sak2jrr/model.vmfb --iree-ll"
+            "vmcpu-embedded-linker-path=/work/main/.venv/lib/python3.11/site-packages/iree/co"
+            "mpiler/tools/../_mlir_libs/iree-lld --mlir-print-debuginfo --mlir-print-op-on-di"
+            "agnostic=false --iree-llvmcpu-target-cpu=host"
+        ),
+        "",
+        (
+            "Need more information? Set IREE_SAVE_TEMPS=/some/dir in your environment to save"
+            " all artifacts and reproducers."
+        ),
+        "",
+    ]
+)
+
+
+def run_bench(run_dir: Path) -> Path:
+    """A real benchmark run (dev mode, two targets, mlp): every scenario, a few seconds."""
+    command = ["bench", "--target", "ort:cpu", "--target", "reference", "--model", "mlp"]
+    result = subprocess.run(
+        [sys.executable, "-m", "conformance", *command, "--out", str(run_dir)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    return run_dir / "results.json"
+
+
+def with_iree_error(document: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
+    """Every data set of one artifact on ort:cpu errors with IREE's real message (and writes
+    something on stderr): (the document, those checks' ids)."""
+    document = copy.deepcopy(document)
+    artifact = first(document, "ort:cpu", "passed")
+    ids = []
+    for check in document["checks"]:
+        same = (check["model"], check["exporter"]) == (artifact["model"], artifact["exporter"])
+        if check["target"] == "ort:cpu" and same:
+            check.update(
+                verdict="error",
+                margin=None,
+                outputs={},
+                attributed_to="target",
+                problems=[IREE_LOOP_ERROR],
+                stderr=f"iree-compile: {check['data_set_label']}\nlast line of stderr <b>x</b>\n",
+            )
+            ids.append(check["id"])
+    return document, ids

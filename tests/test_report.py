@@ -3,31 +3,40 @@
 from __future__ import annotations
 
 import copy
+import json
+import os
 import shutil
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from markupsafe import escape
 from report_fixtures import (
     HOSTILE,
+    IREE_LOOP_ERROR,
     benchmarks,
     first,
     full_size,
     hostile,
+    ops_size,
+    run_bench,
     run_small,
     save,
+    with_iree_error,
     with_regression,
 )
 
 from conformance.report import report_command, write_report
+from conformance.report.command import MAX_BENCHMARKS, MAX_CHECKS, MAX_RESULTS_BYTES
 from conformance.report.compare import check_change, compare_benchmarks
 from conformance.report.html import render_html
 from conformance.report.markdown import render_markdown
-from conformance.report.model import build_view
+from conformance.report.messages import cause, informative
+from conformance.report.model import DETAILED_CHECKS, build_view
+from conformance.report.signs import number
 from conformance.results.document import load_document
-from conformance.results.records import CheckRecord
+from conformance.results.records import NOT_PASSED, CheckRecord
 
-REPORTS = Path(__file__).resolve().parent.parent / "reports"
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHROMIUM_ARGS = [
     "--headless",
@@ -210,9 +219,9 @@ def browser():
 class OpenedReport:
     """A page with the report open, and everything it did that it must not do."""
 
-    def __init__(self, browser, path: Path) -> None:
+    def __init__(self, browser, path: Path, width: int = 1600) -> None:
         self.url = path.resolve().as_uri()
-        self.page = browser.new_page(viewport={"width": 1600, "height": 1000})
+        self.page = browser.new_page(viewport={"width": width, "height": 1000})
         self.console_errors: list[str] = []
         self.requests: list[str] = []
         self.dialogs: list[str] = []
@@ -249,8 +258,7 @@ def test_report_opens_offline_with_verdict_matrix_and_drilldown(browser, documen
     assert "not conformant" in row.inner_text()
     assert page.locator("table.matrix").is_visible()
     assert page.locator("table.matrix td a").count() == len(build_view(document).matrix.cells)
-    REPORTS.mkdir(exist_ok=True)
-    page.screenshot(path=str(REPORTS / "report-screenshot.png"))
+    page.screenshot(path=str(tmp_path / "report-screenshot.png"))  # never into the checkout
 
     failing = build_view(document).findings[0]
     page.click(f"table.matrix a[href='#{failing.cell_anchor}']")
@@ -262,7 +270,7 @@ def test_report_opens_offline_with_verdict_matrix_and_drilldown(browser, documen
         and detail.locator("table.worst").first.is_visible()
         and detail.locator("svg").first.is_visible()
     )
-    page.screenshot(path=str(REPORTS / "report-drilldown.png"))
+    page.screenshot(path=str(tmp_path / "report-drilldown.png"))
 
     passed_cell = next(c for c in build_view(document).matrix.cells if c.passed == len(c.checks))
     page.click(f"table.matrix a[href='#{passed_cell.anchor}']")
@@ -313,4 +321,208 @@ def test_baseline_comparison_marks_the_regression(browser, document, tmp_path):
     cell = page.locator("table.matrix a[aria-label*='regressed against the baseline']")
     assert cell.count() == 1 and "▼" in cell.inner_text()
     assert first(current, "ort:cpu", "failed")["id"] == regressed_id
+    report.assert_quiet()
+
+
+# ---- bad input: unknown verdicts, malformed records, another version, hostile sizes ----
+
+
+def report_cli(*args) -> tuple[int, str, str]:
+    result = CliRunner().invoke(report_command, [str(a) for a in args])
+    return result.exit_code, result.stdout, result.stderr
+
+
+@pytest.mark.parametrize(
+    "change,message",
+    [
+        ({"verdict": "bogus"}, "has verdict 'bogus'; allowed: passed, failed, error"),
+        ({"verdict": None}, "has verdict None; allowed"),
+        ({"margin": "big"}, "has margin big, not a number"),
+        ({"problems": "text"}, "has problems that are not a list of texts"),
+        ({"target": 7}, "has no text 'target'"),
+        ({"outputs": []}, "has outputs that is not an object"),
+    ],
+)
+def test_a_malformed_check_record_is_one_line_naming_it(document, tmp_path, change, message):
+    broken = copy.deepcopy(document)
+    broken["checks"][3].update(change)
+    path = save(broken, tmp_path / "results.json")
+    code, out, err = report_cli(path, "-o", tmp_path / "r.html")
+    assert code == 2 and "Traceback" not in out + err
+    (line,) = err.splitlines()
+    assert line.startswith(f"error: {path}: check 3 (") and message in line
+    assert not (tmp_path / "r.html").exists()
+
+
+def test_report_refuses_files_beyond_its_limits(document, tmp_path):
+    huge = tmp_path / "huge.json"
+    huge.write_text('{"checks": []}')
+    os.truncate(huge, MAX_RESULTS_BYTES + 1)  # sparse: refused by size before it is read
+    code, _, err = report_cli(huge, "-o", tmp_path / "r.html")
+    assert code == 2 and f"at most {MAX_RESULTS_BYTES // 2**20} MiB" in err
+
+    check = {k: document["checks"][0][k] for k in ("model", "exporter", "target", "verdict")}
+    check.update(data_set=0, data_set_label="batch1")
+    many = dict(document, checks=[dict(check, id=f"c{i}") for i in range(MAX_CHECKS + 1)])
+    code, _, err = report_cli(save(many, tmp_path / "many.json"), "-o", tmp_path / "r.html")
+    assert code == 2 and f"has {MAX_CHECKS + 1:,} check records; the report reads at most" in err
+
+    bench = dict(document, benchmarks=[{}] * (MAX_BENCHMARKS + 1))
+    code, _, err = report_cli(save(bench, tmp_path / "bench.json"), "-o", tmp_path / "r.html")
+    assert code == 2 and f"at most {MAX_BENCHMARKS:,}" in err
+    assert not (tmp_path / "r.html").exists()
+
+
+def test_report_rejects_non_finite_numbers(document, tmp_path):
+    path = tmp_path / "results.json"
+    path.write_text(json.dumps(document).replace('"duration_s": ', '"duration_s": 1e999, "x": ', 1))
+    code, _, err = report_cli(path, "-o", tmp_path / "r.html")
+    assert code == 2 and "not a readable JSON results file" in err
+
+
+def test_baseline_of_another_spec_version_is_a_visible_warning(results, document, tmp_path):
+    older = copy.deepcopy(document)
+    older["run"]["spec_version"] = "0.0.9"
+    baseline = save(older, tmp_path / "baseline.json")
+    out, summary = tmp_path / "r.html", tmp_path / "s.md"
+    code, _, err = report_cli(results, "-o", out, "--baseline", baseline, "--markdown", summary)
+    assert code == 0
+    warning = "the baseline was measured under spec 0.0.9, this run under spec 0.1.0"
+    assert f"warning: {warning}" in err
+    assert warning in out.read_text(encoding="utf-8") and "baseline-warning" in out.read_text()
+    assert f"**Warning: not like with like:** {warning}" in summary.read_text(encoding="utf-8")
+    same = save(copy.deepcopy(document), tmp_path / "same.json")
+    code, _, err = report_cli(results, "-o", out, "--baseline", same)
+    assert code == 0 and "warning" not in err and "baseline-warning" not in out.read_text()
+
+
+def test_baseline_of_another_schema_major_version_is_refused(results, document, tmp_path):
+    other = dict(copy.deepcopy(document), schema_version="2.0")
+    baseline = save(other, tmp_path / "baseline.json")
+    code, _, err = report_cli(results, "-o", tmp_path / "r.html", "--baseline", baseline)
+    assert code == 2 and "the baseline is results schema 2.0, this run 1.0" in err
+    minor = save(dict(other, schema_version="1.9"), tmp_path / "minor.json")
+    code, _, err = report_cli(results, "-o", tmp_path / "r.html", "--baseline", minor)
+    assert code == 0 and "warning: the baseline is results schema 1.9, this run 1.0" in err
+
+
+# ---- findings: their informative part, grouped, with stderr ----
+
+
+def test_informative_part_keeps_the_operator_iree_names():
+    summary = informative(IREE_LOOP_ERROR)
+    assert len(IREE_LOOP_ERROR) > 1900 and len(summary) <= 320
+    assert "failed to legalize operation 'torch.operator' that was explicitly marked illegal" in (
+        summary
+    )
+    assert "operator onnx.Loop" in summary and summary.startswith("load failed: CompilerToolError")
+    assert "!torch.vtensor" not in summary and "/tmp/" not in summary
+    short = "encoded: values out of tolerance: margin 3.5"
+    assert informative(short) == short
+    assert cause(short) == cause(short.replace("3.5", "12"))
+
+
+def test_identical_findings_are_grouped_and_keep_the_whole_message(document, tmp_path):
+    current, ids = with_iree_error(document)
+    view = build_view(current)
+    (finding,) = [f for f in view.findings if f.check.record.check_id in ids]
+    assert sorted(c.record.check_id for c in finding.data_sets) == sorted(ids) and len(ids) >= 2
+    not_passed = sum(1 for c in current["checks"] if c["verdict"] in NOT_PASSED)
+    assert len(view.findings) < not_passed  # per data set findings were repeated before
+    noise = [
+        f
+        for f in view.findings
+        if f.check.record.target == "defect:noise" and f.check.record.verdict == "failed"
+    ]
+    assert noise and all(len(f.data_sets) > 1 for f in noise)  # another margin, same cause
+
+    path = write_report(save(current, tmp_path / "results.json"), tmp_path / "report.html")
+    html = path.read_text(encoding="utf-8")
+    start = html.index('<table class="findings">')
+    table = html[start : html.index("</table>", start)]
+    assert table.count("operator onnx.Loop") == 1  # one row for the artifact, not one per data set
+    # the whole message in the drill-down of each check
+    assert html.count(f"<pre>{escape(IREE_LOOP_ERROR)}</pre>") == len(ids)
+    assert "last line of stderr &lt;b&gt;x&lt;/b&gt;" in html  # the captured stderr, escaped
+    markdown = render_markdown(view)
+    line = next(x for x in markdown.splitlines() if "operator onnx.Loop" in x)
+    assert all(c.record.data_set_label in line for c in finding.data_sets)
+    assert sum("onnx.Loop" in x for x in markdown.splitlines()) == 1
+
+
+# ---- size: the ops profile's 14,000 checks ----
+
+
+def test_ops_profile_size_report_renders_within_bounds(document, tmp_path):
+    """14,000 checks (2,000 per target on 7 targets): the report renders, its charts bounded
+    to DETAILED_CHECKS checks and its findings table to FINDINGS_SHOWN rows."""
+    big = ops_size(document)
+    path = save(big, tmp_path / "results.json")
+    code, out, err = report_cli(path, "-o", tmp_path / "report.html")
+    assert code == 0, err
+    html = (tmp_path / "report.html").read_text(encoding="utf-8")
+    assert len(big["checks"]) == 14_000
+    assert html.count('<table class="worst">') <= DETAILED_CHECKS * 2  # at most 2 outputs each
+    assert html.count("Charts and worst elements are shown for the first") > 0
+    assert len(html) < 40 * 1024 * 1024
+
+
+# ---- performance from a real benchmark run ----
+
+
+@pytest.fixture(scope="module")
+def bench_results(tmp_path_factory) -> Path:
+    return run_bench(tmp_path_factory.mktemp("bench") / "run")
+
+
+def test_performance_section_from_a_real_benchmark_run(bench_results, tmp_path):
+    document = load_document(bench_results)
+    perf = build_view(document).performance
+    assert perf.present and perf.not_measured == ()
+    assert sorted(r.target for r in perf.single_stream) == ["ort:cpu", "reference"]
+    for row in perf.single_stream:
+        latency = row.record["latency_ms"]
+        assert 0 < latency["min"] <= latency["p50"] <= latency["p90"] <= latency["p99"]
+        assert latency["p99"] <= latency["max"] and row.record["queries"] >= 64
+    assert perf.offline_batches == (1, 8, 32) and len(perf.cold_start) == 2
+    assert {c.target for c in perf.charts if c.ladder and c.throughput} == {"ort:cpu", "reference"}
+    html = write_report(bench_results, tmp_path / "report.html").read_text(encoding="utf-8")
+    assert 'class="bench single"' in html and 'class="bench offline"' in html
+    p50 = next(r for r in perf.single_stream if r.target == "ort:cpu").record["latency_ms"]["p50"]
+    assert number(p50) in html
+
+
+LAYOUT_PROBLEMS = """() => {
+  document.querySelectorAll("details").forEach((d) => { d.open = true; });
+  const width = window.innerWidth;
+  const sideways = document.documentElement.scrollWidth - width;
+  const profile = document.querySelector("#profile-rule").getBoundingClientRect();
+  const broken = [];
+  for (const el of document.querySelectorAll(".tok")) {
+    const range = document.createRange();
+    range.selectNodeContents(el);
+    const lines = new Set([...range.getClientRects()].map((r) => Math.round(r.top)));
+    if (lines.size > 1) broken.push(el.textContent);
+  }
+  const outside = [...document.querySelectorAll("p, h1, h2, h3, nav, summary, dl")]
+    .filter((el) => el.getBoundingClientRect().right > width + 1)
+    .map((el) => el.tagName + "#" + el.id + "." + el.className);
+  return {sideways, profileRight: profile.right, width, broken, outside};
+}"""
+
+
+@pytest.mark.parametrize("width", [400, 1280])
+def test_report_fits_a_phone_and_a_desktop_width(browser, document, tmp_path, width):
+    """No sideways scroll of the page (wide tables scroll in their own frame), the profile
+    paragraph within the screen, and no target, model or exporter name broken inside."""
+    current, _ = with_iree_error(dict(document, benchmarks=benchmarks()))
+    path = write_report(save(current, tmp_path / "results.json"), tmp_path / "report.html")
+    report = OpenedReport(browser, path, width=width)
+    found = report.page.evaluate(LAYOUT_PROBLEMS)
+    report.page.screenshot(path=str(tmp_path / f"report-{width}.png"), full_page=False)
+    assert found["width"] == width
+    assert found["sideways"] <= 0, found
+    assert found["profileRight"] <= width and found["outside"] == []
+    assert found["broken"] == []
+    assert report.page.locator("table.verdicts th.tok").count() == len(current["targets"])
     report.assert_quiet()

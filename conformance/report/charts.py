@@ -50,7 +50,8 @@ def bar_chart(
     width: int = 360,
     height: int = 150,
 ) -> BarChart:
-    """Bar heights on a log scale (counts span orders of magnitude); the count is printed on each bar."""
+    """Bar heights on a log scale (counts span orders of magnitude); the count is printed on
+    each bar."""
     left, bottom, top = 8, 34, 26
     slot = (width - 2 * left) / max(len(counts), 1)
     tallest = math.log10(max(counts, default=1) + 1) or 1.0

@@ -57,6 +57,7 @@ class Comparison:
     checks: tuple[CheckChange, ...]  # only those that changed
     figures: tuple[FigureChange, ...]  # only those beyond noise
     unchanged: int  # checks present in both runs with nothing to report
+    warnings: tuple[str, ...] = ()  # why the comparison may mislead (another spec version, ...)
 
     def count(self, kind: str) -> int:
         return sum(1 for c in self.checks if c.kind == kind)
@@ -170,6 +171,7 @@ def compare_documents(
     current: dict[str, Any],
     baseline_records: list[CheckRecord],
     records: list[CheckRecord],
+    warnings: tuple[str, ...] = (),
 ) -> Comparison:
     changes, unchanged = compare_checks(baseline_records, records)
     figures = compare_benchmarks(baseline.get("benchmarks") or [], current.get("benchmarks") or [])
@@ -180,4 +182,5 @@ def compare_documents(
         checks=tuple(changes),
         figures=tuple(figures),
         unchanged=unchanged,
+        warnings=warnings,
     )

@@ -7,11 +7,37 @@ from dataclasses import dataclass
 from typing import Any
 
 from conformance.report.charts import BarChart, ratio_histogram
+from conformance.report.messages import FULL_CHARS, informative
 from conformance.report.signs import Sign, sign_of
 from conformance.results.records import PASSED, CheckRecord
 
-PROBLEM_CHARS = 1500  # an error message can carry a whole traceback; the results file keeps it all
 PROBLEMS_SHOWN = 12
+STDERR_CHARS = 20_000  # the tail of what the target wrote on stderr (the results file has it all)
+
+
+@dataclass(frozen=True)
+class ProblemView:
+    summary: str  # the informative part, on one line
+    full: str  # the whole message, up to FULL_CHARS
+    cut: bool  # the message is longer than what is shown
+
+    @property
+    def has_more(self) -> bool:
+        """The full text says more than the summary (a long or multi-line message)."""
+        return self.cut or self.full.strip() != self.summary
+
+
+def problem_view(message: str) -> ProblemView:
+    return ProblemView(informative(message), message[:FULL_CHARS], len(message) > FULL_CHARS)
+
+
+def stderr_of(record: CheckRecord) -> tuple[str, bool]:
+    """The check's captured stderr (optional field; results files before it have none): its tail
+    and whether it was cut."""
+    text = getattr(record, "stderr", "") or ""
+    if not isinstance(text, str):
+        return "", False
+    return (text[-STDERR_CHARS:], True) if len(text) > STDERR_CHARS else (text, False)
 
 
 @dataclass(frozen=True)
@@ -27,10 +53,18 @@ class CheckView:
     anchor: str
     record: CheckRecord
     sign: Sign
-    problems: tuple[str, ...]
+    problems: tuple[ProblemView, ...]
     problems_left_out: int
     outputs: tuple[OutputView, ...]
     properties: tuple[tuple[str, str], ...]  # determinism, batch invariance: (name, what was found)
+    stderr: str = ""  # what the target wrote on stderr during the check (its tail)
+    stderr_cut: bool = False
+    detailed: bool = True  # charts and worst elements rendered (a bounded number per report)
+
+    @property
+    def summary(self) -> str:
+        """The informative part of the first problem ('' when there is none)."""
+        return self.problems[0].summary if self.problems else ""
 
     @property
     def full_detail(self) -> bool:
@@ -69,22 +103,21 @@ def output_view(name: str, stats: dict[str, Any] | None, full: bool) -> OutputVi
     )
 
 
-def check_view(record: CheckRecord, anchor: str) -> CheckView:
+def check_view(record: CheckRecord, anchor: str, detailed: bool = True) -> CheckView:
     full = record.verdict != PASSED
-    problems = tuple(
-        p
-        if len(p) <= PROBLEM_CHARS
-        else p[:PROBLEM_CHARS] + " \u2026 (cut; the results file has it all)"
-        for p in record.problems[:PROBLEMS_SHOWN]
-    )
+    stderr, stderr_cut = stderr_of(record)
     return CheckView(
         anchor=anchor,
         record=record,
         sign=sign_of(record.verdict, record.attributed_to, record.margin),
-        problems=problems,
+        problems=tuple(problem_view(p) for p in record.problems[:PROBLEMS_SHOWN]),
         problems_left_out=max(0, len(record.problems) - PROBLEMS_SHOWN),
         outputs=tuple(
-            output_view(name, stats, full) for name, stats in (record.outputs or {}).items()
+            output_view(name, stats, full and detailed)
+            for name, stats in (record.outputs or {}).items()
         ),
         properties=property_lines(record),
+        stderr=stderr,
+        stderr_cut=stderr_cut,
+        detailed=detailed,
     )

@@ -14,7 +14,7 @@ import hashlib
 import jinja2
 from markupsafe import Markup
 
-from conformance.report.model import ReportView
+from conformance.report.model import DETAILED_CHECKS, FINDINGS_SHOWN, ReportView
 from conformance.report.signs import LEGEND, number, short_margin
 
 SCRIPT = "report.js"
@@ -58,4 +58,6 @@ def render_html(view: ReportView) -> str:
         csp=content_security_policy(script),
         script=Markup(script),
         style=Markup(raw_asset(env, STYLE)),
+        finding_rows=FINDINGS_SHOWN,
+        detailed_checks=DETAILED_CHECKS,
     )

@@ -50,13 +50,16 @@ def findings_lines(view: ReportView) -> list[str]:
     )  # honest targets first
     if not runtime:
         return ["No findings on a runtime's account."]
+    checks = sum(len(f.data_sets) for f in runtime)
     shown = f" (first {FINDINGS_LISTED})" if len(runtime) > FINDINGS_LISTED else ""
-    lines = [f"**{len(runtime)} findings on a runtime's account**{shown}:", ""]
+    lines = [f"**{len(runtime)} findings on a runtime's account** ({checks} checks){shown}:", ""]
     for finding in runtime[:FINDINGS_LISTED]:
         record = finding.check.record
-        problem = record.problems[0][:200] if record.problems else ""
+        data_sets = ", ".join(c.record.data_set_label for c in finding.data_sets)
         lines.append(
-            f"- {md(record.check_id)}: {record.verdict}, margin {number(record.margin)}: {md(problem)}"
+            f"- {md(record.model)} / {md(record.exporter)} on {md(record.target)} "
+            f"({md(data_sets)}): {record.verdict}, margin {number(finding.margin)}: "
+            f"{md(finding.check.summary)}"
         )
     return lines
 
@@ -66,19 +69,25 @@ def comparison_lines(view: ReportView) -> list[str]:
     if c is None:
         return []
     counts = (
-        f"{c.count('regressed')} regressed, {c.count('recovered')} recovered, {c.count('changed')} changed, "
+        f"{c.count('regressed')} regressed, {c.count('recovered')} recovered, "
+        f"{c.count('changed')} changed, "
         f"{c.count('moved')} margins moved, {c.count('new')} new, {c.count('gone')} gone; "
         f"{len(c.figures)} benchmark figures moved beyond noise."
     )
-    lines = ["", "### Against the baseline", "", counts, ""]
+    lines = ["", "### Against the baseline", ""]
+    lines += [f"> **Warning: not like with like:** {md(w)}." for w in c.warnings]
+    lines += [""] if c.warnings else []
+    lines += [counts, ""]
     for change in [ch for ch in c.checks if ch.kind in ("regressed", "recovered")][:CHANGES_LISTED]:
         assert change.before is not None and change.after is not None
         lines.append(
-            f"- {change.kind}: {md(change.check_id)} ({change.before.verdict} \u2192 {change.after.verdict})"
+            f"- {change.kind}: {md(change.check_id)} "
+            f"({change.before.verdict} \u2192 {change.after.verdict})"
         )
     for figure in c.figures[:CHANGES_LISTED]:
         lines.append(
-            f"- {md(figure.benchmark)} {figure.figure}: {number(figure.before)} \u2192 {number(figure.after)} "
+            f"- {md(figure.benchmark)} {figure.figure}: "
+            f"{number(figure.before)} \u2192 {number(figure.after)} "
             f"({figure.change_pct:+.1f}%, {'worse' if figure.worse else 'better'})"
         )
     return lines
@@ -94,7 +103,8 @@ def headline(view: ReportView) -> list[str]:
         f"{sum(view.totals.values())} checks" + (f": {totals}." if totals else ".")
     )
     provenance = (
-        f"Run {run.get('status', '?')} {run.get('started_at', '?')}; suite {run.get('suite_version', '?')}, "
+        f"Run {run.get('status', '?')} {run.get('started_at', '?')}; "
+        f"suite {run.get('suite_version', '?')}, "
         f"spec {run.get('spec_version', '?')}, pack digest {run.get('pack_digest', '?')[:16]}."
     )
     return [verdict, "", provenance, ""]

@@ -12,7 +12,8 @@ from conformance.report.signs import Sign, short_margin, sign_of
 from conformance.report.verdicts import target_was_unavailable
 from conformance.results.records import NOT_PASSED, PASSED, SKIPPED, VERDICTS, CheckRecord
 
-# Worse first: a failure on the runtime's account outranks an exporter finding, which outranks a skip.
+# Worse first: a failure on the runtime's account outranks an exporter finding, which outranks
+# a skip.
 _SEVERITY = {verdict: rank for rank, verdict in enumerate(reversed(VERDICTS))}
 
 
@@ -108,7 +109,8 @@ class Matrix:
 
 
 def short_names(names: tuple[str, ...]) -> dict[str, str]:
-    """Narrow column headings: the last dash-separated word ("torch-dynamo" -> "dynamo") where that stays unique."""
+    """Narrow column headings: the last dash-separated word ("torch-dynamo" -> "dynamo") where
+    that stays unique."""
     short = {name: name.rsplit("-", 1)[-1] for name in names}
     return short if len(set(short.values())) == len(short) else {name: name for name in names}
 
@@ -120,7 +122,8 @@ def ran(records: list[CheckRecord]) -> bool:
 def build_matrix(
     records: list[CheckRecord], target_order: list[str], changes: dict[str, str] | None = None
 ) -> Matrix:
-    """``changes``: check id -> "regressed" / "recovered" / "moved" (from the baseline comparison)."""
+    """``changes``: check id -> "regressed" / "recovered" / "moved" (from the baseline
+    comparison)."""
     grouped: dict[tuple[str, str, str], list[CheckRecord]] = {}
     for record in records:
         grouped.setdefault((record.model, record.exporter, record.target), []).append(record)

@@ -13,10 +13,11 @@ from typing import Any
 from conformance.report.compare import Comparison, compare_documents
 from conformance.report.drilldown import CheckView, check_view
 from conformance.report.matrix import Matrix, MatrixCell, build_matrix
+from conformance.report.messages import cause
 from conformance.report.performance import Performance, build_performance
 from conformance.report.verdicts import TargetVerdict, target_names, target_verdicts
 from conformance.results.document import records_of
-from conformance.results.records import NOT_PASSED, VERDICTS, CheckRecord
+from conformance.results.records import NOT_PASSED, PASSED, VERDICTS, CheckRecord
 
 
 @dataclass(frozen=True)
@@ -36,10 +37,31 @@ class ModelGroup:
         return sum(1 for c in self.cells for check in c.checks if check.full_detail)
 
 
+# Bounds on the page for large runs (an ops profile: 14,000 checks): charts and worst-element
+# tables for this many checks that did not pass, the rest with their problems only; this many
+# rows of grouped findings. The results file always has everything.
+DETAILED_CHECKS = 300
+FINDINGS_SHOWN = 1000
+
+
 @dataclass(frozen=True)
 class Finding:
-    check: CheckView
+    """Checks that did not pass for the same reason on the same artifact and target (one per
+    data set): one finding, listed once."""
+
+    check: CheckView  # the first check of the group: its anchor, record and summary
     cell_anchor: str | None  # None when the check's target is left out of the matrix
+    checks: tuple[CheckView, ...] = ()  # every check of the group, in run order
+
+    @property
+    def margin(self) -> float | None:
+        margins = [c.record.margin for c in self.checks or (self.check,)]
+        numbers = [m for m in margins if m is not None]
+        return max(numbers) if numbers else None
+
+    @property
+    def data_sets(self) -> tuple[CheckView, ...]:
+        return self.checks or (self.check,)
 
 
 @dataclass(frozen=True)
@@ -93,41 +115,67 @@ def provenance(document: dict[str, Any]) -> Provenance:
 
 
 def drilldown(matrix: Matrix) -> tuple[tuple[ModelGroup, ...], dict[str, tuple[CheckView, str]]]:
-    """Per model, every cell with a view of each check; and check id -> (view, cell anchor)."""
+    """Per model, every cell with a view of each check; and check id -> (view, cell anchor).
+    The first DETAILED_CHECKS checks that did not pass get charts and worst elements."""
     views: dict[str, tuple[CheckView, str]] = {}
     anchors = (f"check-{n}" for n in itertools.count())
+    budget = itertools.count()
     groups = []
     for index, row in enumerate(matrix.rows):
         cells = []
         for cell in row.cells:
             if cell is None:
                 continue
-            checks = tuple(check_view(c, next(anchors)) for c in cell.checks)
+            checks = tuple(
+                check_view(
+                    c, next(anchors), detailed=c.verdict == PASSED or next(budget) < DETAILED_CHECKS
+                )
+                for c in cell.checks
+            )
             views.update({v.record.check_id: (v, cell.anchor) for v in checks})
             cells.append(CellDrill(cell, checks))
         groups.append(ModelGroup(row.model, f"model-{index}", tuple(cells)))
     return tuple(groups), views
 
 
+def finding_key(view: CheckView) -> tuple[str, ...]:
+    r = view.record
+    first = r.problems[0] if r.problems else ""
+    return (r.target, r.model, r.exporter, r.verdict, str(r.attributed_to), cause(first))
+
+
 def findings_of(
     records: list[CheckRecord], views: dict[str, tuple[CheckView, str]]
 ) -> tuple[Finding, ...]:
-    """Every check that did not pass: the runtime's findings first, then the exporters'."""
+    """Every check that did not pass, grouped by (target, artifact, cause): the runtime's
+    findings first, then the exporters'."""
     failing = sorted(
         (r for r in records if r.verdict in NOT_PASSED), key=lambda r: r.attributed_to == "exporter"
     )
-    found = []
+    grouped: dict[tuple[str, ...], list[tuple[CheckView, str | None]]] = {}
     for index, record in enumerate(failing):
-        view, anchor = views.get(record.check_id) or (check_view(record, f"finding-{index}"), None)
-        found.append(Finding(view, anchor))
-    return tuple(found)
+        view, anchor = views.get(record.check_id) or (
+            check_view(record, f"finding-{index}", detailed=False),
+            None,
+        )
+        grouped.setdefault(finding_key(view), []).append((view, anchor))
+    return tuple(
+        Finding(members[0][0], members[0][1], tuple(v for v, _ in members))
+        for members in grouped.values()
+    )
 
 
-def build_view(document: dict[str, Any], baseline: dict[str, Any] | None = None) -> ReportView:
+def build_view(
+    document: dict[str, Any],
+    baseline: dict[str, Any] | None = None,
+    baseline_warnings: tuple[str, ...] = (),
+) -> ReportView:
     records = records_of(document)
     comparison = None
     if baseline is not None:
-        comparison = compare_documents(baseline, document, records_of(baseline), records)
+        comparison = compare_documents(
+            baseline, document, records_of(baseline), records, baseline_warnings
+        )
     matrix = build_matrix(
         records,
         target_names(document, records),

@@ -1,4 +1,5 @@
-"""How a verdict looks: an icon and a word beside every colour, so colour is never the only signal."""
+"""How a verdict looks: an icon and a word beside every colour, so colour is never the only
+signal."""
 
 from __future__ import annotations
 
@@ -73,7 +74,8 @@ def short_margin(margin: float | None) -> str:
 
 
 def number(value: float | None, digits: int = 3) -> str:
-    """Three significant digits; an em dash where there is no value (not comparable, not measured)."""
+    """Three significant digits; an em dash where there is no value (not comparable, not
+    measured)."""
     if value is None:
         return "\u2014"
     if isinstance(value, bool):
