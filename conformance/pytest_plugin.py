@@ -74,6 +74,15 @@ def pytest_addoption(parser: pytest.Parser, pluginmanager: pytest.PytestPluginMa
         "--conformance-pack", default=str(PACK_DIR), help="pack folder (default: the shipped pack)"
     )
     group.addoption(
+        "--conformance-id",
+        action="append",
+        default=[],
+        dest="conformance_ids",
+        metavar="NODEID",
+        help="only this item, or a target's items (conformance/ort:cpu); repeatable. A node id "
+        "given as an argument (as pytest prints it) does the same",
+    )
+    group.addoption(
         "--conformance-out",
         default=str(REPORTS_DIR / "pytest"),
         help=f"run folder for results.json (default: {REPORTS_DIR / 'pytest'})",
@@ -123,6 +132,7 @@ def pytest_configure(config: pytest.Config) -> None:
     except RunInputError as error:
         raise pytest.UsageError(str(error)) from None
     config.stash[STATE] = state
+    _take_node_id_arguments(config, state)
     session = state.session
     config.stash[CONTEXT] = BenchContext(
         session.pack,
@@ -143,6 +153,41 @@ def pytest_configure(config: pytest.Config) -> None:
             )
         ),
     )
+
+
+def _take_node_id_arguments(config: pytest.Config, state: ConformanceState) -> None:
+    """``pytest --conformance conformance/ort:cpu::mlp-...`` runs that item (a collector id
+    such as ``conformance/ort:cpu`` runs its items), as a node id copied from pytest's output
+    would for a test file: such arguments leave the paths pytest collects and select instead
+    (through an option, so pytest-xdist workers get them too)."""
+    collectors = {f"{ROOT}/{plan.target}" for plan in state.plans}
+    ours = [arg for arg in config.args if arg.split("::")[0] in collectors]
+    if ours:
+        config.args = [arg for arg in config.args if arg not in ours]
+        config.option.conformance_ids = [*config.option.conformance_ids, *ours]
+
+
+def _picked(nodeid: str, ids: list[str]) -> bool:
+    return any(nodeid == i or nodeid.startswith(f"{i}::") for i in ids)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    ids: list[str] = config.getoption("conformance_ids", default=[])
+    if STATE not in config.stash or not ids:
+        return
+    unknown = [i for i in ids if not any(_picked(item.nodeid, [i]) for item in items)]
+    if unknown:
+        raise pytest.UsageError(
+            f"no conformance item {unknown[0]}; `pytest --conformance --collect-only -q` "
+            "lists them (with the same --target/--model/--exporter options)"
+        )
+    ours = [item for item in items if item.nodeid.startswith(f"{ROOT}/")]
+    dropped = [item for item in ours if not _picked(item.nodeid, ids)]
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        gone = set(map(id, dropped))
+        items[:] = [item for item in items if id(item) not in gone]
 
 
 class CheckFailed(Exception):

@@ -179,6 +179,26 @@ def test_a_part_file_left_by_an_earlier_run_is_not_merged(tmp_path, run):
     assert not (tmp_path / "out" / "results.gw7.json").exists()
 
 
+def test_a_node_id_as_printed_runs_that_item_also_under_xdist(tmp_path):
+    one = "conformance/ort:cpu::mlp-torch-script-batch1-ort:cpu"
+    args = ("--target", "ort:cpu", "--target", "defect:noise", *SELECTION)
+    listed = pytest_conformance(
+        tmp_path, *args, "--collect-only", "-q", one, "conformance/defect:noise"
+    )
+    assert collected(listed) == [
+        one,
+        "conformance/defect:noise::mlp-torch-script-batch1-defect:noise",
+        "conformance/defect:noise::mlp-torch-script-batch4-defect:noise",
+    ]
+    ran = pytest_conformance(tmp_path, *args, "-n", "2", one)
+    assert ran.returncode == 0 and "1 passed" in ran.stdout, ran.stdout[-3000:] + ran.stderr
+    document = load_document(tmp_path / "out" / "results.json")
+    assert [c["id"] for c in document["checks"]] == [one.split("::")[1]]
+    typo = pytest_conformance(tmp_path, *args, "--collect-only", "conformance/ort:cpu::mlp-nope")
+    assert typo.returncode == pytest.ExitCode.USAGE_ERROR
+    assert "no conformance item conformance/ort:cpu::mlp-nope" in typo.stderr
+
+
 def test_markers_select_model_exporter_and_target_exactly(tmp_path):
     strict = ("--collect-only", "-q", "--strict-markers", "-W", "error")
     targets = ("--target", "ort:cpu", "--target", "reference")
