@@ -473,22 +473,22 @@ def test_loadgen_runs_record_their_result_with_logs_beside_the_results(pack, tmp
         # the constraints behind it, whatever they are, and that an INVALID one says why
         assert record.measured, record.problems
         section = record.figures.loadgen
-        assert section["result"] in ("VALID", "INVALID")
-        assert section["valid"] == (section["result"] == "VALID")
-        assert set(section["constraints"]) == {
+        assert section.result in ("VALID", "INVALID")
+        assert section.valid == (section.result == "VALID")
+        assert set(section.constraints) == {
             "min_duration",
             "min_queries",
             "early_stopping",
             "performance",
         }
-        assert section["valid"] or (
+        assert section.valid or (
             record.problems and record.problems[0].startswith("LoadGen result INVALID")
         )
-        assert section["samples_per_s"] > 0 and "p99" in section["latency_ms"]
-        assert section["query_count"] >= 1 and record.figures.queries == section["query_count"]
-        for log in section["logs"].values():
+        assert section.samples_per_s > 0 and "p99" in section.latency_ms
+        assert section.query_count >= 1 and record.figures.queries == section.query_count
+        for log in section.logs.values():
             assert (tmp_path / log).is_file()
-    assert loadgen["LoadGen-Server"].figures.loadgen["settings"]["server_target_qps"] > 0
+    assert loadgen["LoadGen-Server"].figures.loadgen.settings["server_target_qps"] > 0
     assert (
         loadgen["LoadGen-Offline"].figures.throughput[0].batch
         == load_rules("dev").loadgen.offline_batch

@@ -22,6 +22,8 @@ import queue
 import shutil
 import threading
 import time
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +49,31 @@ LATENCY_KEYS = {
 
 class LoadGenUnavailable(RuntimeError):
     pass
+
+
+@dataclass(frozen=True)
+class LoadGenResult:
+    """One LoadGen run: its own figures, parsed from its detail log in our units (ms,
+    samples/s), and what we chose and measured around it. The record's ``loadgen`` section."""
+
+    result: str | None  # LoadGen's verdict: "VALID" or "INVALID"
+    valid: bool
+    invalid_reason: str | None
+    samples_per_s: float | None
+    scheduled_samples_per_s: float | None
+    query_count: int | None
+    overlatency_query_count: int | None
+    latency_ms: Mapping[str, float]
+    constraints: Mapping[str, bool | None]  # min_duration, min_queries, early_stopping, performance
+    loadgen_version: str | None
+    logs: Mapping[str, str]  # summary, detail: paths (relative to the run folder in a record)
+    duration_s: float
+    settings: Mapping[str, Any]  # the TestSettings values we chose
+    sut_batch: int
+    calibration: Mapping[str, float]  # p50_ms, p99_ms, samples_per_s
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
 
 
 def _lg():
@@ -234,7 +261,7 @@ def probe_offline(
 
 def run_loadgen(
     session: Session, pool: list[Feeds], scenario: str, rules: LoadGenRules, log_dir: Path
-) -> dict[str, Any]:
+) -> LoadGenResult:
     """Run one LoadGen scenario ("Offline" or "Server"): the record's ``loadgen`` section."""
     lg = _lg()
     calibration = calibrate(session, pool, rules.offline_batch)
@@ -243,17 +270,17 @@ def run_loadgen(
     chosen = settings_for(scenario, rules, calibration)
     duration_s = _start_test(lg, session, pool, chosen, rules, log_dir)
     sut_batch = rules.offline_batch if scenario == "Offline" else 1
-    return {
+    return LoadGenResult(
         **parse_logs(log_dir),
-        "duration_s": duration_s,
-        "settings": chosen,
-        "sut_batch": sut_batch,
-        "calibration": {
+        duration_s=duration_s,
+        settings=chosen,
+        sut_batch=sut_batch,
+        calibration={
             "p50_ms": calibration["p50_s"] * 1e3,
             "p99_ms": calibration["p99_s"] * 1e3,
             "samples_per_s": calibration["samples_per_s"],
         },
-    }
+    )
 
 
 def detail_values(detail_path: Path) -> dict[str, Any]:

@@ -22,6 +22,7 @@ from typing import Any, TypeAlias
 from conformance.bench import guard, stats
 from conformance.bench.cases import BenchCase, BenchEnvironment
 from conformance.bench.guard import GuardRaw, GuardVerdict
+from conformance.bench.loadgen import LoadGenResult
 from conformance.bench.rules import BenchRules
 from conformance.bench.scenarios import BatchPart, ColdStart, Series
 from conformance.results.records import (
@@ -53,6 +54,7 @@ __all__ = [
     "GuardVerdict",
     "Histogram",
     "LoadGenFigures",
+    "LoadGenResult",
     "OfflineFigures",
     "Series",
     "SingleStreamFigures",
@@ -172,7 +174,7 @@ class GuardFigures:
 
 @dataclass(frozen=True)
 class LoadGenFigures:
-    loadgen: Mapping[str, Any]  # LoadGen's own figures as parsed from its detail log
+    loadgen: LoadGenResult  # LoadGen's own figures as parsed from its detail log
     latency_ms: Mapping[str, float]
     duration_s: float
     queries: int | None = None
@@ -180,7 +182,7 @@ class LoadGenFigures:
 
     def as_dict(self) -> Json:
         data: Json = {
-            "loadgen": dict(self.loadgen),
+            "loadgen": self.loadgen.as_dict(),
             "latency_ms": dict(self.latency_ms),
             "duration_s": self.duration_s,
         }
@@ -286,7 +288,7 @@ def _figures_from_dict(data: Mapping[str, Any]) -> Figures | None:
     if "loadgen" in data:
         throughput = data.get("throughput")
         return LoadGenFigures(
-            data["loadgen"],
+            LoadGenResult(**data["loadgen"]),
             data["latency_ms"],
             data["duration_s"],
             data.get("queries"),
@@ -412,30 +414,30 @@ def caching_guard(base: BenchRecord, raw: GuardRaw, rules: BenchRules) -> BenchR
 LOADGEN_TIMER = "mlperf_loadgen (LoadGen times every query itself)"
 
 
-def loadgen(base: BenchRecord, measured: Mapping[str, Any], run_dir: Path) -> BenchRecord:
+def loadgen(base: BenchRecord, measured: LoadGenResult, run_dir: Path) -> BenchRecord:
     """LoadGen's own figures; its log paths made relative to the run folder."""
-    logs = {name: _relative(Path(path), run_dir) for name, path in measured["logs"].items()}
-    queries = int(measured["query_count"]) if measured.get("query_count") is not None else None
+    logs = {name: _relative(Path(path), run_dir) for name, path in measured.logs.items()}
+    queries = int(measured.query_count) if measured.query_count is not None else None
     throughput = None
-    if measured.get("samples_per_s") is not None:
+    if measured.samples_per_s is not None:
         throughput = (
             Throughput(
-                batch=int(measured["sut_batch"]),
-                samples_per_s=float(measured["samples_per_s"]),
+                batch=int(measured.sut_batch),
+                samples_per_s=float(measured.samples_per_s),
                 queries=queries or 0,
             ),
         )
     figures = LoadGenFigures(
-        loadgen={**measured, "logs": logs},
-        latency_ms=dict(measured["latency_ms"]),
-        duration_s=measured["duration_s"],
+        loadgen=replace(measured, logs=logs),
+        latency_ms=dict(measured.latency_ms),
+        duration_s=measured.duration_s,
         queries=queries,
         throughput=throughput,
     )
     problems = []
-    if not measured["valid"]:
-        reason = measured.get("invalid_reason") or "see its summary log"
-        problems.append(f"LoadGen result {measured['result']}: {reason}")
+    if not measured.valid:
+        reason = measured.invalid_reason or "see its summary log"
+        problems.append(f"LoadGen result {measured.result}: {reason}")
     return base.with_timer(LOADGEN_TIMER).measured_as(figures, problems)
 
 

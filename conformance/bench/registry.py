@@ -23,6 +23,7 @@ from typing import Any, Generic, Protocol, TypeVar
 from conformance.bench import guard, records, scenarios
 from conformance.bench.cases import BenchCase
 from conformance.bench.inputs import Feeds
+from conformance.bench.loadgen import LoadGenResult
 from conformance.bench.records import BenchEnvironment, BenchRecord
 from conformance.bench.rules import BenchRules
 from conformance.bench.scenarios import BatchPart, ColdStart, Series
@@ -138,8 +139,8 @@ def _caching_guard(loaded: Loaded, how: Measure) -> guard.GuardRaw:
     return guard.measure(loaded.session, loaded.pool, loaded.rules.caching_guard)
 
 
-def _loadgen(kind: str) -> Callable[[Loaded, Measure], Mapping[str, Any]]:
-    def measure(loaded: Loaded, how: Measure) -> Mapping[str, Any]:
+def _loadgen(kind: str) -> Callable[[Loaded, Measure], LoadGenResult]:
+    def measure(loaded: Loaded, how: Measure) -> LoadGenResult:
         from conformance.bench.loadgen import run_loadgen
 
         assert how.log_dir is not None, "a LoadGen scenario writes logs"
@@ -209,7 +210,7 @@ _ENTRIES: tuple[Scenario[Any], ...] = (
         rules_section=lambda rules: ("CachingGuard", asdict(rules.caching_guard)),
     ),
     *(
-        Scenario[Mapping[str, Any]](
+        Scenario[LoadGenResult](
             f"LoadGen-{kind}",
             f"MLPerf LoadGen's {kind} scenario (mlcommons-loadgen)",
             measure=_loadgen(kind),

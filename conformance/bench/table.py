@@ -111,9 +111,10 @@ def other_lines(records: Sequence[BenchRecord]) -> list[str]:
             lines.append(f"{name}: rotated/repeated p50 ratio {ratio}, {verdict}")
         elif isinstance(f, LoadGenFigures):
             lg = f.loadgen
+            samples_per_s = lg.samples_per_s if lg.samples_per_s is not None else float("nan")
             lines.append(
-                f"{name}: {lg['result']}, {lg['samples_per_s']:.0f} samples/s, "
-                f"p99 {lg['latency_ms'].get('p99', float('nan')):.3f} ms ({lg['logs']['summary']})"
+                f"{name}: {lg.result}, {samples_per_s:.0f} samples/s, "
+                f"p99 {lg.latency_ms.get('p99', float('nan')):.3f} ms ({lg.logs['summary']})"
             )
     return lines
 
