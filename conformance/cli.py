@@ -255,7 +255,7 @@ def execute_run(
 ) -> int:
     """0 when nothing failed on the targets' account, 1 otherwise, 2 on bad input, 130/143 when
     interrupted (the results are kept for --resume)."""
-    from conformance.summary import render_interop, render_table
+    from conformance.summary import render_run_summary
 
     session = open_or_exit(request)
     if session.live is not None:
@@ -273,9 +273,7 @@ def execute_run(
             return code
     session.finish("complete")
     outcome = session.outcome()
-    click.echo(render_table(list(outcome.records)))
-    click.echo()
-    click.echo(render_interop(list(outcome.records)))
+    click.echo(render_run_summary(session.document, outcome.records))
     click.echo(f"results: {session.path}")
     write_report_beside(session.path)
     return 1 if outcome.target_findings else 0

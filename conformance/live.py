@@ -15,6 +15,7 @@ import numpy as np
 from conformance.pack.load import Pack
 
 LIVE_PACK = "live-pack"
+EXPORT_LOG = "live-export.log"  # what the frameworks wrote on stderr while exporting
 NATIVE_TARGETS = ("torch", "tf")
 
 
@@ -32,9 +33,14 @@ def build_live_pack(run_dir: Path, models: list[str], progress) -> Path:
             f"--live needs the frameworks ({error.name} is missing): "
             "pip install 'ml-conformance[frameworks]'"
         ) from error
+    from conformance.isolation import native_stderr_captured
+
     out = run_dir / LIVE_PACK
     run_dir.mkdir(parents=True, exist_ok=True)
-    build_pack(out, models or None, progress=progress)
+    # TensorFlow's and absl's start-up lines ignore TF_CPP_MIN_LOG_LEVEL: keep them in a log file
+    with native_stderr_captured() as captured:
+        build_pack(out, models or None, progress=progress)
+    (run_dir / EXPORT_LOG).write_text("".join(captured), encoding="utf-8")
     return out
 
 

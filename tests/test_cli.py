@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -12,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from conformance.results.document import load_document, validate_document
+from conformance.targets.defects import MARKERS_ENV
 from tests.conftest import needs_frameworks
 
 CLI = [sys.executable, "-m", "conformance"]
@@ -93,11 +95,22 @@ def test_interrupted_run_keeps_its_checks_and_resumes(tmp_path):
         "--out",
         str(run_dir),
     ]
+    markers = tmp_path / "markers"
+    markers.mkdir()
     process = subprocess.Popen(
-        [*CLI, *args, "--timeout", "60"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        [*CLI, *args, "--timeout", "60"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, MARKERS_ENV: str(markers)},
     )
     wait_for_checks(run_dir / "results.json", 2)
-    time.sleep(0.5)  # inside the hanging check now
+    # The hanging control touches hang.running as it enters run: the check is in flight now.
+    running = markers / "hang.running"
+    deadline = time.monotonic() + 120
+    while not running.exists() and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert running.exists(), "the hanging check never started"
     process.send_signal(signal.SIGINT)
     _, stderr = process.communicate(timeout=30)
     assert process.returncode == 130, stderr

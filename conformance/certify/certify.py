@@ -152,10 +152,10 @@ def bundle_files(
 
 
 def run_summary(session: RunSession) -> list[str]:
-    from conformance.summary import render_interop, render_table
+    from conformance.summary import render_run_summary
 
     records = session.records()
-    return [render_table(records), "", render_interop(records)] if records else []
+    return [render_run_summary(session.document, records)] if records else []
 
 
 def outcome_lines(outcomes: tuple[ProfileOutcome, ...]) -> list[str]:

@@ -19,6 +19,7 @@ NOT_PASSED = (FAILED, ERROR, CRASHED, TIMED_OUT)
 # A benchmark that measured: its JSON word since results schema 1.0, kept so files stay the same.
 MEASURED = "ok"
 BENCH_STATUSES = (MEASURED, ERROR, CRASHED, TIMED_OUT, SKIPPED)
+PERCENTILES = ("p50", "p90", "p95", "p99", "p99.9")  # a benchmark record's latency_ms / valid keys
 # Whose account a check that did not pass is on: the exporter's (the pack records the artifact as
 # wrong), the target's (a runtime finding), or the adapter's (the vendor's adapter broke the target
 # contract: an error of the harness around the runtime, never the runtime's numbers).

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import enum
 import math
+import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -41,11 +42,13 @@ from conformance.run.plan import DEFAULT_PRECISION, CheckPlan, plan_checks
 from conformance.spec import load_json
 from conformance.targets import Target, TargetError
 from conformance.targets import choose_targets as choose_named_targets
+from conformance.targets.interface import ARTIFACTS_ENV
 
 if TYPE_CHECKING:
     from conformance.bench.records import BenchRecord
 
 REPORTS_DIR = Path("reports")  # where run folders go by default (relative to the working folder)
+ARTIFACTS_DIR = "artifacts"  # in the run folder: what targets keep of a failure
 Message = Callable[[str], None]
 
 
@@ -392,6 +395,9 @@ class RunSession:
     # ---- running ------------------------------------------------------------------------
     def _runner(self, target: str) -> IsolatedTarget:
         if target not in self._runners:
+            # what a target keeps of a failure (IREE's model.mlir) goes into the run folder,
+            # which outlives the check; the child inherits this from the environment
+            os.environ[ARTIFACTS_ENV] = str((self.run_dir / ARTIFACTS_DIR).resolve())
             self._runners[target] = IsolatedTarget(target, self.timeout_s)
         return self._runners[target]
 
