@@ -179,6 +179,13 @@ def test_following_the_guide_gives_a_certified_bundle_that_verifies(tmp_path: Pa
             assert "VERIFIED" in result.stdout and "REJECTED" not in result.stdout, output
     assert (work / "acme-core.zip").is_file()
     assert (work / "runs" / "acme-core" / "report.html").is_file()
+    # What the guide tells the vendor's users to do with a plug-in target: rerun a sample here.
+    rerun = ["verify", "acme-core.zip", "--public-key", "acme_key.pub", "--rerun"]
+    result = conformance(
+        [*rerun, "--allow-plugin", "acme", "--sample", "2", "--seed", "1"], work, site
+    )
+    assert result.returncode == 0, (result.stdout + result.stderr)[-4000:]
+    assert "2 agree with the bundle" in result.stdout, result.stdout[-3000:]
 
 
 # -- the shipped example, installed as the guide says -----------------------------------------
