@@ -82,6 +82,17 @@ def test_the_percentile_list_is_defined_once():
     assert PERCENTILES is stats.PERCENTILES  # rules re-exports the one definition
     assert PERCENTILES == tuple(stats.PERCENTILE_LEVELS)
     assert set(load_rules("dev").early_stopping_min_queries) == set(PERCENTILES)
+    from conformance.bench.loadgen import LATENCY_KEYS
+
+    # LoadGen's names for them (its detail log's result_<level>_percentile_latency_ns), plus p97
+    assert LATENCY_KEYS == {
+        "p50": "50.00",
+        "p90": "90.00",
+        "p95": "95.00",
+        "p97": "97.00",
+        "p99": "99.00",
+        "p99.9": "99.90",
+    }
 
 
 def test_latency_summary_is_in_ms_and_histogram_counts_every_call():
