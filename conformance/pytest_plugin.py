@@ -34,9 +34,11 @@ from conformance.results.records import EXPORTER, PASSED, SKIPPED, CheckRecord
 from conformance.run.plan import CheckPlan
 from conformance.run.session import REPORTS_DIR, RunInputError, RunRequest, RunSession
 from conformance.spec import PACK_DIR
+from conformance.untrusted import printable
 
 STATE = pytest.StashKey["ConformanceState"]()
 ROOT = "conformance"  # node ids: conformance/<target>::<check id>
+STDERR_LINES = 12  # of a failed check's captured stderr, in its failure text
 PARTS = "results.gw*.json"  # pytest-xdist workers' part files, merged by the controller
 
 
@@ -228,6 +230,11 @@ class ConformanceItem(pytest.Item):
 
     def runtest(self) -> None:
         record = self.config.stash[STATE].session.check(self.plan)
+        self.user_properties += [  # JUnit XML <properties> of the testcase
+            ("verdict", record.verdict),
+            *([("margin", figure(record.margin))] if record.margin is not None else []),
+            *([("attributed_to", record.attributed_to)] if record.attributed_to else []),
+        ]
         if record.verdict == PASSED:
             return
         if record.verdict == SKIPPED:
@@ -243,6 +250,10 @@ class ConformanceItem(pytest.Item):
             if record.tolerance:
                 rule = ", ".join(f"{k} {v:g}" for k, v in record.tolerance.items())
                 lines.append(f"  tolerance: {rule}")
+            if record.stderr.strip():
+                tail = record.stderr.strip().splitlines()[-STDERR_LINES:]
+                lines.append("  the target wrote on stderr (last lines):")
+                lines += [f"    {printable(line)}" for line in tail]
             lines.append(f"  record: {record.check_id} in {self.config.stash[STATE].session.path}")
             return "\n".join(lines)
         return super().repr_failure(excinfo, style=style)

@@ -120,6 +120,11 @@ def test_a_failure_says_why_in_one_line_with_readable_margins(run):
     messages = [c.find("failure") for _, _, c in run["junit"] if c.find("failure") is not None]
     assert len(messages) == 2
     assert all(m.get("message", "").startswith("failed, margin ") for m in messages)
+    for _, name, case in run["junit"]:
+        if "ColdStart" not in name:
+            properties = {p.get("name"): p.get("value") for p in case.iter("property")}
+            verdict = "failed" if name.endswith("defect:noise") else "passed"
+            assert properties["verdict"] == verdict and "margin" in properties, properties
 
 
 def test_benchmark_items_are_named_like_check_items(run):
@@ -131,6 +136,43 @@ def test_benchmark_items_are_named_like_check_items(run):
     # every item, check or benchmark, is named by the id of the record it wrote
     assert set(junit) == bench_ids | check_ids
     assert {junit[i] for i in bench_ids} == {"conformance.ort:cpu", "conformance.defect:noise"}
+
+
+NOISY_BACKEND = """
+import sys
+import onnxruntime
+from onnx.backend.base import Backend, BackendRep
+
+class Rep(BackendRep):
+    def __init__(self, session):
+        self.session = session
+    def run(self, inputs, **kwargs):
+        print("noisy-backend: fell back to a slow kernel", file=sys.stderr, flush=True)
+        names = [i.name for i in self.session.get_inputs()]
+        return [o * 1.5 for o in self.session.run(None, dict(zip(names, inputs)))]
+
+class Noisy(Backend):
+    @classmethod
+    def supports_device(cls, device):
+        return device == "CPU"
+    @classmethod
+    def prepare(cls, model, device="CPU", **kwargs):
+        return Rep(onnxruntime.InferenceSession(model.SerializeToString()))
+"""
+
+
+def test_a_failure_shows_what_the_target_wrote_on_stderr(tmp_path, monkeypatch):
+    (tmp_path / "noisy_backend.py").write_text(NOISY_BACKEND)
+    monkeypatch.setenv(
+        "PYTHONPATH", os.pathsep.join([str(tmp_path), os.environ.get("PYTHONPATH", "")])
+    )
+    result = pytest_conformance(
+        tmp_path, "--target", "backend:noisy_backend:Noisy", *SELECTION, "--exitfirst"
+    )
+    assert result.returncode == 1, result.stdout[-3000:] + result.stderr[-3000:]
+    assert "failed, margin " in result.stdout
+    assert "the target wrote on stderr (last lines):" in result.stdout
+    assert "    noisy-backend: fell back to a slow kernel" in result.stdout
 
 
 def test_collect_only_lists_and_counts_the_items(tmp_path, run):
