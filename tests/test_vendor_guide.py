@@ -258,6 +258,8 @@ def test_a_session_that_forgets_super_init_is_an_adapter_error(tmp_path: Path):
     for check in checks:
         problems = " ".join(check["problems"])
         assert check["verdict"] == "error", check
+        assert check["attributed_to"] == "adapter", check  # not the runtime's finding
+        assert problems.startswith("adapter error: "), problems
         # Said as the adapter's bug, with the fix; never "AttributeError" from the runtime.
         assert "did not call super().__init__(input_names)" in problems, problems
         assert "AttributeError" not in problems, problems
