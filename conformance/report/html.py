@@ -14,7 +14,7 @@ import hashlib
 import jinja2
 from markupsafe import Markup
 
-from conformance.report.model import DETAILED_CHECKS, FINDINGS_SHOWN, ReportView
+from conformance.report.model import COMPACT_ABOVE, DETAILED_CHECKS, FINDINGS_SHOWN, ReportView
 from conformance.report.signs import LEGEND, number, short_margin
 
 SCRIPT = "report.js"
@@ -60,4 +60,5 @@ def render_html(view: ReportView) -> str:
         style=Markup(raw_asset(env, STYLE)),
         finding_rows=FINDINGS_SHOWN,
         detailed_checks=DETAILED_CHECKS,
+        compact_above=COMPACT_ABOVE,
     )

@@ -42,6 +42,9 @@ class ModelGroup:
 # rows of grouped findings. The results file always has everything.
 DETAILED_CHECKS = 300
 FINDINGS_SHOWN = 1000
+# Above this many checks the drill-down lists only the checks that did not pass (a cell of
+# passed checks shows its count and largest margin).
+COMPACT_ABOVE = 2000
 
 
 @dataclass(frozen=True)
@@ -84,6 +87,7 @@ class ReportView:
     performance: Performance
     comparison: Comparison | None
     provenance: Provenance
+    compact: bool = False  # more than COMPACT_ABOVE checks: passed checks are not listed
 
     @property
     def complete(self) -> bool:
@@ -194,4 +198,5 @@ def build_view(
         performance=build_performance(document.get("benchmarks")),
         comparison=comparison,
         provenance=provenance(document),
+        compact=len(records) > COMPACT_ABOVE,
     )
