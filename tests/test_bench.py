@@ -79,8 +79,9 @@ def test_percentiles_follow_the_linear_definition():
 
 
 def test_the_percentile_list_is_defined_once():
-    assert PERCENTILES is stats.PERCENTILES  # rules re-exports the one definition
+    assert PERCENTILES is stats.PERCENTILES is check_records.PERCENTILES  # one definition
     assert PERCENTILES == tuple(stats.PERCENTILE_LEVELS)
+    assert stats.PERCENTILE_LEVELS == {"p50": 50, "p90": 90, "p95": 95, "p99": 99, "p99.9": 99.9}
     assert set(load_rules("dev").early_stopping_min_queries) == set(PERCENTILES)
     from conformance.bench.loadgen import LATENCY_KEYS
 

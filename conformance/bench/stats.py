@@ -14,15 +14,11 @@ from typing import TypedDict
 import numpy as np
 import numpy.typing as npt
 
-# THE percentile list: every record's latency_ms, validity flags and early-stopping minimums
-PERCENTILE_LEVELS: dict[str, float] = {
-    "p50": 50.0,
-    "p90": 90.0,
-    "p95": 95.0,
-    "p99": 99.0,
-    "p99.9": 99.9,
-}
-PERCENTILES: tuple[str, ...] = tuple(PERCENTILE_LEVELS)
+from conformance.results.records import PERCENTILES
+
+# the percentile list is the results contract's (a record's latency_ms and valid keys); a
+# name's level is its number: "p99.9" -> 99.9
+PERCENTILE_LEVELS: dict[str, float] = {name: float(name[1:]) for name in PERCENTILES}
 HISTOGRAM_BINS = 24
 Values = Sequence[float] | npt.NDArray[np.float64]
 
