@@ -395,9 +395,15 @@ def test_nothing_is_written_outside_and_nothing_runs(bundles, context, tmp_path)
 )
 def test_cli_exit_code_agrees_with_its_summary_in_a_subprocess(case, bundles, tmp_path):
     path, _ = tamper(case, bundles, tmp_path)
-    for bundle, code, word in ((bundles.honest, 0, "VERIFIED"), (path, 1, "REJECTED")):
+    key = ["--public-key", str(bundles.public_key)]
+    # issue 9: without a trusted key an intact bundle is UNVERIFIED-SIGNER (exit 3), not VERIFIED
+    for bundle, code, word, extra in (
+        (bundles.honest, 0, "VERIFIED", key),
+        (bundles.honest, 3, "UNVERIFIED-SIGNER", []),
+        (path, 1, "REJECTED", []),
+    ):
         result = subprocess.run(
-            [sys.executable, "-c", CLI, str(bundle), "--json"],
+            [sys.executable, "-c", CLI, str(bundle), "--json", *extra],
             capture_output=True,
             text=True,
             check=False,
@@ -406,8 +412,12 @@ def test_cli_exit_code_agrees_with_its_summary_in_a_subprocess(case, bundles, tm
         assert result.returncode == code == summary["exit_code"] and summary["verified"] == (
             word == "VERIFIED"
         )
+        assert summary["verdict"] == word
         text = subprocess.run(
-            [sys.executable, "-c", CLI, str(bundle)], capture_output=True, text=True, check=False
+            [sys.executable, "-c", CLI, str(bundle), *extra],
+            capture_output=True,
+            text=True,
+            check=False,
         )
         assert text.returncode == code and text.stdout.strip().splitlines()[-1].startswith(word)
 
@@ -460,6 +470,12 @@ def scoreboard(bundles, tmp_path_factory) -> Path:
                 bundles.honest,
                 "system.json",
                 lambda d: d["attested"].update(system_name=HOSTILE, submitter=HOSTILE),
+            ),
+            # another run (the same results twice would be one bundle counted twice)
+            RESULTS: edit_json(
+                bundles.honest,
+                RESULTS,
+                lambda d: d["run"].update(started_at="2020-01-01T00:00:00+00:00"),
             ),
         },
     )

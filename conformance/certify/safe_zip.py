@@ -54,6 +54,12 @@ class Limits:
         200.0  # uncompressed / compressed, checked once a member passes ratio_floor_bytes
     )
     ratio_floor_bytes: int = 1 * MiB
+    # what the verifier parses and recomputes (SPEC §9.3): bounded so verification is bounded
+    max_results_bytes: int = 32 * MiB  # results.json (about 12,000 checks' worth)
+    max_json_bytes: int = 1 * MiB  # every other JSON member
+    max_json_values: int = 1_000_000  # values in one JSON member (about 7,000 checks' worth)
+    max_checks: int = 5_000  # check records in results.json (the ops profile: ~2,000)
+    max_benchmarks: int = 1_000  # benchmark records in results.json
 
 
 @dataclass(frozen=True)

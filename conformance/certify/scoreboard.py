@@ -202,7 +202,7 @@ def judge_entries(entries: Sequence[Entry], trusted: TrustedKeys | None) -> list
             )
         else:
             signer = f"signed by {printable(entry.submitter, 80)}'s trusted key"
-        if entry.verification.verified:
+        if entry.verification.verified and not refusals:
             first = seen_files.get(entry.digest) if entry.digest else None
             first = first or (
                 seen_results.get(entry.results_digest) if entry.results_digest else None
@@ -215,7 +215,7 @@ def judge_entries(entries: Sequence[Entry], trusted: TrustedKeys | None) -> list
                         entry.path,
                     )
                 )
-            elif not refusals:
+            else:
                 if entry.digest:
                     seen_files[entry.digest] = entry.path
                 if entry.results_digest:

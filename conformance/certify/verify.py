@@ -38,6 +38,7 @@ from conformance.certify.interface import (
 )
 from conformance.certify.judge import Judged, judge_profiles
 from conformance.certify.safe_zip import Limits, open_archive
+from conformance.untrusted import TooLargeError, UntrustedInputError, loads_strict_json
 
 
 @dataclass(frozen=True)
@@ -60,14 +61,34 @@ class _Found:
         self.findings.append(Finding(reason, message, subject))
 
 
-def member_json(members: dict[str, bytes], name: str, found: _Found) -> Any:
+def member_json(members: dict[str, bytes], name: str, found: _Found, limits: Limits) -> Any:
     if name not in members:
         return None  # MISSING_MEMBER comes from the hash stage
+    cap = limits.max_results_bytes if name == RESULTS else limits.max_json_bytes
     try:
-        return strict_json.loads(members[name])
-    except strict_json.MalformedJson as error:
+        return loads_strict_json(members[name], max_bytes=cap, max_values=limits.max_json_values)
+    except TooLargeError as error:
+        found.add(Reason.TOO_LARGE, f"{error} (the verifier's limits, SPEC §9.3)", name)
+    except UntrustedInputError as error:
         found.add(Reason.MALFORMED_JSON, str(error), name)
-        return None
+    return None
+
+
+def within_limits(results: Any, limits: Limits, found: _Found) -> bool:
+    """Whether results.json is small enough to validate and recompute (TOO_LARGE if not)."""
+    if not isinstance(results, dict):
+        return True
+    for key, cap in (("checks", limits.max_checks), ("benchmarks", limits.max_benchmarks)):
+        records = results.get(key)
+        if isinstance(records, list) and len(records) > cap:
+            found.add(
+                Reason.TOO_LARGE,
+                f"{len(records)} {key} records, more than the verifier's limit of {cap} "
+                "(SPEC §9.3): not validated or recomputed",
+                RESULTS,
+            )
+            return False
+    return True
 
 
 def schema_ok(name: str, instance: Any, schema: str, found: _Found, pointer: str = "") -> bool:
@@ -88,7 +109,7 @@ def check_signature(
             )
         return SignatureStatus(False, False)
     try:
-        document = strict_json.loads(members[SIGNATURE])
+        document = strict_json.loads(members[SIGNATURE], 1 << 20)
         if not isinstance(document, dict) or document.get("signed_member") != MANIFEST:
             raise keys.SignatureInvalid(f"does not sign {MANIFEST}")
         key = keys.check(document, members.get(MANIFEST, b""), trusted)
@@ -288,7 +309,7 @@ def verify_bundle(
     if opened.fatal:
         return Verification(str(path), tuple(found.findings))
     members = opened.members
-    manifest = member_json(members, MANIFEST, found)
+    manifest = member_json(members, MANIFEST, found, options.limits)
     if manifest is None and MANIFEST not in members:
         found.add(Reason.MISSING_MEMBER, "no manifest: nothing can be verified", MANIFEST)
     manifest_ok = isinstance(manifest, dict) and schema_ok(
@@ -297,9 +318,11 @@ def verify_bundle(
     manifest = manifest if isinstance(manifest, dict) else {}
     signature = check_signature(members, options.public_key, found)
     check_hashes(members, manifest, found, opened.entries)
-    results = member_json(members, RESULTS, found)
-    system = member_json(members, SYSTEM, found)
-    environment = member_json(members, ENVIRONMENT, found)
+    results = member_json(members, RESULTS, found, options.limits)
+    if not within_limits(results, options.limits, found):
+        results = None
+    system = member_json(members, SYSTEM, found, options.limits)
+    environment = member_json(members, ENVIRONMENT, found, options.limits)
     if system is not None:
         schema_ok(SYSTEM, system, schemas.SYSTEM, found)
     results_ok = results is not None and schema_ok(RESULTS, results, schemas.RESULTS, found)
