@@ -21,6 +21,7 @@ from conformance.targets.defects import KINDS, MARKERS_ENV, DefectTarget
 from conformance.targets.interface import (
     AdapterError,
     InvalidTargetError,
+    Option,
     TargetError,
     TargetUnavailable,
 )
@@ -370,6 +371,10 @@ class ForgetfulSession(Session):
         return []
 
 
+class OldStyleOptionsTarget(PretendTarget):
+    OPTIONS = ("threads",)  # names instead of Option declarations
+
+
 class DictSession(Session):
     def _run(self, inputs):
         return {"logits": None}
@@ -385,6 +390,7 @@ def pretend(site):
         {
             "pretend": "pretend_runtime:PretendTarget",
             "noruntime": "pretend_runtime:NoRuntimeTarget",
+            "oldstyle": "pretend_runtime:OldStyleOptionsTarget",
         },
     )
     yield __import__("pretend_runtime")
@@ -424,3 +430,16 @@ def test_adapter_contract_breaches_are_adapter_errors(pretend):
         pretend.NotASessionTarget("notasession", {}).load(MLP / "model.onnx")
     # An adapter error is never mistaken for the runtime's own refusal type.
     assert issubclass(AdapterError, TargetError) and not issubclass(AdapterError, TargetUnavailable)
+
+
+def test_option_declarations_are_checked(pretend):
+    with pytest.raises(AdapterError, match="OPTIONS must be a tuple of"):
+        get_target("oldstyle:threads=2")
+    for bad in (
+        dict(name="threads", type=float),
+        dict(name="threads", type=int, default="0"),
+        dict(name="mode", type=str, default="x", choices=("a", "b")),
+        dict(name="bad name", type=str),
+    ):
+        with pytest.raises(TypeError):
+            Option(**bad)

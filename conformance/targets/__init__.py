@@ -109,7 +109,13 @@ def get_target(name: str) -> Target:
     """
     parsed = parse_target_name(name)
     cls = target_class(parsed)
-    validate_options(name, cls.OPTIONS, parsed.options)
+    declared = getattr(cls, "OPTIONS", ())
+    if not isinstance(declared, tuple) or not all(isinstance(o, Option) for o in declared):
+        raise AdapterError(
+            f"target {name!r}: {cls.__module__}.{cls.__qualname__}.OPTIONS must be a tuple of "
+            "conformance.targets.interface.Option, e.g. (Option('threads', int, 0, 'help'),)"
+        )
+    validate_options(name, declared, parsed.options)
     try:
         target = cls(name, dict(parsed.options))
     except TargetError:

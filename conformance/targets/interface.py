@@ -143,6 +143,21 @@ class Option:
     maximum: int | None = None
     pattern: str | None = None
 
+    def __post_init__(self) -> None:
+        # A declaration error is the adapter's, found when its module is imported.
+        if not _OPTION_KEY.match(self.name):
+            raise TypeError(f"Option name {self.name!r} must be a word like 'threads'")
+        if self.type not in (int, str):
+            raise TypeError(f"Option {self.name!r}: type must be int or str, not {self.type!r}")
+        if self.choices and (
+            self.type is not str or not all(isinstance(c, str) for c in self.choices)
+        ):
+            raise TypeError(f"Option {self.name!r}: choices are strings, of a str option")
+        if self.default is not None and not isinstance(self.default, self.type):
+            raise TypeError(f"Option {self.name!r}: default {self.default!r} is not {self.type}")
+        if self.choices and self.default is not None and self.default not in self.choices:
+            raise TypeError(f"Option {self.name!r}: default {self.default!r} is not a choice")
+
     def allowed(self) -> str:
         """What values are allowed, in words (for errors and the targets listing)."""
         if self.choices:

@@ -5,7 +5,8 @@ Entry points: a vendor package declares, in its pyproject.toml::
     [project.entry-points."conformance.targets"]
     acme = "acme_runtime:AcmeTarget"
 
-and, once installed, ``--target acme`` selects it (options as for any target: ``acme:key=value``).
+and, once installed, ``--target acme`` selects it (``acme:key=value`` for the options its class
+declares in ``OPTIONS``; any other is refused).
 The entry point's name is the target's base name, its value ``module:Class`` of a ``Target``
 subclass (see examples/vendor_adapter/). Entry points are validated when read; the module is
 imported only when its target is selected.
