@@ -422,6 +422,18 @@ def test_a_crashing_target_costs_its_own_benchmarks_only(bench_run):
     assert all(r["status"] == "ok" for r in document["benchmarks"] if r["target"] == "ort:cpu")
 
 
+def test_spread_reads_the_records_back_from_results_files(bench_run):
+    from conformance.bench.spread import FIGURES, spreads
+
+    result, _, _ = bench_run
+    run_dir = Path(result.stdout.strip().splitlines()[-1].split("results: ", 1)[1]).parent
+    rows = spreads([run_dir, run_dir])  # the same run twice: every figure agrees with itself
+    assert {(r["target"], r["figure"]) for r in rows} == {
+        (target, figure) for target in ("ort:cpu", "defect:stale") for figure in FIGURES
+    }  # the crashed target measured nothing
+    assert all(r["spread"] == 0.0 and r["values"][0] > 0 for r in rows)
+
+
 def test_bench_adds_to_an_existing_run_and_refuses_bad_input(bench_run, tmp_path):
     result, document, _ = bench_run
     run_dir = Path(result.stdout.strip().splitlines()[-1].split("results: ", 1)[1]).parent
