@@ -19,6 +19,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from conformance.pack.load import Pack
+from conformance.spec import PACK_DIR
 from conformance.targets.defects import BATCH_VARIANT_SHIFT, KINDS, DefectTarget
 from conformance.targets.ort import OrtCpuTarget
 
@@ -262,6 +264,45 @@ def test_a_runtime_that_refuses_a_valid_model_is_a_target_error(tmp_path):
         assert record["verdict"] == "error" and record["attributed_to"] == "target"
         assert record["problems"][0].startswith("load failed: ")
         assert "TractError" in record["problems"][0]
+
+
+@pytest.mark.parametrize("control", ["repeat-ulp", "batch-variant"])
+def test_certify_refuses_each_control_and_values_pass_on_every_model(tmp_path, control):
+    """Over the whole pack (69 checks, ~5 s here): the control is right on values for every
+    model, exporter and data set, fails only its one check, and the core profile refuses it."""
+    (tmp_path / "system.json").write_text('{"submitter": "t", "system_name": "CI box"}')
+    work = tmp_path / "work"
+    result = conformance(
+        "certify",
+        "--target",
+        f"defect:{control}",
+        "--system",
+        str(tmp_path / "system.json"),
+        "--out",
+        str(tmp_path / "bundle.zip"),
+        "--work-dir",
+        str(work),
+    )
+    assert result.returncode == 1, result.stdout[-2000:] + result.stderr[-2000:]
+    assert f"NOT CERTIFIED: defect:{control} for core" in result.stdout
+    checks = list(by_id(work / "results.json").values())
+    judged = [c for c in checks if c["verdict"] != "error"]  # the seq-20 export error
+    models = Pack(PACK_DIR).models
+    assert len(checks) == sum(len(m.artifacts) * len(m.data_sets) for m in models)
+    assert len(judged) >= len(checks) - 3 and {c["model"] for c in judged} == {
+        m.name for m in models
+    }
+    for check in judged:
+        assert check["margin"] < 1.0, check["id"]  # values pass everywhere
+        alone = check["data_set_label"].startswith("batch1")
+        if control == "repeat-ulp":
+            assert check["problems"] == [NONDETERMINISTIC], check["id"]
+        elif alone:
+            assert check["verdict"] == "passed", check["id"]
+        else:
+            assert len(check["problems"]) == 1, check["id"]
+            assert check["problems"][0].startswith(BATCH_VARIANCE), check["id"]
+            assert check["determinism"]["passed"], check["id"]
 
 
 # -- the controls themselves, in process (fast) -----------------------------------------------
