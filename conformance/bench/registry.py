@@ -3,7 +3,7 @@
 Every caller goes through an entry instead of switching on the scenario's name: the runner
 (`conformance bench`, `run --bench`, certify) asks a child process to ``measure`` and builds the
 record in the parent; the pytest hooks measure in the pytest process with pytest-benchmark's
-fixture. A new scenario is one ``Scenario(...)`` in ``REGISTRY``: its measurement (a function of
+fixture. A new scenario is one ``Scenario(...)`` in ``_ENTRIES``: its measurement (a function of
 the loaded case, run where the runtime lives), its record (a function of the raw result), the
 rules section it carries, and how it shows in a progress line.
 
