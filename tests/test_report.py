@@ -415,7 +415,7 @@ def test_informative_part_keeps_the_operator_iree_names():
     assert "failed to legalize operation 'torch.operator' that was explicitly marked illegal" in (
         summary
     )
-    assert "operator onnx.Loop" in summary and summary.startswith("load failed: CompilerToolError")
+    assert "[onnx.Loop]" in summary and summary.startswith("load failed: CompilerToolError")
     assert "!torch.vtensor" not in summary and "/tmp/" not in summary
     short = "encoded: values out of tolerance: margin 3.5"
     assert informative(short) == short
@@ -440,12 +440,12 @@ def test_identical_findings_are_grouped_and_keep_the_whole_message(document, tmp
     html = path.read_text(encoding="utf-8")
     start = html.index('<table class="findings">')
     table = html[start : html.index("</table>", start)]
-    assert table.count("operator onnx.Loop") == 1  # one row for the artifact, not one per data set
+    assert table.count("[onnx.Loop]") == 1  # one row for the artifact, not one per data set
     # the whole message in the drill-down of each check
     assert html.count(f"<pre>{escape(IREE_LOOP_ERROR)}</pre>") == len(ids)
     assert "last line of stderr &lt;b&gt;x&lt;/b&gt;" in html  # the captured stderr, escaped
     markdown = render_markdown(view)
-    line = next(x for x in markdown.splitlines() if "operator onnx.Loop" in x)
+    line = next(x for x in markdown.splitlines() if "\\[onnx.Loop\\]" in x)
     assert all(c.record.data_set_label in line for c in finding.data_sets)
     assert sum("onnx.Loop" in x for x in markdown.splitlines()) == 1
 

@@ -19,7 +19,6 @@ from conformance.report.charts import (
     throughput_chart,
 )
 
-PERCENTILES = ("p50", "p90", "p95", "p99", "p99.9")
 SINGLE_STREAM, OFFLINE, COLD_START, LOADGEN_PREFIX = (
     "SingleStream",
     "Offline",
