@@ -1,4 +1,5 @@
-"""Certification: profiles, bundles, the offline verifier against tampered and hostile bundles, the scoreboard.
+"""Certification: profiles, bundles, the offline verifier against tampered and hostile bundles,
+the scoreboard.
 
 Two real bundles are made once per module (ort:cpu signed, the defect:noise negative control through
 the CLI) and every tamper case rewrites a copy of one the way an attacker would, re-hashing the

@@ -1,6 +1,7 @@
 """Do one output's recorded error figures agree with each other, the tolerance and the golden?
 
-The figures are what conformance.compare.stats writes: margin (worst |err| / (atol + rtol |golden|)),
+The figures are what conformance.compare.stats writes: margin
+(worst |err| / (atol + rtol |golden|)),
 the minimum passing tolerance (margin x tolerance), the worst elements with their indices, a
 histogram of element ratios, max abs and relative L2 error. Each relation below holds exactly (up
 to float rounding) for honest figures; editing one figure breaks at least one of them, and an

@@ -13,7 +13,7 @@ import json
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from conformance.bench.rules import PERCENTILES, BenchRules, RulesError, load_rules
+from conformance.bench.rules import BenchRules, RulesError, load_rules
 from conformance.certify.interface import (
     CERTIFIED,
     NOT_CERTIFIED,
@@ -23,6 +23,7 @@ from conformance.certify.interface import (
     Reason,
 )
 from conformance.certify.profiles import EXAMPLES, Profile
+from conformance.results.records import PERCENTILES
 
 OK = "ok"
 
@@ -141,9 +142,8 @@ def judge_benchmarks(
             for record in candidates:
                 found += record_findings(record, rules)
             if all(shortfalls(r, rules, need.valid_percentiles) for r in candidates):
-                short.append(
-                    f"{model} {scenario} ({shortfalls(candidates[0], rules, need.valid_percentiles)[0][:120]})"
-                )
+                first = shortfalls(candidates[0], rules, need.valid_percentiles)[0][:120]
+                short.append(f"{model} {scenario} ({first})")
     found += [Finding(Reason.MISSING_BENCHMARK, f"no {need.mode}-mode record", m) for m in missing]
     required = len(models) * len(need.scenarios)
     reasons = []

@@ -26,10 +26,11 @@ from typing import Any
 from conformance.certify.context import SpecContext
 from conformance.certify.interface import CheckOutcome, Finding, Reason
 from conformance.certify.recompute import index_pack
-from conformance.checks import CheckPlan, run_check
-from conformance.engine import check_timeout_s
 from conformance.isolation import IsolatedTarget
 from conformance.results.records import PASSED
+from conformance.run.check import run_check
+from conformance.run.plan import CheckPlan
+from conformance.run.session import check_timeout_s
 from conformance.targets import BUILTIN_TARGETS, DEFECT_TARGETS, TargetError, get_target
 from conformance.targets.interface import parse_target_name
 from conformance.untrusted import printable

@@ -12,7 +12,10 @@ from conformance.report.html import STYLE, raw_asset
 from conformance.report.html import environment as report_environment
 from conformance.report.signs import number
 
-CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:; base-uri 'none'; form-action 'none'"
+CSP = (
+    "default-src 'none'; style-src 'unsafe-inline'; img-src data:; base-uri 'none'; "
+    "form-action 'none'"
+)
 FINDINGS_SHOWN = 8
 
 

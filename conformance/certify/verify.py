@@ -1,4 +1,5 @@
-"""`conformance verify`, offline: open the bundle safely, then check every rule and name each one broken.
+"""`conformance verify`, offline: open the bundle safely, then check every rule and name each one
+broken.
 
 Stages: the archive (safe_zip) -> the manifest and its schema -> the signature -> every member's
 sha256 -> the JSON members and their schemas -> versions (spec version, pinned pack digest) ->
@@ -234,7 +235,8 @@ def check_claims(
             found.add(
                 Reason.CLAIM_MISMATCH,
                 f"claims {claim.get('status')!r} ({claim.get('passed')}/"
-                f"{claim.get('required')}); recomputed {outcome.status!r} ({outcome.passed}/{outcome.required})",
+                f"{claim.get('required')}); recomputed {outcome.status!r} "
+                f"({outcome.passed}/{outcome.required})",
                 outcome.profile,
             )
 
