@@ -67,11 +67,13 @@ def export_tf2onnx(
         return model(list(args) if len(args) > 1 else args[0], training=False)
 
     opset = options.get("opset", TF2ONNX_OPSET)
-    handlers = {"Erfc": (_erfc_as_one_minus_erf, [])} if options.get(ERFC_OPTION) else None
-    log, handler = io.StringIO(), None
+    handlers: dict[str, tuple[Any, list[Any]]] | None = (
+        {"Erfc": (_erfc_as_one_minus_erf, [])} if options.get(ERFC_OPTION) else None
+    )
+    log = io.StringIO()
+    handler = logging.StreamHandler(log)
+    logging.getLogger("tf2onnx").addHandler(handler)
     try:
-        handler = logging.StreamHandler(log)
-        logging.getLogger("tf2onnx").addHandler(handler)
         tf2onnx.convert.from_function(
             forward,
             input_signature=signature,
