@@ -376,3 +376,26 @@ def test_targets_command_lists_every_option_and_keeps_runtime_noise_off_the_term
         assert re.search(rf"^{re.escape(name)}\s+(available|unavailable: )", result.stdout, re.M)
     for option in {o for name in BUILTIN_TARGETS for o in declared_options(name)}:
         assert re.search(rf"^\s+{option}=: ", result.stdout, re.M), option
+
+
+def test_iree_failure_in_a_run_names_an_mlir_kept_in_the_run_folder(tmp_path: Path):
+    available("iree:llvm-cpu")
+    run_dir = tmp_path / "run"
+    result = subprocess.run(
+        [sys.executable, "-m", "conformance", "run", "--target", "iree:llvm-cpu"]
+        + ["--model", "gru", "--exporter", "tf2onnx", "--out", str(run_dir)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert "Traceback" not in result.stderr, result.stderr[-3000:]
+    checks = json.loads((run_dir / "results.json").read_text())["checks"]
+    failed = [c for c in checks if c["verdict"] == "error"]
+    assert failed, checks  # IREE 3.13 cannot lower tf2onnx's GRU Loop
+    for check in failed:
+        problem = check["problems"][0]
+        assert "(operator onnx.Loop)" in problem.splitlines()[0], problem[:500]
+        named = {Path(p) for p in re.findall(r"(/[^\s\"':;]+\.mlir)", problem)}
+        assert named, problem[:2000]
+        for path in named:
+            assert path.is_file() and run_dir.resolve() in path.parents, path

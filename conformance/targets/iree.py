@@ -9,6 +9,7 @@ generation target: the CPU model for llvm-cpu (default ``host``), the SM archite
 
 from __future__ import annotations
 
+import re
 import shutil
 import tempfile
 from collections.abc import Mapping
@@ -40,6 +41,17 @@ def _package_version(name: str) -> str:
         return version(name)
     except PackageNotFoundError:
         return "unknown"
+
+
+def first_diagnostic(message: str) -> str:
+    """The first ``error:`` line of a compiler message, without its location and op dump, and
+    with the ONNX operator it is about (``torch.operator`` wraps ``onnx.<Op>``)."""
+    line = next((line for line in message.splitlines() if "error: " in line), "")
+    if not line:
+        return message.splitlines()[0] if message else "no diagnostic"
+    reason = line.split("error: ", 1)[1].split(": %", 1)[0].strip()
+    operator = re.search(r'name = "(onnx\.[A-Za-z0-9_]+)"', line)
+    return f"{reason} (operator {operator[1]})" if operator else reason
 
 
 class IreeSession(Session):
@@ -127,24 +139,22 @@ class IreeTarget(Target):
         return iree.runtime.Config(self.driver)
 
     def _compile_failure(self, error: Exception, mlir: Path, model_path: Path) -> TargetError:
-        """The compiler's message, naming a copy of its input that outlives the load's temp folder
-        (the message's own path is in the folder that is deleted next)."""
+        """The compiler's message, led by its first diagnostic (the operator's name where it has
+        one), naming a copy of its input that outlives the load's temporary folder."""
         message = f"{type(error).__name__}: {error}"
         model_path = Path(model_path)
         try:
             # <pack>/<model>/<exporter>/model.onnx -> <artifacts>/iree/<device>/<model>/<exporter>/
-            kept = (
-                artifacts_dir(
-                    "iree", self.device, model_path.parent.parent.name, model_path.parent.name
-                )
-                / mlir.name
+            folder = artifacts_dir(
+                "iree", self.device, model_path.parent.parent.name, model_path.parent.name
             )
-            shutil.copyfile(mlir, kept)
+            kept: Path | None = folder / mlir.name
+            shutil.copyfile(mlir, folder / mlir.name)
+            where = f"its input is kept at {kept}"
+            message = message.replace(str(mlir), str(kept))
         except OSError as copy_error:
-            return TargetError(f"{message}\n(the MLIR could not be kept: {copy_error})")
-        return TargetError(
-            message.replace(str(mlir), str(kept)) + f"\nThe compiler's input is kept at {kept}"
-        )
+            kept, where = None, f"its input could not be kept: {copy_error}"
+        return TargetError(f"iree-compile failed: {first_diagnostic(message)}; {where}\n{message}")
 
     def _load(self, model_path: Path) -> Session:
         workdir = Path(tempfile.mkdtemp(prefix="conformance-iree-"))
