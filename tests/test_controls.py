@@ -305,6 +305,42 @@ def test_certify_refuses_each_control_and_values_pass_on_every_model(tmp_path, c
             assert check["determinism"]["passed"], check["id"]
 
 
+def test_a_declared_nondeterministic_target_certifies_and_verifies(tmp_path):
+    """deterministic=False through certify and verify (~10 s): the bundle records the
+    declaration, the verifier's recomputation accepts repeats held to the tolerance, and a
+    --rerun of the plug-in (allowed by name) agrees. The drifting one is refused."""
+    site = install_plugin(tmp_path / "site")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(site), str(REPO)])}
+    (tmp_path / "system.json").write_text('{"submitter": "t", "system_name": "CI box"}')
+    key = tmp_path / "vendor.pem"
+    assert conformance("keygen", "--out", str(key), env=env).returncode == 0
+
+    def certify(target: str) -> tuple[subprocess.CompletedProcess, Path]:
+        bundle = tmp_path / f"{target}.zip"
+        args = ["certify", "--target", target, "--system", str(tmp_path / "system.json")]
+        args += ["--key", str(key), "--out", str(bundle), "--work-dir", str(tmp_path / target)]
+        return conformance(*args, env=env), bundle
+
+    result, bundle = certify("jittery")
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    assert "CERTIFIED: jittery for core" in result.stdout
+    kept = json.loads((tmp_path / "jittery" / "results.json").read_text())
+    assert kept["targets"]["jittery"]["deterministic"] is False
+    modes = {c["determinism"].get("mode") for c in kept["checks"] if c["verdict"] == "passed"}
+    assert modes == {"within-tolerance"}
+    verify = ["verify", str(bundle), "--public-key", str(key.with_suffix(".pub")), "--json"]
+    result = conformance(*verify, "--rerun", "--allow-plugin", "jittery", "--sample", "4", env=env)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    verdict = json.loads(result.stdout.strip().splitlines()[-1])
+    assert verdict["verdict"] == "VERIFIED", verdict
+    assert verdict["profiles"]["core"]["status"] == "certified"
+    assert any("4 checks re-executed" in note and "4 agree" in note for note in verdict["notes"])
+
+    result, _ = certify("drifting")
+    assert result.returncode == 1, result.stdout[-2000:] + result.stderr[-2000:]
+    assert "NOT CERTIFIED: drifting for core" in result.stdout
+
+
 # -- the controls themselves, in process (fast) -----------------------------------------------
 
 
