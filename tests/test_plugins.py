@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from conformance.pack.layout import read_data_set
-from conformance.targets import all_target_names, get_target
+from conformance.targets import all_target_names, get_target, listing
 from conformance.targets.defects import KINDS, MARKERS_ENV, DefectTarget
 from conformance.targets.interface import (
     AdapterError,
@@ -129,7 +129,13 @@ def test_broken_entry_points_give_clear_errors(site):
     assert "reserved for a built-in target" in listed
     assert "must be 'module:Class'" in listed
 
-    # The broken ones cost only themselves.
+    # The broken ones cost only themselves, and `conformance targets` says what is wrong.
+    rows = {row.name: row for row in listing()}
+    assert rows["acme"].available
+    assert "cannot import module 'no_such_vendor_module'" in (rows["broken"].reason or "")
+    assert "must be 'module:Class'" in (rows["bad"].reason or "")
+    assert "not a conformance.targets.interface.Target subclass" in (rows["notarget"].reason or "")
+    assert rows["ort:cpu"].available and "reserved" in (rows["ort:cpu (entry point)"].reason or "")
     assert_expected(run("acme"), MLP, 1)
     names = all_target_names()
     assert "acme" in names and "bad" not in names

@@ -166,7 +166,10 @@ class TargetListing:
 def listing() -> list[TargetListing]:
     """Every target (built-in, then installed) with its availability and declared options.
 
-    A target that cannot even be built (a broken plug-in) is listed with the reason."""
+    A target that cannot even be built, and an entry point declared wrongly (a broken plug-in),
+    is listed with the reason."""
+    from conformance.targets.plugins import scan_entry_points
+
     rows = []
     for name in all_target_names():
         try:
@@ -174,6 +177,11 @@ def listing() -> list[TargetListing]:
             rows.append(TargetListing(name, target.unavailable_reason(), type(target).OPTIONS))
         except TargetError as error:
             rows.append(TargetListing(name, f"broken: {error}", ()))
+    listed = {row.name for row in rows}
+    for name, why in sorted(scan_entry_points()[1].items()):
+        # An entry point that tries to shadow a built-in is listed apart from the built-in.
+        label = f"{name} (entry point)" if name in listed else name
+        rows.append(TargetListing(label, f"broken: {why}", ()))
     return rows
 
 
