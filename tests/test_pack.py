@@ -481,3 +481,32 @@ def test_onnx_runner_on_onnxruntime_backend_passes_where_our_checks_pass(pack):
     assert ours == {"test_transformer_encoder_torch_script"}  # the recorded baked-length finding
     at_default = failing_on_onnx_runner(loader_cases({"rtol": 1e-3, "atol": 1e-7}))
     assert len(at_default - ours) >= 5, at_default
+
+
+def conformance(*args):
+    return subprocess.run(
+        [sys.executable, "-m", "conformance", *map(str, args)], capture_output=True, text=True
+    )
+
+
+def test_pack_verify_and_run_say_a_rehashed_pack_is_not_the_pinned_one(tmp_path):
+    copy = one_model_copy(tmp_path)
+    golden = dict(np.load(copy / "mlp" / "golden.npz"))
+    np.savez_compressed(copy / "mlp" / "golden.npz", **{k: v * 1.01 for k, v in golden.items()})
+    rehash(copy)
+    verified = conformance("pack", "verify", "--pack", copy)
+    assert verified.returncode != 0 and "Traceback" not in verified.stderr
+    assert "NOT the pinned pack of spec" in verified.stdout + verified.stderr
+    ran = conformance("run", "--pack", copy, "--target", "ort:cpu", "--out", tmp_path / "run")
+    first = ran.stderr.splitlines()[0]  # the first thing on stderr, before any check
+    assert first.startswith("warning: ") and "NOT the pinned pack of spec" in first, ran.stderr
+
+
+def test_run_on_a_pack_with_an_object_array_golden_is_exit_2_naming_the_file(tmp_path):
+    copy = one_model_copy(tmp_path)
+    write_object_golden(copy)
+    rehash(copy)
+    ran = conformance("run", "--pack", copy, "--target", "ort:cpu", "--out", tmp_path / "run")
+    assert ran.returncode == 2 and "Traceback" not in ran.stdout + ran.stderr
+    (line,) = [x for x in ran.stderr.splitlines() if x.startswith("error:")]
+    assert f"{copy / 'mlp' / 'golden.npz'}: array 'set0.output.logits' cannot be read" in line
