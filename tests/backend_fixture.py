@@ -1,4 +1,4 @@
-"""A minimal onnx.backend Backend for tests/test_plugins.py: ONNX Runtime CPU behind the Backend API."""
+"""A minimal onnx.backend Backend for tests/test_plugins.py: ONNX Runtime CPU behind its API."""
 
 from __future__ import annotations
 
