@@ -341,6 +341,61 @@ def test_a_declared_nondeterministic_target_certifies_and_verifies(tmp_path):
     assert "NOT CERTIFIED: drifting for core" in result.stdout
 
 
+# What each older control records, per data set of mlp/torch-script (batch 1, batch 4): the
+# verdict and the start of every problem, in order (numbers after these prefixes vary).
+OLDER_CONTROLS = {
+    "noise": [
+        ("failed", ["logits: values out of tolerance: ", "probs: values out of tolerance: "]),
+    ]
+    * 2,
+    "fp16": [
+        ("failed", ["logits: values out of tolerance: ", "probs: values out of tolerance: "]),
+    ]
+    * 2,
+    "first-sample": [
+        ("passed", []),  # a batch of one is its own first sample
+        ("failed", ["logits: values out of tolerance: ", "probs: values out of tolerance: "]),
+    ],
+    "swap-outputs": [
+        ("failed", ["logits: values out of tolerance: ", "probs: values out of tolerance: "]),
+    ]
+    * 2,
+    "nan": [
+        ("failed", ["logits: 1 NaN/Inf values where the golden is finite", "logits: values out"]),
+    ]
+    * 2,
+    "stale": [
+        ("passed", []),  # the first call is honest, and its repeat returns that same result
+        ("failed", ["logits: shape [1, 10] != expected [4, 10]", "probs: shape [1, 10] !="]),
+    ],
+    "dtype": [
+        ("failed", ["logits: dtype float64 != expected float32", "probs: dtype float64 !="]),
+    ]
+    * 2,
+    "crash": [("crashed", ["run: the process died (exit code -6)"])] * 2,
+    "hang": [("timed-out", ["run: no answer to run within 3 s; the process was killed"])] * 2,
+}
+
+
+def test_every_older_control_records_the_reason_of_the_check_that_caught_it(tmp_path):
+    """All nine older controls in one `conformance run` on mlp/torch-script (~15 s here)."""
+    args = ["run", "--model", "mlp", "--exporter", "torch-script", "--timeout", "3"]
+    for kind in OLDER_CONTROLS:
+        args += ["--target", f"defect:{kind}"]
+    result = conformance(*args, "--out", str(tmp_path / "run"))
+    assert result.returncode == 1, result.stdout[-2000:] + result.stderr[-2000:]
+    checks = by_id(tmp_path / "run" / "results.json")
+    for kind, expected in OLDER_CONTROLS.items():
+        for data_set, (verdict, prefixes) in zip(("batch1", "batch4"), expected):
+            record = checks[f"mlp-torch-script-{data_set}-defect:{kind}"]
+            assert record["verdict"] == verdict, (kind, data_set, record["problems"])
+            assert len(record["problems"]) == len(prefixes), (kind, data_set, record["problems"])
+            for problem, prefix in zip(record["problems"], prefixes):
+                assert problem.startswith(prefix), (kind, data_set, problem)
+            if verdict != "passed":
+                assert record["attributed_to"] == "target"
+
+
 # -- the controls themselves, in process (fast) -----------------------------------------------
 
 
