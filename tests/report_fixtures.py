@@ -12,7 +12,8 @@ from pathlib import Path
 from typing import Any
 
 HOSTILE = "<img src=x onerror=alert(1)>"
-# Real checks: honest targets, two negative controls (values and a crash) and one unavailable target;
+# Real checks: honest targets, two negative controls (values and a crash) and one unavailable
+# target;
 # transformer_encoder has exporter findings recorded in the pack.
 SMALL_RUN = [
     "--target",
@@ -64,7 +65,8 @@ def rename_target(document: dict[str, Any], old: str, new: str) -> dict[str, Any
 
 
 def hostile(document: dict[str, Any]) -> dict[str, Any]:
-    """Untrusted names everywhere a vendor can put text: a target, a problem, the environment, a benchmark."""
+    """Untrusted names everywhere a vendor can put text: a target, a problem, the environment,
+    a benchmark."""
     document = rename_target(document, "ort:cpu", HOSTILE)
     failing = next(c for c in document["checks"] if c["verdict"] == "failed")
     failing["problems"] = [f"{HOSTILE} <script>alert(2)</script>", *failing["problems"][1:]]
@@ -78,7 +80,8 @@ def first(document: dict[str, Any], target: str, verdict: str) -> dict[str, Any]
 
 
 def with_regression(document: dict[str, Any]) -> tuple[dict[str, Any], str]:
-    """The same run with one passed check on ort:cpu now failing: (current document, that check's id)."""
+    """The same run with one passed check on ort:cpu now failing: (current document, that
+    check's id)."""
     current = copy.deepcopy(document)
     check = first(current, "ort:cpu", "passed")
     output = next(iter(check["outputs"]))
@@ -95,7 +98,8 @@ def with_regression(document: dict[str, Any]) -> tuple[dict[str, Any], str]:
 
 
 def benchmarks() -> list[dict[str, Any]]:
-    """A small synthetic benchmarks list in the shape the benchmarks issue writes, plus partial records."""
+    """A small synthetic benchmarks list in the shape the benchmarks issue writes, plus partial
+    records."""
 
     def single(target: str, model: str, p50: float, queries: int) -> dict[str, Any]:
         latency = {
@@ -210,9 +214,10 @@ def benchmarks() -> list[dict[str, Any]]:
 def full_size(
     document: dict[str, Any], models: int = 10, exporters: int = 3, targets: int = 8
 ) -> dict[str, Any]:
-    """A matrix of the size the issue names (10 models x 3 exporters x 8 targets x 3 data sets), each check
-    a real record of the small run; the small run's share of failures (negative controls) is far above a
-    default run's, so this bounds the default run's report size from above."""
+    """A matrix of the size the issue names (10 models x 3 exporters x 8 targets x 3 data sets),
+    each check a real record of the small run; the small run's share of failures (negative
+    controls) is far above a default run's, so this bounds the default run's report size from
+    above."""
     document = copy.deepcopy(document)
     records = itertools.cycle(document["checks"])
     target_names = [f"runtime-{i}:cpu" for i in range(targets)]

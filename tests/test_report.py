@@ -1,4 +1,5 @@
-"""The HTML report: view data and Markdown from real results, and the page itself in headless Chromium."""
+"""The HTML report: view data and Markdown from real results, and the page itself in headless
+Chromium."""
 
 from __future__ import annotations
 
