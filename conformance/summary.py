@@ -14,7 +14,16 @@ from dataclasses import dataclass
 from typing import Any
 
 from conformance.findings import group_key, informative_part, one_line
-from conformance.results.records import EXPORTER, NOT_PASSED, PASSED, SKIPPED, CheckRecord, SkipKind
+from conformance.results.records import (
+    ADAPTER,
+    EXPORTER,
+    NOT_PASSED,
+    PASSED,
+    SKIPPED,
+    TARGET,
+    CheckRecord,
+    SkipKind,
+)
 from conformance.untrusted import printable
 
 __all__ = [
@@ -37,17 +46,17 @@ SYMBOL = {
     "timed-out": "TIMEOUT",
     "skipped": "skip",
 }
-RUNTIME_MARK, EXPORTER_MARK, NOT_RUN_MARK = "x", "e", "-"
-INTEROP_LEGEND = "\n".join(
-    [
-        "  ok: every exporter's artifact passes every data set",
-        f"  {RUNTIME_MARK} EXPORTERS: runtime finding, the artifact is good and the target "
-        "diverges",
-        f"  {EXPORTER_MARK} EXPORTERS: exporter finding, the artifact fails on the reference "
-        "evaluator too (in the pack; not the target's fault)",
-        f"  {NOT_RUN_MARK} EXPORTERS: not run (target unavailable)",
-    ]
-)
+RUNTIME_MARK, EXPORTER_MARK, ADAPTER_MARK, NOT_RUN_MARK = "x", "e", "a", "-"
+LEGEND = {
+    "ok": "ok: every exporter's artifact passes every data set",
+    RUNTIME_MARK: f"{RUNTIME_MARK} EXPORTERS: runtime finding, the artifact is good and the target "
+    "diverges",
+    EXPORTER_MARK: f"{EXPORTER_MARK} EXPORTERS: exporter finding, the artifact fails on the "
+    "reference evaluator too (in the pack; not the target's fault)",
+    ADAPTER_MARK: f"{ADAPTER_MARK} EXPORTERS: adapter error, the target's adapter broke the "
+    "target contract (fix the adapter; not a runtime finding)",
+    NOT_RUN_MARK: f"{NOT_RUN_MARK} EXPORTERS: not run (target unavailable)",
+}
 
 
 def cell(record: CheckRecord) -> str:
@@ -73,8 +82,12 @@ def exporter_finding(record: CheckRecord) -> bool:
     return record.verdict in NOT_PASSED and record.attributed_to == EXPORTER
 
 
+def adapter_error(record: CheckRecord) -> bool:
+    return record.verdict in NOT_PASSED and record.attributed_to == ADAPTER
+
+
 def runtime_finding(record: CheckRecord) -> bool:
-    return record.verdict in NOT_PASSED and record.attributed_to != EXPORTER
+    return record.verdict in NOT_PASSED and record.attributed_to not in (EXPORTER, ADAPTER)
 
 
 @dataclass(frozen=True)
@@ -127,7 +140,8 @@ def render_findings(records: Sequence[CheckRecord]) -> list[str]:
             "exporter findings (the artifact fails on the reference evaluator too; "
             "recorded in the pack)",
         ),
-        ("target", "runtime findings (the artifact is good; the target diverges)"),
+        (TARGET, "runtime findings (the artifact is good; the target diverges)"),
+        (ADAPTER, "adapter errors (the adapter broke the target contract; fix the adapter)"),
     ):
         found = [r for r in records if r.verdict != PASSED and r.attributed_to == blame]
         if found:
@@ -177,27 +191,32 @@ def interop_cell(records: Iterable[CheckRecord]) -> str:
             continue
         if exporter_finding(record):
             marks[EXPORTER_MARK].add(record.exporter)
+        elif adapter_error(record):
+            marks[ADAPTER_MARK].add(record.exporter)
         elif runtime_finding(record):
             marks[RUNTIME_MARK].add(record.exporter)
         else:
             marks[NOT_RUN_MARK].add(record.exporter)
     parts = [
         f"{mark} {','.join(sorted(marks[mark]))}"
-        for mark in (RUNTIME_MARK, EXPORTER_MARK, NOT_RUN_MARK)
+        for mark in (RUNTIME_MARK, ADAPTER_MARK, EXPORTER_MARK, NOT_RUN_MARK)
         if marks[mark]
     ]
     return " ".join(parts) or "ok"
 
 
 def render_interop(records: list[CheckRecord]) -> str:
-    """Rows: models; columns: targets; "ok" when the torch- and TF-exported artifacts all pass."""
+    """Rows: models; columns: targets; "ok" when the torch- and TF-exported artifacts all pass.
+    A legend line follows for each mark the grid uses."""
     cells: dict[tuple[str, str], list[CheckRecord]] = defaultdict(list)
     for record in records:
         cells[(record.model, record.target)].append(record)
     targets = list(dict.fromkeys(r.target for r in records))
     models = list(dict.fromkeys(r.model for r in records))
     body = [[m, *(interop_cell(cells.get((m, t), [])) for t in targets)] for m in models]
-    return "\n".join([*_grid(["interop", *targets], body), INTEROP_LEGEND])
+    used = {part for row in body for text in row[1:] for part in text.split() if part in LEGEND}
+    legend = [f"  {line}" for mark, line in LEGEND.items() if mark in used]
+    return "\n".join([*_grid(["interop", *targets], body), *legend])
 
 
 def _target_verdicts(document: dict[str, Any], records: list[CheckRecord]) -> list[Any]:
@@ -208,12 +227,16 @@ def _target_verdicts(document: dict[str, Any], records: list[CheckRecord]) -> li
 
 
 def _counts(records: list[CheckRecord]) -> str:
-    """The target's own counts: exporter findings in their own column, never as its failures."""
-    own = Counter(r.verdict for r in records if not exporter_finding(r))
-    exporter = sum(1 for r in records if exporter_finding(r))
+    """The target's own counts: exporter findings and adapter errors in their own columns,
+    never among the runtime's failures."""
+    own = Counter(r.verdict for r in records if not exporter_finding(r) and not adapter_error(r))
     parts = [f"{own[v]} {v}" for v in SYMBOL if own[v]]
-    if exporter:
-        parts.append(f"{exporter} exporter finding{'s' if exporter != 1 else ''}")
+    for count, word in (
+        (sum(1 for r in records if adapter_error(r)), "adapter error"),
+        (sum(1 for r in records if exporter_finding(r)), "exporter finding"),
+    ):
+        if count:
+            parts.append(f"{count} {word}{'s' if count != 1 else ''}")
     return ", ".join(parts) or "no checks"
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -106,6 +106,16 @@ def test_a_verdict_per_target_under_the_reports_rule(ort_run):
     passed = sum(r.verdict == "passed" for r in ort)
     assert f"{passed} passed, 1 exporter finding" in lines["ort:cpu"]
     assert "error" not in lines["ort:cpu"].split("exporter finding")[0]
+    # ... and that is what `conformance run` ends with, before the paths of its files.
+    printed = ort_run.stdout[ort_run.stdout.index("verdict per target") :]
+    assert printed.startswith("\n".join(block)) and ort_run.returncode == 1
+
+
+def test_progress_piped_into_a_log_is_plain_lines(ort_run):
+    """Not a terminal (a CI log): no bar redrawn with carriage returns, a final count line."""
+    assert "\r" not in ort_run.stdout
+    total = len(ort_run.records)
+    assert f"checks: {total}/{total} done in " in ort_run.stdout
 
 
 def test_identical_findings_are_one_line_with_their_data_sets(ort_run):
@@ -178,3 +188,26 @@ def test_findings_that_differ_only_in_numbers_or_temp_paths_are_one_group():
     other = "load failed: X\n/tmp/conformance-iree-zz99/model.mlir:3:1: error: bad type f16"
     assert group_key(first) == group_key(second) != group_key(other)
     assert informative_part("short") == "short" and informative_part("  \n ^^^ \n") == ""
+
+
+def test_adapter_errors_have_their_own_mark_count_and_list(ort_run):
+    """A vendor adapter's bug (attributed_to "adapter", as the run records it) is neither a
+    runtime finding nor an exporter finding: the grid, the counts and the findings say so."""
+    from conformance.results.records import ADAPTER
+    from conformance.summary import render_run_summary
+
+    records = [
+        replace(r, verdict="error", attributed_to=ADAPTER, problems=("adapter error: run: bad",))
+        if r.target == "defect:noise" and r.model == "mlp"
+        else r
+        for r in ort_run.records
+    ]
+    text = render_run_summary(ort_run.document, records)
+    grid = text[text.index("interop ") :].splitlines()
+    mlp = next(line for line in grid if line.startswith("mlp "))
+    assert mlp[grid[0].index("defect:noise") :].strip() == "a tf2onnx,torch-dynamo,torch-script"
+    assert "a EXPORTERS: adapter error" in text
+    assert "6 adapter errors (the adapter broke the target contract; fix the adapter)" in text
+    verdicts = text[text.index("verdict per target") :].splitlines()
+    noise = next(line for line in verdicts if line.lstrip().startswith("defect:noise"))
+    assert "6 adapter errors" in noise and "6 error" not in noise
