@@ -73,3 +73,20 @@ def test_printable_keeps_ordinary_text_and_cuts_with_an_ellipsis():
     assert printable("abcdefghij", 5) == "abcd…"
     assert printable("\x1b" * 10, 7) == "\\x1b…"  # an escape is never split
     assert printable("short", 5) == "short"
+
+
+def test_certify_refuses_a_system_file_with_an_overflowing_number_before_running(tmp_path):
+    """Issue 9 §1: `1e999` was read as infinity and certify failed only at the end."""
+    from click.testing import CliRunner
+
+    from conformance.certify.command import certify_command
+
+    system = tmp_path / "system.json"
+    system.write_text('{"submitter": "v", "system_name": "s", "status": "available", "host_memory_gb": 1e999}')
+    out = tmp_path / "bundle.zip"
+    work = tmp_path / "run"
+    args = ["--target", "ort:cpu", "--system", str(system), "--out", str(out)]
+    result = CliRunner().invoke(certify_command, [*args, "--work-dir", str(work)])
+    assert result.exit_code == 2 and result.output.startswith("error:"), result.output
+    assert "infinity" in result.output and str(system) in result.output
+    assert not out.exists() and not work.exists()  # nothing ran

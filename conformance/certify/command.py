@@ -45,6 +45,13 @@ def usage_error(error: Exception) -> NoReturn:
     sys.exit(2)
 
 
+def echo_lines(text: str) -> None:
+    """Print progress line by line, each through ``printable`` (a runtime's or an adapter's
+    message can carry escape sequences)."""
+    for line in str(text).split("\n"):
+        click.echo(printable(line))
+
+
 def context_or_exit(pack_dir: Path) -> SpecContext:
     try:
         return load_context(pack_dir)
@@ -119,7 +126,7 @@ def certify_command(
     context = context_or_exit(pack_dir)
     request = CertifyRequest(target, profiles, system_path, out_path, key_path, work_dir, timeout_s)
     try:
-        outcome = certify(request, context, progress=click.echo)
+        outcome = certify(request, context, progress=echo_lines)
     except CertifyUsageError as error:
         usage_error(error)
     except CertifyError as error:
