@@ -17,8 +17,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from conformance.results.metadata import Selection, TargetDescription
-from conformance.results.profile import Outcome, ProfileStatus, apply_rule
+from conformance.results.profile import Outcome, ProfileStatus, RuleResult, apply_rule
 from conformance.results.records import (
+    ADAPTER,
     EXPORTER,
     NOT_PASSED,
     SKIPPED,
@@ -101,12 +102,7 @@ def core_verdict(
     if rule.status is NOT_RUN:
         return ProfileVerdict(CORE_PROFILE, NOT_RUN, "no checks in this run")
     if rule.status is NOT_CONFORMANT:
-        kinds = Counter(o.verdict for o in rule.failing)
-        return ProfileVerdict(
-            CORE_PROFILE,
-            NOT_CONFORMANT,
-            ", ".join(f"{n} {v}" for v, n in kinds.items()) + " on the runtime's account",
-        )
+        return ProfileVerdict(CORE_PROFILE, NOT_CONFORMANT, why_not_conformant(rule, records))
     if rule.status is INCOMPLETE:
         return ProfileVerdict(
             CORE_PROFILE, INCOMPLETE, f"{len(rule.not_assessed)} checks skipped, so not assessed"
@@ -114,6 +110,23 @@ def core_verdict(
     return ProfileVerdict(
         CORE_PROFILE, CONFORMANT, "every check on the runtime's account passed" + partial(selection)
     )
+
+
+def why_not_conformant(rule: RuleResult, records: list[CheckRecord]) -> str:
+    """The failing checks by kind: the runtime's findings, and apart from them the adapter's
+    contract errors (the harness around the runtime broke, not the runtime's numbers)."""
+    adapter = {r.check_id for r in records if r.attributed_to == ADAPTER}
+    kinds = Counter(o.verdict for o in rule.failing if o.check_id not in adapter)
+    parts = []
+    if kinds:
+        parts.append(", ".join(f"{n} {v}" for v, n in kinds.items()) + " on the runtime's account")
+    broken = sum(1 for o in rule.failing if o.check_id in adapter)
+    if broken:
+        parts.append(
+            f"{broken} adapter error{'s' if broken > 1 else ''} "
+            "(the adapter broke the target contract; fix the adapter)"
+        )
+    return "; ".join(parts)
 
 
 def skip_reason(record: CheckRecord) -> str:
