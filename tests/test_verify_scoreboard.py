@@ -11,7 +11,7 @@ import json
 from pathlib import Path
 
 import pytest
-from certify_fixtures import HOSTILE, MLP_CORE, RESULTS, edit_json, resign, rewrite
+from certify_fixtures import HOSTILE, MANIFEST, MLP_CORE, RESULTS, edit_json, resign, rewrite
 from click.testing import CliRunner
 from test_report import OpenedReport, browser  # noqa: F401 - the browser fixture
 
@@ -123,6 +123,20 @@ def test_scoreboard_cli_takes_trusted_keys_and_refuses_bad_files(made, tmp_path)
         assert result.exit_code == 2 and result.output.startswith("error:"), result.output
 
 
+def test_scoreboard_prints_bundle_strings_escaped(made, tmp_path):
+    alpha = made["alpha"][0]
+    forged = "ort:cpu\x1b[2K\rbeta.zip: ort:cpu: compared\n"
+    bundle = rewrite(
+        alpha,
+        tmp_path / "forged.zip",
+        {MANIFEST: edit_json(alpha, MANIFEST, lambda d: d.update(target=forged))},
+    )
+    result = CliRunner().invoke(scoreboard_command, [str(bundle), "-o", str(tmp_path / "b.html")])
+    assert result.exit_code == 0, result.output
+    assert not any(c in result.output.replace("\n", "") for c in "\x1b\r")
+    assert "NOT COMPARED" in result.output and "\\x1b[2K\\rbeta.zip" in result.output
+
+
 # ---- layout in the real browser ----
 
 CLIPPED = """() => {
@@ -140,7 +154,7 @@ CLIPPED = """() => {
 }"""
 
 
-@pytest.mark.parametrize("width", [1400, 1600])
+@pytest.mark.parametrize("width", [400, 1400, 1600])
 def test_scoreboard_verification_column_is_not_clipped(
     browser,  # noqa: F811 - the pytest fixture
     made,
@@ -169,5 +183,8 @@ def test_scoreboard_verification_column_is_not_clipped(
     view = OpenedReport(browser, path, width=width)
     view.page.screenshot(path=str(tmp_path / f"scoreboard-{width}.png"), full_page=True)
     layout = view.page.evaluate(CLIPPED)
-    assert layout == {"scrolls": False, "page_scrolls": False, "clipped": 0, "cells": 3}, layout
+    if width < 640:  # a phone: the table scrolls inside its frame, the page never sideways
+        assert not layout["page_scrolls"] and layout["cells"] == 3, layout
+    else:
+        assert layout == {"scrolls": False, "page_scrolls": False, "clipped": 0, "cells": 3}, layout
     view.assert_quiet()
