@@ -212,3 +212,33 @@ def test_a_check_id_cannot_forge_a_verified_line(signed, context, tmp_path, forg
     lines = text.split("\n")
     assert lines[-1].startswith("REJECTED")
     assert not any(line.startswith("VERIFIED") for line in lines)
+
+
+# ---- strict JSON in every member ----
+
+
+@pytest.mark.parametrize(
+    "member, number", [(RESULTS, b"1e999"), (RESULTS, b"-1E+400"), ("system.json", b"1e999")]
+)
+def test_an_overflowing_number_in_a_member_is_malformed_json(
+    signed, context, tmp_path, member, number
+):
+    """`1e999` parsed as infinity before: a margin of inf, a system field of inf."""
+    source, pair = signed
+    text = members(source)[member]
+    at = text.index(b'"margin": ') + len(b'"margin": ') if member == RESULTS else None
+    if at is None:
+        changed = text.replace(
+            b'"attested": {', b'"attested": {"host_memory_gb": ' + number + b", "
+        )
+    else:
+        end = min(text.index(b",", at), text.index(b"\n", at))
+        changed = text[:at] + number + text[end:]
+    bundle = resign(
+        rewrite(source, tmp_path / "inf.zip", {member: changed}),
+        tmp_path / "inf-signed.zip",
+        pair.private_path,
+    )
+    verification = verify(bundle, context, public_key=pair.public_path)
+    assert Reason.MALFORMED_JSON in verification.reasons, verification.findings
+    assert any("infinity" in f.message for f in verification.findings)
