@@ -2,9 +2,10 @@
 
 The ``core`` profile is defined in spec/profiles.json (SPEC.md section 9): every model, exported
 artifact and test data set at the fp32 tolerances, judged on the normative (exporter-clean)
-checks. The report applies that rule to the checks of this run, reading them from the results
-file alone: a target is conformant when no check attributed to it did not pass and nothing was
-skipped except for a missing artifact; exporter findings are shown, never counted against a
+checks. The report applies the profile rule (results/profile.py, the one certify applies too) to
+the checks of this run, reading them from the results file alone: a target is conformant when no
+check on its account did not pass and nothing was skipped except for a missing artifact (read
+from the record's skip kind); exporter findings are counted in their own column, never against a
 runtime. A run of a selection of the pack says so, since certification needs every check
 (``conformance certify``, which also recomputes each verdict rather than reading it).
 """
@@ -16,7 +17,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from conformance.results.metadata import Selection, TargetDescription
+from conformance.results.metadata import Selection, TargetDescription, targets_of
 from conformance.results.profile import Outcome, ProfileStatus, RuleResult, apply_rule
 from conformance.results.records import (
     ADAPTER,
@@ -66,14 +67,6 @@ class TargetVerdict:
         return sum(self.counts.values()) + self.exporter_findings
 
 
-def describe(info: Mapping[str, Any] | TargetDescription, name: str = "") -> str:
-    if isinstance(info, TargetDescription):
-        return info.describe()
-    if not info:
-        return "not described in the results file"
-    return TargetDescription.from_dict(name, info).describe()
-
-
 def partial(selection: Mapping[str, Any] | Selection | None) -> str:
     """Why the run is not the whole core profile ('' when it is)."""
     if not isinstance(selection, Selection):
@@ -91,13 +84,15 @@ def exporter_finding(record: CheckRecord) -> bool:
 
 
 def core_verdict(
-    info: Mapping[str, Any],
+    info: Mapping[str, Any] | TargetDescription | None,
     records: list[CheckRecord],
     selection: Mapping[str, Any] | Selection | None = None,
 ) -> ProfileVerdict:
     """The profile rule (results/profile.py) over the checks this run recorded for one target."""
-    if info and not info.get("available", True):
-        return ProfileVerdict(CORE_PROFILE, NOT_RUN, describe(info))
+    if isinstance(info, Mapping):
+        info = TargetDescription.from_dict("", info) if info else None
+    if info is not None and not info.available:
+        return ProfileVerdict(CORE_PROFILE, NOT_RUN, info.describe())
     rule = apply_rule(Outcome.of_record(r) for r in records)
     if rule.status is NOT_RUN:
         return ProfileVerdict(CORE_PROFILE, NOT_RUN, "no checks in this run")
@@ -139,18 +134,20 @@ def target_was_unavailable(record: CheckRecord) -> bool:
 
 def target_verdict(
     name: str,
-    info: Mapping[str, Any],
+    info: Mapping[str, Any] | TargetDescription | None,
     records: list[CheckRecord],
     selection: Mapping[str, Any] | Selection | None = None,
 ) -> TargetVerdict:
     """Counts per verdict are the target's own checks: an exporter finding is counted in its
     own column only, never in a target's failed or error columns."""
+    if isinstance(info, Mapping):
+        info = TargetDescription.from_dict(name, info) if info else None
     counts = Counter(r.verdict for r in records if not exporter_finding(r))
     reasons = Counter(skip_reason(r)[:300] for r in records if r.verdict == SKIPPED)
     return TargetVerdict(
         target=name,
-        available=bool(info.get("available", bool(records))),
-        description=describe(info, name),
+        available=info.available if info is not None else bool(records),
+        description=info.describe() if info is not None else "not described in the results file",
         negative_control=name.startswith(NEGATIVE_CONTROL_PREFIX),
         profiles=(core_verdict(info, records, selection),),
         counts={v: counts.get(v, 0) for v in VERDICTS},
@@ -167,11 +164,9 @@ def target_names(document: Mapping[str, Any], records: list[CheckRecord]) -> lis
 
 
 def target_verdicts(document: Mapping[str, Any], records: list[CheckRecord]) -> list[TargetVerdict]:
-    targets = document.get("targets", {})
-    selection = document.get("run", {}).get("selection")
+    targets = targets_of(document)
+    selection = Selection.from_dict((document.get("run") or {}).get("selection"))
     return [
-        target_verdict(
-            name, targets.get(name, {}), [r for r in records if r.target == name], selection
-        )
+        target_verdict(name, targets.get(name), [r for r in records if r.target == name], selection)
         for name in target_names(document, records)
     ]

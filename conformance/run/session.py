@@ -14,7 +14,7 @@ from __future__ import annotations
 import enum
 import math
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import cached_property
@@ -35,7 +35,7 @@ from conformance.results.document import (
     new_document,
     records_of,
 )
-from conformance.results.metadata import Selection, TargetDescription, targets_of
+from conformance.results.metadata import RunMetadata, Selection, TargetDescription, targets_of
 from conformance.results.records import EXPORTER, NOT_PASSED, CheckRecord, SkipKind
 from conformance.run.check import run_check, skipped
 from conformance.run.plan import DEFAULT_PRECISION, CheckPlan, plan_checks
@@ -364,13 +364,18 @@ class RunSession:
         return {n: t.reason for n, t in self.targets.items() if not t.available}
 
     @property
-    def selection(self) -> Selection:
-        """On --resume, the interrupted run's own selection."""
-        return Selection.from_dict(self.writer.document["run"].get("selection"))
+    def metadata(self) -> RunMetadata:
+        """The results document's "run" section, typed (a snapshot: the document is the truth)."""
+        return RunMetadata.from_dict(self.writer.document["run"])
 
     @property
-    def live(self) -> dict[str, Any] | None:
-        return self.writer.document["run"].get("live")
+    def selection(self) -> Selection:
+        """On --resume, the interrupted run's own selection."""
+        return self.metadata.selection
+
+    @property
+    def live(self) -> Mapping[str, Any] | None:
+        return self.metadata.live
 
     @cached_property
     def plans(self) -> list[CheckPlan]:
