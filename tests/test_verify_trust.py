@@ -242,3 +242,11 @@ def test_an_overflowing_number_in_a_member_is_malformed_json(
     verification = verify(bundle, context, public_key=pair.public_path)
     assert Reason.MALFORMED_JSON in verification.reasons, verification.findings
     assert any("infinity" in f.message for f in verification.findings)
+
+
+def test_a_malformed_target_name_is_bad_target_without_rerun(signed, context, tmp_path):
+    source, pair = signed
+    claimed = retarget(source, tmp_path / "bad.zip", "ort:cpu", "ort::cpu:threads=1:threads=2")
+    bundle = resign(claimed, tmp_path / "bad-signed.zip", pair.private_path)
+    verification = verify(bundle, context, public_key=pair.public_path)
+    assert verification.reasons == (Reason.BAD_TARGET,), verification.findings

@@ -82,7 +82,7 @@ def test_certify_refuses_a_system_file_with_an_overflowing_number_before_running
     from conformance.certify.command import certify_command
 
     system = tmp_path / "system.json"
-    system.write_text('{"submitter": "v", "system_name": "s", "status": "available", "host_memory_gb": 1e999}')
+    system.write_text('{"submitter": "v", "system_name": "s", "host_memory_gb": 1e999}')
     out = tmp_path / "bundle.zip"
     work = tmp_path / "run"
     args = ["--target", "ort:cpu", "--system", str(system), "--out", str(out)]

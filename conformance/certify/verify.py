@@ -39,7 +39,8 @@ from conformance.certify.interface import (
 )
 from conformance.certify.judge import Judged, judge_profiles
 from conformance.certify.safe_zip import Limits, open_archive
-from conformance.untrusted import TooLargeError, UntrustedInputError, loads_strict_json
+from conformance.targets.interface import TargetError, parse_target_name
+from conformance.untrusted import TooLargeError, UntrustedInputError, loads_strict_json, printable
 
 
 @dataclass(frozen=True)
@@ -144,6 +145,14 @@ def check_hashes(
     for name in dict.fromkeys([*entries, *members]):  # folders and refused members too
         if name not in listed and name not in (MANIFEST, SIGNATURE):
             found.add(Reason.UNEXPECTED_MEMBER, "not listed in the manifest", name[:200])
+
+
+def check_target_name(target: Any, found: _Found) -> None:
+    """The bundle's target must be a well-formed target name (parsed only: nothing imported)."""
+    try:
+        parse_target_name(str(target))
+    except TargetError as error:
+        found.add(Reason.BAD_TARGET, printable(error, 300), MANIFEST)
 
 
 def check_report(members: dict[str, bytes], results_ok: bool, found: _Found) -> None:
@@ -331,6 +340,7 @@ def verify_bundle(
     check_report(members, results_ok, found)
     if manifest_ok:
         check_versions(MANIFEST, manifest["spec_version"], manifest["pack_digest"], context, found)
+        check_target_name(manifest.get("target"), found)
     if shaped(results):
         check_versions(
             RESULTS,
