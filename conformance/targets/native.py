@@ -113,7 +113,10 @@ class TorchTarget(NativeTarget):
         def forward(arrays):
             with torch.no_grad():
                 outputs = module(
-                    *(torch.from_numpy(np.ascontiguousarray(a)).to(device) for a in arrays)
+                    *(
+                        torch.from_numpy(np.array(a, order="C", copy=True)).to(device)
+                        for a in arrays
+                    )
                 )
             outputs = (outputs,) if isinstance(outputs, torch.Tensor) else outputs
             return [o.cpu().numpy() for o in outputs]
