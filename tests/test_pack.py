@@ -510,3 +510,15 @@ def test_run_on_a_pack_with_an_object_array_golden_is_exit_2_naming_the_file(tmp
     assert ran.returncode == 2 and "Traceback" not in ran.stdout + ran.stderr
     (line,) = [x for x in ran.stderr.splitlines() if x.startswith("error:")]
     assert f"{copy / 'mlp' / 'golden.npz'}: array 'set0.output.logits' cannot be read" in line
+
+
+@pytest.mark.parametrize("manifest", ['["a list"]', '{"files": ["mlp/golden.npz"]}'])
+def test_verify_a_manifest_of_the_wrong_shape_is_one_line(tmp_path, manifest):
+    copy = tmp_path / "pack"
+    copy.mkdir()
+    (copy / "pack.json").write_text(manifest)
+    with pytest.raises(PackError, match="pack.json: "):
+        verify_pack(copy)
+    result = conformance("pack", "verify", "--pack", copy)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert result.stderr.startswith("error:") and "pack.json" in result.stderr

@@ -83,9 +83,21 @@ def read_manifest(pack_dir: Path) -> dict:
         raise PackManifestError(f"{path} is not readable JSON: {error}") from error
 
 
+def manifest_files(manifest: object, where: Path) -> dict[str, str]:
+    """The manifest's ``files`` (relative path -> sha256), or a PackError saying what is wrong."""
+    if not isinstance(manifest, dict):
+        raise PackError(f"{where}: is {type(manifest).__name__}, not a JSON object")
+    files = manifest.get("files", {})
+    if not isinstance(files, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in files.items()
+    ):
+        raise PackError(f"{where}: manifest.files is not an object of path -> sha256 texts")
+    return files
+
+
 def verify_pack(pack_dir: Path) -> Verification:
     manifest = read_manifest(pack_dir)
-    expected: dict[str, str] = manifest.get("files", {})
+    expected = manifest_files(manifest, pack_dir / MANIFEST)
     actual = file_hashes(pack_dir)
     mismatches = [
         Mismatch(name, "modified", sha, actual[name])
