@@ -175,6 +175,14 @@ def test_rerun_agrees_with_an_honest_bundle_and_catches_a_fabricated_one(
     assert rerun.reasons == (Reason.RERUN_MISMATCH,)
 
 
+def test_verify_rerun_on_the_cli(bundles):
+    """`verify --rerun` as documented: re-executes a seeded sample of a built-in target here."""
+    key = ("--public-key", bundles.public_key)
+    code, output = cli_verify(bundles.honest, *key, "--rerun", "--sample", "2", "--seed", "5")
+    assert code == 0 and "2 checks re-executed on ort:cpu here (seed 5)" in output, output
+    assert output.strip().splitlines()[-1].startswith("VERIFIED")
+
+
 def test_perf_profile_runs_benchmarks_and_is_judged_on_the_rules(tmp_path):
     context = load_context(profiles=PERF_DEV_PROFILES)
     system = tmp_path / "system.json"
