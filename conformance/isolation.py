@@ -14,6 +14,7 @@ handle (it records the run as interrupted and closes its children), so the child
 from __future__ import annotations
 
 import contextlib
+import faulthandler
 import multiprocessing
 import os
 import re
@@ -145,6 +146,9 @@ def _child_main(
     os.dup2(capture, 1)
     os.dup2(capture, 2)
     os.close(capture)
+    # A runtime that crashes the process (segfault, abort) leaves the Python stack of the
+    # request in the capture, so the crashed check's record says where.
+    faulthandler.enable(file=sys.stderr)
     if pdeathsig:
         _die_with_parent()
     if os.getppid() != parent_pid:

@@ -160,8 +160,10 @@ def test_what_a_crashing_child_wrote_is_kept_and_the_limit_holds(tmp_path):
     assert "x" * 100 not in err and "last words" not in err
     seen = json.loads(out)
     assert "died" in seen["crashed"] and "died" in seen["control"]
-    assert seen["text"].endswith("the last words before the abort\n")
-    assert len(seen["text"]) == seen["limit"]
+    text = seen["text"]
+    assert len(text) == seen["limit"]  # the end is kept: the last words and where it died
+    assert "the last words before the abort\n" in text
+    assert "Fatal Python error: Aborted" in text and "in handle" in text
 
 
 @pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads children from /proc")
@@ -365,3 +367,25 @@ def test_an_adapter_error_stays_one_across_the_pipe(tmp_path):
         "adapter": ["AdapterError", "Session.__init__ was not called"],
         "runtime": ["TargetError", "ValueError: the runtime said no"],
     }
+
+
+def test_a_crashed_checks_record_says_where_the_runtime_died(tmp_path):
+    """`conformance run` on the crash control: the record of each crashed check carries what the
+    child wrote as it died (Python's fault handler: the stack down to the aborting call), and
+    nothing of it reaches the terminal."""
+    run_dir = tmp_path / "run"
+    result = subprocess.run(
+        [sys.executable, "-m", "conformance", "run", "--target", "defect:crash"]
+        + ["--model", "mlp", "--exporter", "torch-script", "--out", str(run_dir)],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        timeout=BOUND_S * 5,
+    )
+    assert result.returncode == 1, result.stderr[-3000:]
+    assert "Fatal Python error" not in result.stdout + result.stderr
+    checks = json.loads((run_dir / "results.json").read_text(encoding="utf-8"))["checks"]
+    assert checks and all(c["verdict"] == "crashed" for c in checks)
+    for check in checks:
+        assert "Fatal Python error: Aborted" in check["stderr"], check
+        assert "defects.py" in check["stderr"]  # the frame of the control's os.abort()
