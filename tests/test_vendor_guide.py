@@ -85,6 +85,22 @@ def pip_install_target(source: Path, site: Path) -> None:
     assert result.returncode == 0, result.stdout + result.stderr
 
 
+def assert_dependencies_are_the_suites(source: Path) -> None:
+    """The guide's own ``pip install <source>``, dependencies included, in the suite's
+    environment (dry run: nothing changes): the adapter is all it would add, since its
+    dependencies (ml-conformance, onnxruntime) are the suite installed in step 0."""
+    result = subprocess.run(
+        [sys.executable, "-m", "pip", "install", "--dry-run", "--no-build-isolation"]
+        + ["--no-index", str(source)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    (would,) = [line for line in result.stdout.splitlines() if line.startswith("Would install")]
+    assert would.split() == ["Would", "install", "acme-runtime-0.1.0"], would
+
+
 def env_with(site: Path) -> dict[str, str]:
     path = os.pathsep.join(p for p in (str(site), os.environ.get("PYTHONPATH", "")) if p)
     return {**os.environ, "PYTHONPATH": path}
@@ -165,6 +181,7 @@ def test_following_the_guide_gives_a_certified_bundle_that_verifies(tmp_path: Pa
         argv = shlex.split(command)
         if argv[:2] == ["pip", "install"]:
             (source,) = argv[2:]
+            assert_dependencies_are_the_suites(work / source)
             pip_install_target(work / source, site)
             continue
         result = conformance(argv[1:], work, site)
