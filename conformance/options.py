@@ -1,4 +1,5 @@
-"""Options shared by `conformance run` and `pytest --conformance`: declared once, so they cannot drift."""
+"""Options shared by `conformance run` and `pytest --conformance`, declared once so they cannot
+drift."""
 
 from __future__ import annotations
 

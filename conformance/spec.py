@@ -20,7 +20,3 @@ PACK_DIR = SPEC_DIR / "pack"
 def load_json(name: str, spec_dir: Path = SPEC_DIR) -> dict[str, Any]:
     with open(spec_dir / name, encoding="utf-8") as handle:
         return json.load(handle)
-
-
-def spec_version() -> str:
-    return load_json("spec.json")["spec_version"]

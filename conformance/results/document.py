@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from conformance import __version__
+from conformance.results.metadata import RunMetadata, Selection
 from conformance.results.records import CheckRecord
 from conformance.untrusted import loads_strict_json
 
@@ -68,25 +69,26 @@ def environment() -> dict[str, Any]:
 
 
 def new_document(
-    pack_manifest: dict,
+    pack_manifest: dict[str, Any],
     targets: dict[str, Any],
     command: list[str],
     models: list[str] | None = None,
     exporters: list[str] | None = None,
 ) -> dict[str, Any]:
+    run = RunMetadata(
+        suite_version=__version__,
+        spec_version=pack_manifest["spec_version"],
+        pack_version=pack_manifest["pack_version"],
+        pack_digest=pack_manifest["digest"],
+        started_at=utc_now(),
+        finished_at=None,
+        status="running",
+        command=tuple(command),
+        selection=Selection(tuple(models or ()), tuple(exporters or ())),
+    )
     return {
         "schema_version": SCHEMA_VERSION,
-        "run": {
-            "suite_version": __version__,
-            "spec_version": pack_manifest["spec_version"],
-            "pack_version": pack_manifest["pack_version"],
-            "pack_digest": pack_manifest["digest"],
-            "started_at": utc_now(),
-            "finished_at": None,
-            "status": "running",
-            "command": command,
-            "selection": {"models": list(models or []), "exporters": list(exporters or [])},
-        },
+        "run": run.as_dict(),
         "environment": environment(),
         "targets": targets,
         "checks": [],

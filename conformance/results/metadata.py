@@ -11,8 +11,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-INFO_FIELDS = ("name", "runtime", "version", "device", "options", "deterministic")
-
 
 @dataclass(frozen=True)
 class TargetDescription:
@@ -83,10 +81,6 @@ class Selection:
 
     def as_dict(self) -> dict[str, list[str]]:
         return {"models": list(self.models), "exporters": list(self.exporters)}
-
-    @property
-    def partial(self) -> bool:
-        return bool(self.models or self.exporters)
 
 
 @dataclass(frozen=True)

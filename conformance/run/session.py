@@ -262,7 +262,7 @@ class RunSession:
     verification: Verification | None = None  # of the pack, when the session verified it
     pin_warning: str | None = None
     timeout_s: float = 0.0
-    is_new: bool = True
+    created: bool = True  # this session started the results document (not resumed, extended)
     _runners: dict[str, IsolatedTarget] = field(default_factory=dict)
 
     # ---- opening -------------------------------------------------------------------------
@@ -281,13 +281,13 @@ class RunSession:
             validate_selection(pack, request.models, request.exporters)
             read_goldens(pack, request.models)
             writable_run_dir(request.run_dir)
-            writer, is_new = cls._open_writer(request, pack)
+            writer, created = cls._open_writer(request, pack)
         except (PackManifestError, LiveModeError) as error:
             raise RunInputError(str(error)) from error
         except TargetError as error:  # an unknown target, a bad option (InvalidTargetError)
             raise RunInputError(str(error)) from error
         warning = pin_warning(Pack(request.pack_dir)) if request.live else pin_warning(pack)
-        return cls(request, pack, writer, verification, warning, timeout_s, is_new)
+        return cls(request, pack, writer, verification, warning, timeout_s, created)
 
     @staticmethod
     def _open_pack(request: RunRequest, message: Message) -> Pack:
@@ -346,11 +346,6 @@ class RunSession:
     def document(self) -> dict[str, Any]:
         """The results document, in memory (the file on disk is its latest flush)."""
         return self.writer.document
-
-    @property
-    def created(self) -> bool:
-        """Whether this session started the results document (not a resumed or extended one)."""
-        return self.is_new
 
     @property
     def targets(self) -> dict[str, TargetDescription]:
@@ -485,7 +480,3 @@ class RunSession:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-
-def open_session(request: RunRequest, message: Message = ignore) -> RunSession:
-    return RunSession.open(request, message)
