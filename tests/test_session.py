@@ -199,6 +199,18 @@ def test_a_bad_target_option_is_bad_input_in_every_command(tmp_path, command, ta
     assert not (tmp_path / "run" / "results.json").exists()
 
 
+def test_a_bad_target_option_is_bad_input_in_certify(tmp_path):
+    system = tmp_path / "system.json"
+    system.write_text(json.dumps({"submitter": "Example", "system_name": "test machine"}))
+    work = tmp_path / "work"
+    result = conformance(
+        "certify", "--target", "ort:cpu:threads=abc", "--profile", "core", "--system",
+        str(system), "--out", str(tmp_path / "b.zip"), "--work-dir", str(work),
+    )  # fmt: skip
+    one_line_error(result, "threads")
+    assert not (work / "results.json").exists() and not (tmp_path / "b.zip").exists()
+
+
 def test_certify_refuses_a_bad_system_file_before_any_check(tmp_path):
     system = tmp_path / "system.json"
     system.write_text('{"submitter": "x", "system_name": "y", "host_memory_gb": 1e999}')
