@@ -38,6 +38,9 @@ STARTUP_TIMEOUT_S = 120.0
 STDERR_LIMIT_CHARS = 20_000
 # How often a child looks whether its parent is still there.
 ORPHAN_POLL_S = 0.5
+# The signal that asks a child for its stacks before it is killed for a timeout (POSIX only).
+STACK_SIGNAL: signal.Signals | None = getattr(signal, "SIGUSR1", None)
+STACK_DUMP_WAIT_S = 2.0
 ADAPTER_ERROR = "adapter-error"  # the answer's status when the adapter, not the runtime, failed
 _SGR = re.compile(r"\x1b\[[0-9;]*m")  # colour codes (ORT's red [E:onnxruntime:...] lines)
 
@@ -149,6 +152,8 @@ def _child_main(
     # A runtime that crashes the process (segfault, abort) leaves the Python stack of the
     # request in the capture, so the crashed check's record says where.
     faulthandler.enable(file=sys.stderr)
+    if STACK_SIGNAL is not None:
+        faulthandler.register(STACK_SIGNAL, file=sys.stderr, all_threads=True)
     if pdeathsig:
         _die_with_parent()
     if os.getppid() != parent_pid:
@@ -236,6 +241,7 @@ class ChildProcess:
         assert self._conn is not None
         try:
             if not self._conn.poll(timeout_s):
+                self._dump_stacks()
                 self.close()
                 raise ChildTimedOut(
                     f"no answer to {what} within {timeout_s:g} s; the process was killed"
@@ -249,6 +255,25 @@ class ChildProcess:
         if status == "error":
             raise TargetError(value)
         return value
+
+    def _dump_stacks(self) -> None:
+        """Before a child that does not answer is killed: ask it for its threads' stacks (the
+        fault handler answers even when the runtime holds the GIL in C), so the timed-out
+        check's record says where it hung. Best effort, a bounded wait."""
+        if STACK_SIGNAL is None or not self._process.is_alive() or self._process.pid is None:
+            return
+        before = os.fstat(self._capture.fileno()).st_size
+        try:
+            os.kill(self._process.pid, STACK_SIGNAL)
+        except OSError:
+            return
+        deadline, size = time.monotonic() + STACK_DUMP_WAIT_S, before
+        while time.monotonic() < deadline:
+            time.sleep(0.05)
+            grown = os.fstat(self._capture.fileno()).st_size
+            if grown > before and grown == size:  # written, and no longer growing
+                return
+            size = grown
 
     def _crashed(self) -> ChildCrashed:
         self._process.join(timeout=5)

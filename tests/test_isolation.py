@@ -369,13 +369,22 @@ def test_an_adapter_error_stays_one_across_the_pipe(tmp_path):
     }
 
 
-def test_a_crashed_checks_record_says_where_the_runtime_died(tmp_path):
-    """`conformance run` on the crash control: the record of each crashed check carries what the
-    child wrote as it died (Python's fault handler: the stack down to the aborting call), and
-    nothing of it reaches the terminal."""
+@pytest.mark.parametrize(
+    ("control", "verdict", "said"),
+    [
+        ("defect:crash", "crashed", "Fatal Python error: Aborted"),
+        ("defect:hang", "timed-out", "in _hang"),
+    ],
+)
+def test_the_record_of_a_crashed_or_hung_check_says_where_the_runtime_was(
+    tmp_path, control, verdict, said
+):
+    """`conformance run` on the crash and hang controls: each record carries what the child
+    wrote as it died (the fault handler's stack down to the aborting call) or, before a hung
+    child is killed, the stacks it was asked for; nothing of it reaches the terminal."""
     run_dir = tmp_path / "run"
     result = subprocess.run(
-        [sys.executable, "-m", "conformance", "run", "--target", "defect:crash"]
+        [sys.executable, "-m", "conformance", "run", "--target", control, "--timeout", "3"]
         + ["--model", "mlp", "--exporter", "torch-script", "--out", str(run_dir)],
         capture_output=True,
         text=True,
@@ -384,8 +393,9 @@ def test_a_crashed_checks_record_says_where_the_runtime_died(tmp_path):
     )
     assert result.returncode == 1, result.stderr[-3000:]
     assert "Fatal Python error" not in result.stdout + result.stderr
+    assert "Thread 0x" not in result.stdout + result.stderr
     checks = json.loads((run_dir / "results.json").read_text(encoding="utf-8"))["checks"]
-    assert checks and all(c["verdict"] == "crashed" for c in checks)
+    assert checks and all(c["verdict"] == verdict for c in checks)
     for check in checks:
-        assert "Fatal Python error: Aborted" in check["stderr"], check
-        assert "defects.py" in check["stderr"]  # the frame of the control's os.abort()
+        assert said in check.get("stderr", ""), check
+        assert "defects.py" in check["stderr"]  # the control's own frame
