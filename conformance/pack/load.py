@@ -84,22 +84,26 @@ def load_golden(path: Path) -> dict[str, np.ndarray]:
     """Every array of golden.npz, read without pickle; a PackError names the file and the array
     when one cannot be read or is not numeric (an object array, a string array)."""
     try:
-        with np.load(path, allow_pickle=False) as data:
-            arrays = {}
-            for key in data.files:
-                try:
-                    arrays[key] = data[key]
-                except ValueError as error:  # "Object arrays cannot be loaded ..."
-                    raise PackError(f"{path}: array {key!r} cannot be read ({error})") from error
-                if arrays[key].dtype.kind not in GOLDEN_KINDS:
-                    raise PackError(
-                        f"{path}: array {key!r} has dtype {arrays[key].dtype}; a golden is numeric"
-                    )
-            return arrays
+        with open(path, "rb") as handle:
+            data = np.load(handle, allow_pickle=False)
+            if not isinstance(data, np.lib.npyio.NpzFile):
+                raise PackError(f"{path}: a single array, not an .npz of named arrays")
+            with data:
+                return {key: _golden_array(path, data, key) for key in data.files}
     except PackError:
         raise
     except (OSError, ValueError, EOFError, zipfile.BadZipFile) as error:
         raise PackError(f"{path}: not a readable .npz of numeric arrays ({error})") from error
+
+
+def _golden_array(path: Path, data: Any, key: str) -> np.ndarray:
+    try:
+        array = data[key]
+    except ValueError as error:  # "Object arrays cannot be loaded when allow_pickle=False"
+        raise PackError(f"{path}: array {key!r} cannot be read ({error})") from error
+    if array.dtype.kind not in GOLDEN_KINDS:
+        raise PackError(f"{path}: array {key!r} has dtype {array.dtype}; a golden is numeric")
+    return array
 
 
 @dataclass(frozen=True)
