@@ -9,7 +9,9 @@ with its own reason; the faithful re-encoding must still verify, so each rejecti
 
 from __future__ import annotations
 
+import copy
 import json
+import random
 import shutil
 import struct
 import subprocess
@@ -18,12 +20,13 @@ import zlib
 from pathlib import Path
 
 import pytest
-from certify_fixtures import MLP_CORE, assemble, raw_members, raw_of
+from certify_fixtures import MLP_CORE, assemble, members, raw_members, raw_of, rehash, write_zip
 
 from conformance.certify import keys
 from conformance.certify.certify import certify
+from conformance.certify.command import render_verification
 from conformance.certify.context import load_context
-from conformance.certify.interface import CertifyRequest, Reason
+from conformance.certify.interface import VERIFIED, CertifyRequest, Reason
 from conformance.certify.verify import VerifyOptions, verify_bundle
 
 SYSTEM = {"submitter": "test vendor", "system_name": "CI box", "status": "available"}
@@ -157,3 +160,67 @@ def test_unzip_extracts_the_altered_report_that_the_verifier_refuses(signed, con
     ).stdout
     assert extracted.endswith(ALTERED)
     assert Reason.LOCAL_HEADER_MISMATCH in check(path, context, public_key).reasons
+
+
+def _mutate_bytes(data: bytes, rng: random.Random) -> bytes:
+    out = bytearray(data)
+    for _ in range(rng.randint(1, 4)):
+        at, kind = rng.randrange(len(out)), rng.random()
+        if kind < 0.6:
+            out[at] = rng.randrange(256)
+        elif kind < 0.8:
+            del out[at : at + rng.randint(1, 50)]
+        else:
+            out[at:at] = bytes(rng.randrange(256) for _ in range(rng.randint(1, 20)))
+    return bytes(out)
+
+
+def _paths(node, path=()):
+    yield path
+    children = (
+        node.items()
+        if isinstance(node, dict)
+        else enumerate(node)
+        if isinstance(node, list)
+        else ()
+    )
+    for key, child in children:
+        yield from _paths(child, (*path, key))
+
+
+HOSTILE_VALUES = (None, "x", [], {}, -1, 0, 1e308, 2**62, True, "\x1b[2K\r", [1, 2], {"a": 1})
+
+
+def _mutate_json(content: dict[str, bytes], rng: random.Random) -> dict[str, bytes]:
+    name = rng.choice(["results.json", "manifest.json", "system.json", "environment.json"])
+    document = json.loads(content[name])
+    paths = list(_paths(document))[1:]
+    for _ in range(rng.randint(1, 3)):
+        *parents, last = rng.choice(paths)
+        node = document
+        try:
+            for key in parents:
+                node = node[key]
+            node[last] = copy.deepcopy(rng.choice(HOSTILE_VALUES))
+        except (KeyError, IndexError, TypeError):
+            pass  # an earlier change removed this path
+    return rehash({**content, name: json.dumps(document).encode()})
+
+
+def test_no_mutated_bundle_ends_in_a_traceback_or_verifies(signed, context, tmp_path):
+    """Seeded random damage, to the bytes and to the JSON members (re-hashed): every one ends in
+    a verdict that names a rule, and the terminal rendering holds no control character."""
+    source, public_key = signed
+    rng = random.Random(9)
+    genuine = members(source)
+    path = tmp_path / "mutated.zip"
+    for case in range(120):
+        if case % 2:
+            write_zip(path, _mutate_json(genuine, rng))
+        else:
+            path.write_bytes(_mutate_bytes(source.read_bytes(), rng))
+        verification = check(path, context, public_key)
+        if path.read_bytes() != source.read_bytes():
+            assert verification.verdict != VERIFIED, case
+        text = "\n".join(render_verification(verification))
+        assert not any(c in text for c in "\x1b\r"), case
