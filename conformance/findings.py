@@ -71,6 +71,11 @@ def _diagnostic_summary(lines: list[str]) -> str | None:
     index, match = found[0]
     text = _OP_DUMP.split(match["text"], maxsplit=1)[0].rstrip(" :")
     operator = _OPERATOR.search(" ".join(lines[index : index + 3]))
+    if index > 0 and text in lines[0]:
+        # The adapter's own first line already says it (and where the input is kept).
+        if operator and operator["op"] not in lines[0]:
+            return f"{lines[0]} [{operator['op']}]"
+        return lines[0]
     location = f"{match['path'].rsplit('/', 1)[-1]}:{match['line']}:{match['col']}"
     headline = ""
     if index > 0:  # "load failed: CompilerToolError: Error invoking IREE compiler tool ..."

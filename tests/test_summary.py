@@ -158,13 +158,13 @@ def test_a_compiler_error_shows_the_operator_it_names(compiler_run):
     assert "Invoked with" in message  # the whole message is in the results file
     shown = informative_part(message)
     assert "failed to legalize operation 'torch.operator'" in shown
-    assert "[onnx.Loop]" in shown and "model.mlir:" in shown and "Invoked with" not in shown
+    assert "onnx.Loop" in shown and "model.mlir" in shown and "Invoked with" not in shown
     line = next(
         line
         for line in compiler_run.stdout.splitlines()
         if line.startswith(f"  {legalize[0].check_id} ")
     )
-    assert "[onnx.Loop]" in line and f"{len(legalize)} data sets" in line
+    assert "onnx.Loop" in line and f"{len(legalize)} data sets" in line
 
 
 def test_a_cause_chain_shows_its_last_cause(compiler_run):
@@ -180,6 +180,28 @@ def test_a_cause_chain_shows_its_last_cause(compiler_run):
         shown = informative_part(message, 160)
         assert len(shown) <= 160
         assert shown.startswith(message[:40]) and shown.endswith(message[-30:])
+
+
+def test_a_compiler_diagnostic_gives_its_error_line_operator_and_location():
+    """IREE's raw CompilerToolError (as the adapter raised it before it wrote its own first line):
+    boilerplate, then the diagnostic, the operator deep inside an MLIR dump, the command line."""
+    message = (
+        "load failed: CompilerToolError: Error invoking IREE compiler tool iree-compile\n"
+        "Error code: 1\nDiagnostics:\n"
+        "/tmp/conformance-iree-6dqq/model.mlir:31:13: error: failed to legalize operation "
+        "'torch.operator' that was explicitly marked illegal: %114:7 = \"torch.operator\"(%77) "
+        '<{name = "onnx.Loop"}> ({...}) : (!torch.vtensor<[],si64>) -> (!torch.vtensor<[],si32>)\n'
+        '    %27:7 = torch.operator "onnx.Loop"(%22) : (!torch.vtensor<[],si64>) {\n'
+        "            ^\n\n\nInvoked with:\n iree-compile /tmp/x/model.mlir -o=/tmp/x/model.vmfb\n"
+    )
+    assert informative_part(message) == (
+        "load failed: CompilerToolError: error: failed to legalize operation 'torch.operator' "
+        "that was explicitly marked illegal [onnx.Loop] (model.mlir:31:13)"
+    )
+    # An adapter whose first line already says it: that line, plus the operator if missing.
+    summarised = "load failed: iree-compile failed: failed to legalize operation 'torch.operator'"
+    summarised += " that was explicitly marked illegal; its input is kept at /run/model.mlir\n"
+    assert informative_part(summarised + message) == summarised.strip() + " [onnx.Loop]"
 
 
 def test_findings_that_differ_only_in_numbers_or_temp_paths_are_one_group():
