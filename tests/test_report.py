@@ -528,3 +528,16 @@ def test_report_fits_a_phone_and_a_desktop_width(browser, document, tmp_path, wi
     assert found["broken"] == []
     assert report.page.locator("table.verdicts th.tok").count() == len(current["targets"])
     report.assert_quiet()
+
+
+def test_exporter_findings_are_counted_only_in_their_own_column(document, tmp_path):
+    """A conformant target's row: exporter findings in their column, none in failed/error."""
+    verdicts = {v.target: v for v in build_view(document).verdicts}
+    for target in ("ort:cpu", "reference"):
+        row = verdicts[target]
+        assert row.profiles[0].conformant and row.exporter_findings > 0
+        assert [row.counts[v] for v in NOT_PASSED] == [0] * len(NOT_PASSED), row.counts
+    markdown = render_markdown(build_view(document))
+    line = next(x for x in markdown.splitlines() if x.startswith("| ort:cpu |"))
+    cells = [c.strip() for c in line.strip("|").split("|")]
+    assert cells[3:7] == ["0", "0", "0", "0"] and int(cells[-1]) > 0, line
