@@ -51,8 +51,8 @@ LEGEND = {
     "ok": "ok: every exporter's artifact passes every data set",
     RUNTIME_MARK: f"{RUNTIME_MARK} EXPORTERS: runtime finding, the artifact is good and the target "
     "diverges",
-    EXPORTER_MARK: f"{EXPORTER_MARK} EXPORTERS: exporter finding, the artifact fails on the "
-    "reference evaluator too (in the pack; not the target's fault)",
+    EXPORTER_MARK: f"{EXPORTER_MARK} EXPORTERS: exporter finding, the artifact is bad (fails on "
+    "the reference evaluator too) or missing, as the pack records: not the target's fault",
     ADAPTER_MARK: f"{ADAPTER_MARK} EXPORTERS: adapter error, the target's adapter broke the "
     "target contract (fix the adapter; not a runtime finding)",
     NOT_RUN_MARK: f"{NOT_RUN_MARK} EXPORTERS: not run (target unavailable)",
@@ -226,14 +226,15 @@ def _target_verdicts(document: dict[str, Any], records: list[CheckRecord]) -> li
     return list(target_verdicts(document, records))
 
 
-def _counts(records: list[CheckRecord]) -> str:
-    """The target's own counts: exporter findings and adapter errors in their own columns,
-    never among the runtime's failures."""
-    own = Counter(r.verdict for r in records if not exporter_finding(r) and not adapter_error(r))
-    parts = [f"{own[v]} {v}" for v in SYMBOL if own[v]]
+def _counts(verdict: Any, records: list[CheckRecord]) -> str:
+    """The report's counts for the target (exporter findings in their own column, never among
+    its failures), with the adapter's contract errors also apart from the runtime's."""
+    adapter = Counter(r.verdict for r in records if adapter_error(r))
+    own = {v: verdict.counts.get(v, 0) - adapter.get(v, 0) for v in SYMBOL}
+    parts = [f"{own[v]} {v}" for v in SYMBOL if own[v] > 0]
     for count, word in (
-        (sum(1 for r in records if adapter_error(r)), "adapter error"),
-        (sum(1 for r in records if exporter_finding(r)), "exporter finding"),
+        (sum(adapter.values()), "adapter error"),
+        (verdict.exporter_findings, "exporter finding"),
     ):
         if count:
             parts.append(f"{count} {word}{'s' if count != 1 else ''}")
@@ -258,7 +259,7 @@ def render_verdicts(document: dict[str, Any], records: list[CheckRecord]) -> str
             [
                 printable(verdict.target, 60),
                 status,
-                _counts(by_target.get(verdict.target, [])),
+                _counts(verdict, by_target.get(verdict.target, [])),
                 printable(profile.why, 200),
             ]
         )
