@@ -389,7 +389,7 @@ def test_the_record_of_a_crashed_or_hung_check_says_where_the_runtime_was(
     child is killed, the stacks it was asked for; nothing of it reaches the terminal."""
     run_dir = tmp_path / "run"
     result = subprocess.run(
-        [sys.executable, "-m", "conformance", "run", "--target", control, "--timeout", "3"]
+        [sys.executable, "-m", "conformance", "run", "--target", control, "--timeout", "10"]
         + ["--model", "mlp", "--exporter", "torch-script", "--out", str(run_dir)],
         capture_output=True,
         text=True,
