@@ -164,8 +164,9 @@ def check_report(members: dict[str, bytes], results_ok: bool, found: _Found) -> 
         return
     try:
         expected = bundle_report(members[RESULTS])
-    except (KeyError, TypeError, ValueError, AttributeError, IndexError) as error:
-        found.add(Reason.REPORT_MISMATCH, f"results.json cannot be rendered ({error!r})", REPORT)
+    except Exception as error:  # rendering untrusted results: any failure is a verdict
+        message = f"results.json cannot be rendered ({printable(repr(error), 300)})"
+        found.add(Reason.REPORT_MISMATCH, message, REPORT)
         return
     if members[REPORT] != expected:
         found.add(
@@ -288,8 +289,9 @@ def deep_stages(
     target = str(manifest["target"])
     try:
         judged = judge_profiles(results, context, target, tuple(manifest["profiles"]))
-    except (KeyError, TypeError, ValueError, IndexError, AttributeError) as error:
-        found.add(Reason.SCHEMA_INVALID, f"a record cannot be recomputed ({error!r})", RESULTS)
+    except Exception as error:  # recomputing untrusted records: any failure is a verdict
+        message = f"a record cannot be recomputed ({printable(repr(error), 300)})"
+        found.add(Reason.SCHEMA_INVALID, message, RESULTS)
         return None
     found.findings += judged.findings
     check_claims(manifest, judged.outcomes, found)
