@@ -103,7 +103,7 @@ def _flush() -> None:
     for stream in (sys.stdout, sys.stderr):
         try:
             stream.flush()
-        except (OSError, ValueError):
+        except (OSError, ValueError, AttributeError):  # closed, or None without a console
             pass
 
 
@@ -151,9 +151,9 @@ def _child_main(
     os.close(capture)
     # A runtime that crashes the process (segfault, abort) leaves the Python stack of the
     # request in the capture, so the crashed check's record says where.
-    faulthandler.enable(file=sys.stderr)
+    faulthandler.enable(file=2)
     if STACK_SIGNAL is not None:
-        faulthandler.register(STACK_SIGNAL, file=sys.stderr, all_threads=True)
+        faulthandler.register(STACK_SIGNAL, file=2, all_threads=True)
     if pdeathsig:
         _die_with_parent()
     if os.getppid() != parent_pid:
