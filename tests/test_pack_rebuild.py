@@ -68,3 +68,13 @@ def test_rebuild_reproduces_findings(pack, rebuilt):
         for exporter, record in model.record["artifacts"].items():
             kinds = sorted(f["kind"] for f in record["findings"])
             assert sorted(f["kind"] for f in fresh["artifacts"][exporter]["findings"]) == kinds
+
+
+@needs_frameworks
+def test_rebuild_writes_the_committed_tolerance_files(pack, rebuilt):
+    """data.json (onnx's loader reads rtol/atol from it) is part of what the build writes."""
+    for model in pack.models:
+        for artifact in model.artifacts:
+            if artifact.exists:
+                fresh = rebuilt.directory / model.name / artifact.exporter / "data.json"
+                assert fresh.read_bytes() == (artifact.directory / "data.json").read_bytes()
