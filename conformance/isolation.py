@@ -196,9 +196,10 @@ class ChildProcess:
     """One spawned child that serves requests over a pipe, every wait bounded.
 
     ``serve(conn, *args)`` runs in the child: it sends ("ready", None) once it can serve (or
-    ("error", message) and returns), then answers each (request, payload) with ("ok", value)
-    or ("error", message). A child that dies is reported as ChildCrashed, one that does not
-    answer in time is killed and reported as ChildTimedOut.
+    ("error", message) and returns), then answers each (request, payload) with ("ok", value),
+    ("error", message) or (ADAPTER_ERROR, message). A child that dies is reported as
+    ChildCrashed, one that does not answer in time is asked for its stacks, killed and
+    reported as ChildTimedOut. Its output is captured: ``take_stderr()``.
     """
 
     def __init__(self, serve: Callable[..., None], args: tuple) -> None:
@@ -219,7 +220,7 @@ class ChildProcess:
             self._process.start()
             child.close()
             self._answer(STARTUP_TIMEOUT_S, "start-up")
-        except TargetError:
+        except BaseException:  # a failed start-up, or Ctrl-C during it: no child left behind
             self.close()
             raise
         finally:
@@ -306,7 +307,8 @@ class ChildProcess:
     def close(self) -> None:
         if self._process.is_alive():
             self._process.kill()
-        self._process.join(timeout=5)
+        if self._process.pid is not None:  # started
+            self._process.join(timeout=5)
         if self._conn is not None:
             self._conn.close()
         self._conn = None
