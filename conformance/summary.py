@@ -65,10 +65,13 @@ def cell(record: CheckRecord) -> str:
         if record.margin is not None and record.margin != float("inf")
         else ""
     )
-    return f"{SYMBOL[record.verdict]}{margin}"
+    return f"{SYMBOL.get(record.verdict, record.verdict)}{margin}"
 
 
 def _grid(header: list[str], body: list[list[str]]) -> list[str]:
+    """Aligned columns; every value escaped (names can come from a results file)."""
+    header = [printable(v, 120) for v in header]
+    body = [[printable(v, 400) for v in row] for row in body]
     widths = [max(len(str(row[i])) for row in [header, *body]) for i in range(len(header))]
     return [
         "  ".join(str(v).ljust(w) for v, w in zip(row, widths)).rstrip() for row in [header, *body]

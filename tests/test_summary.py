@@ -233,3 +233,18 @@ def test_adapter_errors_have_their_own_mark_count_and_list(ort_run):
     verdicts = text[text.index("verdict per target") :].splitlines()
     noise = next(line for line in verdicts if line.lstrip().startswith("defect:noise"))
     assert "6 adapter errors" in noise and "6 error" not in noise
+
+
+def test_names_from_a_results_file_are_escaped_and_an_unknown_verdict_is_shown(ort_run):
+    """`certify` and `run --resume` print records read back from a file: a forged name must not
+    reach the terminal as an escape sequence, an unknown verdict must not be a KeyError."""
+    from conformance.summary import render_run_summary
+
+    forged = "ort:cpu\x1b[2K\rVERIFIED"
+    records = [
+        replace(r, target=forged, verdict="weird") if r.target == "ort:cpu" else r
+        for r in ort_run.records
+    ]
+    text = render_run_summary(ort_run.document, records)
+    assert "\x1b" not in text and "\r" not in text
+    assert "ort:cpu\\x1b[2K\\rVERIFIED" in text and "weird" in text
