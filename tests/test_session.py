@@ -20,7 +20,12 @@ import numpy as np
 import pytest
 
 from conformance.report.verdicts import target_verdicts
-from conformance.results.document import load_document, records_of, validate_document
+from conformance.results.document import (
+    ResultsWriter,
+    load_document,
+    records_of,
+    validate_document,
+)
 from conformance.results.profile import Outcome, ProfileStatus, apply_rule
 from conformance.results.records import EXPORTER, SKIPPED, SkipKind
 from conformance.run.session import RunInputError, RunRequest, RunSession
@@ -457,3 +462,22 @@ def test_results_before_and_after_the_session_are_identical(tmp_path):
     assert differences(before, after) == []
     skipped = [c for c in after["checks"] if c["verdict"] == SKIPPED]
     assert all(c["skip"] == "no-runnable-artifact" for c in skipped)
+
+
+def test_the_results_file_is_the_document_encoded_in_full(transformer_run, tmp_path):
+    """Each flush writes json.dumps(document, indent=1) byte for byte, though it encodes each
+    check record once; a record replaced in the document is encoded again."""
+    document, _ = transformer_run
+    writer = ResultsWriter(tmp_path / "results.json", json.loads(json.dumps(document)))
+    writer.document["checks"][0]["problems"] = ["two\nlines, \u202e and a \x00"]
+    writer.flush()
+    expected = json.dumps(writer.document, indent=1, allow_nan=False)
+    assert (tmp_path / "results.json").read_text() == expected
+    writer.document["checks"][1] = {**writer.document["checks"][1], "margin": 0.5}
+    writer.finish("complete")
+    assert (tmp_path / "results.json").read_text() == json.dumps(
+        writer.document, indent=1, allow_nan=False
+    )
+    writer.document["checks"] = []
+    writer.flush()
+    assert json.loads((tmp_path / "results.json").read_text())["checks"] == []

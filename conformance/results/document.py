@@ -10,6 +10,7 @@ import json
 import os
 import platform
 import sys
+import uuid
 from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
@@ -95,13 +96,30 @@ def new_document(
     }
 
 
+# Stands in for the checks while the rest of the document is encoded (a NUL never appears in our
+# own strings); the line json.dumps(indent=1) gives it at depth 2 is replaced by the checks' text.
+_CHECKS_MARK = "\x00checks-" + uuid.uuid4().hex + "\x00"
+_CHECKS_LINE = "  " + json.dumps(_CHECKS_MARK)
+
+
+def encode_check(check: dict[str, Any]) -> str:
+    """One check record as it stands in the results file (an item of "checks", depth 2)."""
+    return "  " + json.dumps(check, indent=1, allow_nan=False).replace("\n", "\n  ")
+
+
 class ResultsWriter:
-    """Holds the document and writes it to disk after every change (write, fsync, rename)."""
+    """Holds the document and writes it to disk after every change (write, fsync, rename).
+
+    The file is exactly ``json.dumps(document, indent=1)``; each check record is encoded once
+    (records are not changed once added), so a flush costs the size of the run, not the size
+    of the run times the number of checks.
+    """
 
     def __init__(self, path: Path, document: dict[str, Any]) -> None:
         self.path = Path(path)
         self.document = document
         self._ids = {check["id"] for check in document["checks"]}
+        self._encoded: dict[int, tuple[dict[str, Any], str]] = {}
 
     def has(self, check_id: str) -> bool:
         return check_id in self._ids
@@ -122,11 +140,26 @@ class ResultsWriter:
         self.document["run"]["finished_at"] = utc_now()
         self.flush()
 
+    def encoded(self) -> str:
+        """The document as the file holds it: json.dumps(document, indent=1), byte for byte."""
+        checks = self.document["checks"]
+        if not checks:
+            return json.dumps(self.document, indent=1, allow_nan=False)
+        encoded = {}
+        for check in checks:
+            known = self._encoded.get(id(check))
+            encoded[id(check)] = (
+                known if known is not None and known[0] is check else (check, encode_check(check))
+            )
+        self._encoded = encoded
+        rest = json.dumps({**self.document, "checks": [_CHECKS_MARK]}, indent=1, allow_nan=False)
+        return rest.replace(_CHECKS_LINE, ",\n".join(encoded[id(c)][1] for c in checks), 1)
+
     def flush(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         scratch = self.path.with_suffix(".json.tmp")
         with open(scratch, "w", encoding="utf-8") as handle:
-            json.dump(self.document, handle, indent=1, allow_nan=False)
+            handle.write(self.encoded())
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(scratch, self.path)
