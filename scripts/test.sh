@@ -9,4 +9,9 @@ fi
 python3.11 -m venv .venv
 .venv/bin/pip install -q --upgrade pip
 .venv/bin/pip install -q -e '.[frameworks,runtimes,test]'
+# The gate: lint (line length 100) and types over the code, before the tests.
+LINTED=(conformance tests reference_models scripts examples)
+.venv/bin/ruff check "${LINTED[@]}"
+.venv/bin/ruff format --check "${LINTED[@]}"
+.venv/bin/mypy  # packages and settings: [tool.mypy] in pyproject.toml
 .venv/bin/python -m pytest -q
