@@ -1,4 +1,5 @@
-"""The engine catches every negative control, survives crashes and hangs, and passes honest targets."""
+"""The run session catches every negative control, survives crashes and hangs, and passes honest
+targets."""
 
 from __future__ import annotations
 
@@ -35,7 +36,8 @@ def run_targets(
 
 @pytest.fixture(scope="module")
 def defect_run(pack, tmp_path_factory):
-    """ort:cpu first and last, the negative controls between: a crash or hang must not cost the run."""
+    """ort:cpu first and last, the negative controls between: a crash or hang must not cost the
+    run."""
     targets = ["ort:cpu", *(f"defect:{d}" for d in DEFECTS), "ort:cpu:opt=disabled"]
     document = run_targets(pack, tmp_path_factory.mktemp("defects"), targets)
     by_target = defaultdict(list)
@@ -114,7 +116,8 @@ def test_schema_rejects_a_passed_check_with_a_margin_above_one(defect_run):
 
 
 def test_honest_cpu_targets_pass_the_whole_core_set(pack, tmp_path):
-    """Every check passes, or fails on an artifact the pack already records as wrong (exporter finding)."""
+    """Every check passes, or fails on an artifact the pack already records as wrong (exporter
+    finding)."""
     document = run_targets(
         pack,
         tmp_path,
