@@ -180,6 +180,17 @@ def test_a_pack_that_is_not_the_pinned_one_is_said_plainly(tmp_path):
     assert conformance("pack", "verify").stdout.count("the pinned pack of spec") == 1
 
 
+def test_a_malformed_test_data_file_ends_the_run_in_one_line(tmp_path):
+    """A .pb input that is not a tensor is found only when its check loads it."""
+    copy = one_model_copy(tmp_path)
+    (copy / "mlp" / "torch-script" / "test_data_set_1" / "input_0.pb").write_bytes(b"\xff" * 9)
+    rehash(copy)
+    run_dir = tmp_path / "run"
+    result = conformance("run", "--pack", str(copy), "--target", "ort:cpu", "--out", str(run_dir))
+    one_line_error(result, "input_0.pb")
+    assert load_document(run_dir / "results.json")["run"]["status"] == "interrupted"
+
+
 @pytest.mark.parametrize("damage", ["object-golden", "model-json"])
 def test_a_malformed_pack_is_one_line_before_any_check(tmp_path, damage):
     copy = one_model_copy(tmp_path)

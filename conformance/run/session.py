@@ -411,7 +411,10 @@ class RunSession:
                 f"target unavailable: {description.reason or 'unknown'}",
             )
         else:
-            record = run_check(self._runner(plan.target), plan, description.deterministic)
+            try:
+                record = run_check(self._runner(plan.target), plan, description.deterministic)
+            except PackManifestError as error:  # a test data file of the pack is malformed
+                raise RunInputError(str(error)) from error
         self.writer.add(record)
         return record
 
