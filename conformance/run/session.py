@@ -275,16 +275,20 @@ class RunSession:
                 "--resume finishes the interrupted run with its own targets and selection: "
                 "drop --target, --model and --exporter (or start a new run with --out)"
             )
+        try:  # the targets first: a bad name or option fails before any work
+            chosen = (
+                [] if request.mode is Mode.RESUME else choose_targets(request.targets, request.live)
+            )
+        except TargetError as error:  # an unknown target, a bad option (InvalidTargetError)
+            raise RunInputError(str(error)) from error
         verification = verified_pack(request.pack_dir) if request.verify else None
         try:
             pack = cls._open_pack(request, message)
             validate_selection(pack, request.models, request.exporters)
             read_goldens(pack, request.models)
             writable_run_dir(request.run_dir)
-            writer, created = cls._open_writer(request, pack)
+            writer, created = cls._open_writer(request, pack, chosen)
         except (PackManifestError, LiveModeError) as error:
-            raise RunInputError(str(error)) from error
-        except TargetError as error:  # an unknown target, a bad option (InvalidTargetError)
             raise RunInputError(str(error)) from error
         warning = pin_warning(Pack(request.pack_dir)) if request.live else pin_warning(pack)
         return cls(request, pack, writer, verification, warning, timeout_s, created)
@@ -302,7 +306,9 @@ class RunSession:
         return Pack(live_dir, goldens_from=request.pack_dir)
 
     @staticmethod
-    def _open_writer(request: RunRequest, pack: Pack) -> tuple[ResultsWriter, bool]:
+    def _open_writer(
+        request: RunRequest, pack: Pack, targets: list[Target]
+    ) -> tuple[ResultsWriter, bool]:
         path = request.run_dir / request.results_name
         if request.mode is Mode.RESUME:
             document = read_resumable(path, pack, request.live)
@@ -314,14 +320,13 @@ class RunSession:
             except (OSError, ResultsFileError) as error:
                 raise RunInputError(f"cannot add to {path}: {error}") from error
             other_pack(path, document.get("run") or {}, pack)
-            for name, info in describe_targets(choose_targets(request.targets)).items():
+            for name, info in describe_targets(targets).items():
                 document["targets"].setdefault(name, info)
             return ResultsWriter(path, document), False
         if request.mode is Mode.NEW and path.exists():
             raise RunInputError(
                 f"{path} exists; use --resume to finish it or --out for a new run folder"
             )
-        targets = choose_targets(request.targets, request.live)
         document = new_document(
             pack.manifest,
             describe_targets(targets),
