@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from conformance.compare.judge import Expected, Judgement, judge
-from conformance.compare.tolerance import Tolerance, tolerance_for
+from conformance.compare.tolerance import Tolerance
 from conformance.isolation import ChildCrashed, ChildTimedOut, IsolatedTarget
 from conformance.results.records import (
     ADAPTER,
@@ -145,7 +145,7 @@ def _run_check(runner: IsolatedTarget, plan: CheckPlan, deterministic: bool) -> 
             skipped(plan, SkipKind.NO_RUNNABLE_ARTIFACT, f"no runnable artifact: {reason[:500]}"),
             duration_s=round(time.perf_counter() - started, 6),
         )
-    tolerance = tolerance_for(plan.precision, plan.model.name, plan.model.record["tolerance_class"])
+    tolerance = plan.tolerance
     expected = plan.model.expected(plan.artifact, plan.data_set.index)
     feeds = dict(plan.artifact.inputs(plan.data_set.index))
     stage = "load"

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
+from conformance.compare.tolerance import Tolerance, tolerance_for
 from conformance.pack.load import Artifact, Pack, PackModel, TestDataSet
 from conformance.results.records import check_id
 from conformance.targets import Target, get_target
@@ -34,10 +35,18 @@ class CheckPlan:
     data_set: TestDataSet
     target: str
     precision: str = DEFAULT_PRECISION
+    tolerance_override: Tolerance | None = None  # a caller's own rule (compare); None: the spec's
 
     @property
     def check_id(self) -> str:
         return check_id(self.model.name, self.artifact.exporter, self.data_set.label, self.target)
+
+    @property
+    def tolerance(self) -> Tolerance:
+        """The rule this check is judged by: the spec's for its model and precision."""
+        if self.tolerance_override is not None:
+            return self.tolerance_override
+        return tolerance_for(self.precision, self.model.name, self.model.record["tolerance_class"])
 
     @property
     def runnable(self) -> bool:
