@@ -14,8 +14,6 @@ import sys
 import zipfile
 from pathlib import Path
 
-import numpy as np
-
 from conformance.pack.load import Pack
 from conformance.spec import PACK_DIR
 from conformance.targets import DEFAULT_TARGETS, get_target
@@ -237,19 +235,17 @@ def test_pack_build_one_model_into_a_folder_and_run_it(tmp_path):
     manifest = json.loads((built / "pack.json").read_text())
     assert manifest["models"] == ["mlp"]
     assert sorted(p.name for p in built.iterdir()) == ["mlp", "pack.json"]
-    committed = Pack(PACK_DIR).model("mlp")
-    for artifact in committed.artifacts:
-        assert (built / "mlp" / artifact.exporter / "model.onnx").is_file(), artifact.exporter
-    # The rebuilt goldens are the committed ones, at a scale-aware cross-CPU rule.
-    with np.load(built / "mlp" / "golden.npz") as rebuilt:
-        assert sorted(rebuilt.files) == sorted(committed.golden)
-        for key, golden in committed.golden.items():
-            scale = max(float(np.max(np.abs(golden))), 1e-30) if golden.size else 1.0
-            assert np.max(np.abs(rebuilt[key] - golden), initial=0.0) <= 1e-9 * scale, key
+    model = Pack(built).model("mlp")  # the built pack reads back (hashes, model.json, goldens)
+    exporters = {a.exporter for a in Pack(PACK_DIR).model("mlp").artifacts}
+    assert {a.exporter for a in model.artifacts} == exporters
+    for artifact in model.artifacts:
+        assert artifact.path.is_file(), artifact.exporter
+    assert len(model.data_sets) >= 2 and all(np_key.startswith("set") for np_key in model.golden)
+    # (test_pack_rebuild compares rebuilt goldens with the committed ones.)
 
     run_dir = tmp_path / "run"
     result = conformance("run", "--pack", str(built), "--target", "ort:cpu", "--out", str(run_dir))
     assert result.returncode == 0, output(result)
     document = results(run_dir)
-    assert len(document["checks"]) == len(committed.artifacts) * len(committed.data_sets)
+    assert len(document["checks"]) == len(model.artifacts) * len(model.data_sets)
     assert {c["verdict"] for c in document["checks"]} == {"passed"}
