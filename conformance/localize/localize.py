@@ -1,0 +1,404 @@
+"""The first diverging node of a failing (model, target, sample).
+
+For every node in topological order (the graph's order; ONNX requires it), two errors against
+the float64 reference, in the check's tolerance (margin = worst |err| / (atol + rtol |ref|)):
+
+- *total*: the node's output on the target against the reference's value of that output, i.e.
+  the error it inherits from upstream plus the error it adds;
+- *introduced*: the node evaluated alone in float64 on the target's own values of its inputs,
+  against the target's output: the error this node adds, whatever it was fed.
+
+The first node whose introduced margin exceeds 1 is named (op type, attributes, input shapes,
+figures). The target runs the model with intermediate outputs marked, a chunk of nodes at a
+time (their outputs and inputs), never everything at once: peak memory stays near the model's
+own run. Marking can change what a runtime fuses, so the final outputs of every marked run are
+compared with the unmarked run's, and the table says whether they agree.
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+import shutil
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import onnx
+from onnx import helper, numpy_helper
+
+from conformance.compare.stats import error_stats
+from conformance.compare.tolerance import Tolerance
+from conformance.isolation import IsolatedTarget
+from conformance.localize.nodes import evaluate_node, node_inputs, opsets_of, with_outputs
+from conformance.targets.interface import TargetError
+from conformance.usermodel.reference import Reference, float64_reference_node, node_label
+
+if TYPE_CHECKING:
+    from conformance.results.records import CheckRecord
+    from conformance.run.plan import CheckPlan
+    from conformance.usermodel.compare import CompareOutcome
+    from conformance.usermodel.inputs import Sample
+    from conformance.usermodel.model import UserModel
+
+CHUNK_TENSORS = 96  # tensors marked per run of the target
+LOCALIZE_DIR = "localize"
+WEIGHTS = "weights.data"
+Message = Callable[[str], None]
+
+
+def safe_name(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.=-]+", "_", text).strip("_")[:80] or "target"
+
+
+@dataclass
+class NodeError:
+    index: int
+    node: str
+    op_type: str
+    total_margin: float | None
+    total_max_abs: float | None
+    introduced_margin: float | None
+    introduced_max_abs: float | None
+    note: str = ""
+
+    def as_dict(self) -> dict[str, Any]:
+        def finite(v: float | None) -> float | None:
+            return v if v is None or np.isfinite(v) else None
+
+        return {
+            "index": self.index,
+            "node": self.node,
+            "op_type": self.op_type,
+            "total": {"margin": finite(self.total_margin), "max_abs": finite(self.total_max_abs)},
+            "introduced": {
+                "margin": finite(self.introduced_margin),
+                "max_abs": finite(self.introduced_max_abs),
+            },
+            **({"note": self.note} if self.note else {}),
+        }
+
+
+def _as64(array: np.ndarray) -> np.ndarray:
+    array = np.asarray(array)
+    return array.astype(np.float64) if array.dtype.kind == "f" else array
+
+
+def _worst(actual: np.ndarray, expected: np.ndarray, tolerance: Tolerance) -> tuple[float, float]:
+    actual, expected = np.asarray(actual), np.asarray(expected)
+    if actual.shape != expected.shape:
+        return float("inf"), float("inf")
+    if actual.dtype.kind not in "biuf" or expected.dtype.kind not in "biuf":
+        return 0.0, 0.0
+    stats = error_stats(actual, expected, tolerance)
+    return stats.margin, stats.max_abs
+
+
+class MarkedModel:
+    """The model saved once with its weights as external data in the localisation folder, so
+    each marked variant is a small file beside the same weights."""
+
+    def __init__(self, model: onnx.ModelProto, folder: Path) -> None:
+        self.folder = folder
+        folder.mkdir(parents=True, exist_ok=True)
+        base = folder / "model.onnx"
+        onnx.save_model(
+            copy.deepcopy(model),  # saving as external data rewrites the proto it is given
+            str(base),
+            save_as_external_data=True,
+            all_tensors_to_one_file=True,
+            location=WEIGHTS,
+            size_threshold=1024,
+        )
+        self.skeleton = onnx.load_model(str(base), load_external_data=False)
+        self.base = base
+        self.count = 0
+
+    def marked(self, names: Sequence[str], types: Mapping[str, int]) -> Path:
+        self.count += 1
+        path = self.folder / f"marked_{self.count}.onnx"
+        onnx.save_model(with_outputs(self.skeleton, names, types), str(path))
+        return path
+
+
+def _chunks(graph: onnx.GraphProto, known: Mapping[str, int]) -> list[list[int]]:
+    """Node indices in order, cut so each run marks at most CHUNK_TENSORS tensors."""
+    chunks: list[list[int]] = [[]]
+    count = 0
+    for index, node in enumerate(graph.node):
+        wanted = [n for n in [*node.output, *node_inputs(node)] if n in known]
+        if chunks[-1] and count + len(wanted) > CHUNK_TENSORS:
+            chunks.append([])
+            count = 0
+        chunks[-1].append(index)
+        count += len(wanted)
+    return [c for c in chunks if c]
+
+
+def _constants(model: onnx.ModelProto) -> dict[str, np.ndarray]:
+    return {t.name: numpy_helper.to_array(t) for t in model.graph.initializer}
+
+
+def node_table(
+    runner: IsolatedTarget,
+    marked: MarkedModel,
+    model: onnx.ModelProto,
+    reference: Reference,
+    sample: Sample,
+    tolerance: Tolerance,
+) -> tuple[list[NodeError], dict[str, Any]]:
+    """Per-node errors, and whether marking changed the final outputs."""
+    graph = model.graph
+    types = reference.elem_types
+    inputs = {i.name for i in graph.input}
+    constants = _constants(model)
+    known = {n: t for n, t in types.items() if n not in constants and n not in inputs}
+    expected = reference.run(sample, intermediate=True)
+    opsets = opsets_of(model)
+    finals = [o.name for o in graph.output]
+    runner.load(marked.base)
+    unmarked = dict(runner.run(dict(sample)))
+    worst_change, rows = 0.0, []
+    for chunk in _chunks(graph, known):
+        names: list[str] = []
+        for index in chunk:
+            names.extend(
+                n
+                for n in [*graph.node[index].output, *node_inputs(graph.node[index])]
+                if n in known and n not in names
+            )
+        runner.load(marked.marked(names, known))
+        got = dict(runner.run(dict(sample)))
+        for name in finals:
+            if name in got and name in unmarked:
+                a, b = np.asarray(got[name]), np.asarray(unmarked[name])
+                change = (
+                    float(np.max(np.abs(_as64(a) - _as64(b))))
+                    if a.shape == b.shape and a.size
+                    else (0.0 if a.shape == b.shape else float("inf"))
+                )
+                worst_change = max(worst_change, change)
+        values = {**constants, **dict(sample), **got}
+        for index in chunk:
+            rows.append(_row(index, graph.node[index], values, expected, opsets, model, tolerance))
+        del got, values
+    agreement = {
+        "agree": worst_change == 0.0,
+        "max_abs_change": worst_change if np.isfinite(worst_change) else None,
+        "note": "the final outputs of the marked runs equal the unmarked run's"
+        if worst_change == 0.0
+        else "marking intermediate outputs changed the final outputs (the runtime fuses or "
+        f"orders differently when they are marked): max abs change {worst_change:.3g}",
+    }
+    return rows, agreement
+
+
+def _row(
+    index: int,
+    node: onnx.NodeProto,
+    values: Mapping[str, np.ndarray],
+    expected: Mapping[str, np.ndarray],
+    opsets: Mapping[str, int],
+    model: onnx.ModelProto,
+    tolerance: Tolerance,
+) -> NodeError:
+    label = node_label(node, index)
+    outputs = [n for n in node.output if n and n in values]
+    if not outputs:
+        return NodeError(index, label, node.op_type, None, None, None, None, "output not marked")
+    total = [_worst(values[n], expected[n], tolerance) for n in outputs if n in expected]
+    total_margin = max((m for m, _ in total), default=None)
+    total_abs = max((a for _, a in total), default=None)
+    feeds = {}
+    for name in node_inputs(node):
+        if name not in values:
+            return NodeError(
+                index,
+                label,
+                node.op_type,
+                total_margin,
+                total_abs,
+                None,
+                None,
+                f"input {name} not available",
+            )
+        feeds[name] = _as64(values[name])
+    try:
+        produced = evaluate_node(float64_reference_node(node), feeds, opsets, model.functions)
+    except Exception as error:  # noqa: BLE001 - the evaluator cannot take this node alone
+        return NodeError(
+            index,
+            label,
+            node.op_type,
+            total_margin,
+            total_abs,
+            None,
+            None,
+            f"not evaluated alone: {type(error).__name__}",
+        )
+    introduced = [_worst(values[n], produced[n], tolerance) for n in outputs if n in produced]
+    return NodeError(
+        index,
+        label,
+        node.op_type,
+        total_margin,
+        total_abs,
+        max((m for m, _ in introduced), default=None),
+        max((a for _, a in introduced), default=None),
+    )
+
+
+def _attribute_text(attribute: onnx.AttributeProto) -> Any:
+    value = helper.get_attribute_value(attribute)
+    if isinstance(value, onnx.TensorProto):
+        return f"tensor {list(value.dims)} {onnx.TensorProto.DataType.Name(value.data_type)}"
+    if isinstance(value, onnx.GraphProto):
+        return f"graph ({len(value.node)} nodes)"
+    if isinstance(value, bytes):
+        return value.decode("utf-8", errors="replace")[:200]
+    if isinstance(value, list) and value and isinstance(value[0], bytes):
+        return [v.decode("utf-8", errors="replace")[:100] for v in value[:16]]
+    if isinstance(value, list) and len(value) > 32:
+        return [*value[:32], "..."]
+    return value
+
+
+def describe_node(
+    model: onnx.ModelProto, row: NodeError, shapes: Mapping[str, list[int]]
+) -> dict[str, Any]:
+    node = model.graph.node[row.index]
+    return {
+        **row.as_dict(),
+        "attributes": {a.name: _attribute_text(a) for a in node.attribute},
+        "inputs": [{"name": n, "shape": shapes.get(n)} for n in node.input],
+        "outputs": [{"name": n, "shape": shapes.get(n)} for n in node.output],
+    }
+
+
+def first_diverging(rows: Sequence[NodeError]) -> tuple[NodeError | None, str]:
+    for row in rows:
+        if row.introduced_margin is not None and row.introduced_margin > 1:
+            return row, "introduced"
+    for row in rows:
+        if row.total_margin is not None and row.total_margin > 1:
+            return row, "accumulated"
+    return None, "none"
+
+
+def summary_line(found: dict[str, Any] | None, how: str) -> str:
+    if found is None:
+        return "no node's output is out of tolerance (the final outputs alone differ)"
+    figures = found["introduced"] if how == "introduced" else found["total"]
+    margin = figures["margin"]
+    shown = "inf" if margin is None else f"{margin:.3g}"
+    shapes = ", ".join(
+        ("x".join(map(str, i["shape"])) or "scalar") if i["shape"] is not None else "?"
+        for i in found["inputs"]
+    )
+    verb = (
+        "introduces" if how == "introduced" else "is the first out of tolerance, no node alone adds"
+    )
+    return (
+        f"first diverging node: {found['node']} ({found['op_type']}, inputs {shapes}) {verb} "
+        f"an error of max abs {figures['max_abs']:.3g}, margin {shown}"
+        if figures["max_abs"] is not None
+        else f"first diverging node: {found['node']} ({found['op_type']}) {verb} a non-finite error"
+    )
+
+
+def localize_one(
+    runner: IsolatedTarget,
+    model: onnx.ModelProto,
+    reference: Reference,
+    sample: Sample,
+    tolerance: Tolerance,
+    folder: Path,
+) -> dict[str, Any]:
+    marked = MarkedModel(model, folder)
+    rows, agreement = node_table(runner, marked, model, reference, sample, tolerance)
+    runner.load(marked.base)
+    shapes = _shapes(runner, marked, model, sample, rows)
+    found, how = first_diverging(rows)
+    detail = describe_node(model, found, shapes) if found is not None else None
+    return {
+        "nodes": [r.as_dict() for r in rows],
+        "marking": agreement,
+        "first_diverging": detail,
+        "how": how,
+        "summary": summary_line(detail, how),
+    }
+
+
+def _shapes(
+    runner: IsolatedTarget,
+    marked: MarkedModel,
+    model: onnx.ModelProto,
+    sample: Sample,
+    rows: Sequence[NodeError],
+) -> dict[str, list[int]]:
+    """Shapes of the first diverging node's tensors as the target computed them."""
+    found, _ = first_diverging(rows)
+    shapes = {k: list(np.asarray(v).shape) for k, v in sample.items()}
+    for tensor in model.graph.initializer:
+        shapes[tensor.name] = list(tensor.dims)
+    if found is None:
+        return shapes
+    node = model.graph.node[found.index]
+    names = [n for n in [*node.input, *node.output] if n and n not in shapes]
+    if names:
+        from conformance.usermodel.reference import _float_tensors
+
+        _, types = _float_tensors(model)
+        runner.load(marked.marked(names, types))
+        shapes.update({k: list(np.asarray(v).shape) for k, v in runner.run(dict(sample))})
+    return shapes
+
+
+def localize_failures(
+    outcome: CompareOutcome,
+    model: UserModel,
+    samples: Sequence[Sample],
+    plans: Sequence[CheckPlan],
+    timeout_s: float,
+    message: Message,
+) -> list[dict[str, Any]]:
+    """Localise every (target, sample) that failed on values, and write its reproducer."""
+    from conformance.localize.repro import write_reproducer
+    from conformance.usermodel.compare import failing_on_values
+
+    done = []
+    failing = failing_on_values(outcome.records)
+    by_target: dict[str, list[CheckRecord]] = {}
+    for record in failing:
+        by_target.setdefault(record.target, []).append(record)
+    for target, records in by_target.items():
+        runner = IsolatedTarget(target, timeout_s)
+        try:
+            for record in records:
+                sample = samples[record.data_set]
+                folder = outcome.run_dir / LOCALIZE_DIR / safe_name(target) / record.data_set_label
+                message(f"localising {record.check_id}")
+                try:
+                    found = localize_one(
+                        runner, model.proto, outcome.reference, sample, outcome.tolerance, folder
+                    )
+                except TargetError as error:
+                    found = {"error": f"localisation failed on the target: {error}"[:2000]}
+                entry = {
+                    "check": record.check_id,
+                    "target": target,
+                    "sample": record.data_set,
+                    **found,
+                }
+                if found.get("first_diverging"):
+                    entry["reproducer"] = write_reproducer(
+                        runner, model.proto, outcome, sample, found, target, record.data_set_label
+                    )
+                shutil.rmtree(folder, ignore_errors=True)  # marked copies: not needed after
+                message(f"{record.check_id}: {entry.get('summary', entry.get('error'))}")
+                done.append(entry)
+        finally:
+            runner.close()
+    return done

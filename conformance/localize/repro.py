@@ -1,0 +1,244 @@
+"""The smallest failing subgraph, saved as an ONNX backend test-case folder.
+
+Start from the first diverging node alone, fed what the target computed for its inputs; grow it
+one level of producers at a time until the target fails it alone, within the same tolerance;
+if no subgraph up to MAX_LEVELS levels fails, the whole model with the failing sample is the
+reproducer. The folder (``repro/<target>/<sample>/``) holds ``model.onnx``,
+``test_data_set_0/input_*.pb`` and ``output_*.pb`` (the float64 reference of the subgraph) and
+``data.json`` (the tolerance), so ``conformance compare repro/.../model.onnx --inputs
+repro/.../test_data_set_0 --target T`` fails the same way.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import onnx
+from onnx import helper
+
+from conformance.compare.judge import Expected, judge
+from conformance.isolation import IsolatedTarget
+from conformance.localize.nodes import node_inputs, opsets_of, value_info, with_outputs
+from conformance.pack import layout
+from conformance.targets.interface import TargetError
+from conformance.usermodel.reference import ReferenceError, reference_for
+
+if TYPE_CHECKING:
+    from conformance.usermodel.compare import CompareOutcome
+    from conformance.usermodel.inputs import Sample
+
+MAX_LEVELS = 6
+REPRO_DIR = "repro"
+
+
+def _producers(graph: onnx.GraphProto) -> dict[str, int]:
+    return {name: i for i, node in enumerate(graph.node) for name in node.output if name}
+
+
+def ancestor_levels(graph: onnx.GraphProto, index: int, levels: int) -> list[set[int]]:
+    """Node sets: the node, then it and its producers up to 1, 2, ... levels back."""
+    producers = _producers(graph)
+    chosen, frontier, out = {index}, {index}, [{index}]
+    for _ in range(levels):
+        nxt = {
+            producers[name]
+            for i in frontier
+            for name in node_inputs(graph.node[i])
+            if name in producers and producers[name] not in chosen
+        }
+        if not nxt:
+            break
+        chosen |= nxt
+        frontier = nxt
+        out.append(set(chosen))
+    return out
+
+
+def subgraph(
+    model: onnx.ModelProto,
+    nodes: set[int],
+    outputs: Sequence[str],
+    values: Mapping[str, np.ndarray],
+    types: Mapping[str, int],
+) -> tuple[onnx.ModelProto, dict[str, np.ndarray]]:
+    """The chosen nodes as a model: what they read from outside is an input (with the value
+    the target computed for it) or an initializer; ``outputs`` are its outputs."""
+    graph = model.graph
+    initializers = {t.name: t for t in graph.initializer}
+    ordered = [graph.node[i] for i in sorted(nodes)]
+    produced = {n for node in ordered for n in node.output}
+    needed: list[str] = []
+    for node in ordered:
+        for name in node_inputs(node):
+            if name not in produced and name not in needed:
+                needed.append(name)
+    feeds = {n: np.asarray(values[n]) for n in needed if n not in initializers}
+    sub = helper.make_graph(
+        ordered,
+        "repro",
+        [value_info(n, a) for n, a in feeds.items()],
+        [
+            helper.make_tensor_value_info(n, types.get(n, onnx.TensorProto.FLOAT), None)
+            for n in outputs
+        ],
+        initializer=[initializers[n] for n in needed if n in initializers],
+    )
+    out = helper.make_model(
+        sub, opset_imports=[helper.make_opsetid(d, v) for d, v in opsets_of(model).items()]
+    )
+    out.ir_version = model.ir_version
+    out.functions.extend(model.functions)
+    return out, feeds
+
+
+def shaped(model: onnx.ModelProto, expected: Mapping[str, np.ndarray]) -> None:
+    """Give the outputs the shapes the reference computed (the checker wants a shape)."""
+    for output in model.graph.output:
+        dims = output.type.tensor_type.shape
+        dims.Clear()
+        for size in np.asarray(expected[output.name]).shape:
+            dims.dim.add().dim_value = int(size)
+
+
+def save_case(
+    folder: Path,
+    model: onnx.ModelProto,
+    feeds: Mapping[str, np.ndarray],
+    expected: Mapping[str, np.ndarray],
+    rtol: float,
+    atol: float,
+) -> Path:
+    shutil.rmtree(folder, ignore_errors=True)
+    data = layout.data_set_dir(folder, 0)
+    data.mkdir(parents=True)
+    onnx.save_model(model, str(folder / layout.MODEL_ONNX))
+    for i, (name, array) in enumerate(feeds.items()):
+        layout.write_tensor(data / f"input_{i}.pb", array, name)
+    for i, output in enumerate(model.graph.output):
+        layout.write_tensor(data / f"output_{i}.pb", expected[output.name], output.name)
+    layout.write_case_tolerance(folder, rtol, atol)
+    return folder / layout.MODEL_ONNX
+
+
+def _fails(
+    runner: IsolatedTarget,
+    path: Path,
+    model: onnx.ModelProto,
+    feeds: Mapping[str, np.ndarray],
+    expected: Mapping[str, np.ndarray],
+    outcome: CompareOutcome,
+) -> tuple[bool, float]:
+    from onnx import helper as h
+
+    want = [
+        Expected(
+            o.name,
+            str(np.dtype(h.tensor_dtype_to_np_dtype(o.type.tensor_type.elem_type))),
+            np.asarray(expected[o.name]),
+        )
+        for o in model.graph.output
+    ]
+    try:
+        runner.load(path)
+        got = runner.run(dict(feeds))
+    except TargetError:
+        return True, float("inf")
+    judgement = judge(got, want, outcome.tolerance)
+    return not judgement.passed, judgement.margin
+
+
+def write_reproducer(
+    runner: IsolatedTarget,
+    model: onnx.ModelProto,
+    outcome: CompareOutcome,
+    sample: Sample,
+    found: Mapping[str, Any],
+    target: str,
+    label: str = "sample0",
+) -> dict[str, Any]:
+    from conformance.localize.localize import safe_name
+    from conformance.usermodel.reference import _float_tensors
+
+    detail = found["first_diverging"]
+    index = int(detail["index"])
+    graph = model.graph
+    folder = outcome.run_dir / REPRO_DIR / safe_name(target) / label
+    sets = ancestor_levels(graph, index, MAX_LEVELS)
+    _, types = _float_tensors(model)
+    marked_names = sorted(
+        {
+            n
+            for s in sets[-1:]
+            for i in s
+            for n in [*graph.node[i].output, *node_inputs(graph.node[i])]
+        }
+        & set(types)
+    )
+    scratch = folder.parent / f".{label}-marked.onnx"
+    scratch.parent.mkdir(parents=True, exist_ok=True)
+    onnx.save_model(with_outputs(model, marked_names, types), str(scratch))
+    try:
+        runner.load(scratch)
+        values = {**dict(sample), **dict(runner.run(dict(sample)))}
+    finally:
+        scratch.unlink(missing_ok=True)
+    outputs = [n for n in graph.node[index].output if n]
+    tried = []
+    for level, nodes in enumerate(sets):
+        try:
+            sub, feeds = subgraph(model, nodes, outputs, values, types)
+            expected = reference_for(sub, [feeds]).run(feeds)
+            shaped(sub, expected)
+        except (ReferenceError, KeyError, ValueError) as error:
+            tried.append({"level": level, "nodes": len(nodes), "skipped": str(error)[:300]})
+            continue
+        path = save_case(
+            folder, sub, feeds, expected, outcome.tolerance.rtol, outcome.tolerance.atol
+        )
+        failed, margin = _fails(runner, path, sub, feeds, expected, outcome)
+        tried.append(
+            {
+                "level": level,
+                "nodes": len(nodes),
+                "fails": failed,
+                "margin": margin if np.isfinite(margin) else None,
+            }
+        )
+        if failed:
+            return _described(path, target, len(nodes), "subgraph", tried, margin, outcome)
+    # nothing smaller fails alone: the whole model with the failing sample
+    expected = outcome.reference.run(sample)
+    path = save_case(
+        folder, model, dict(sample), expected, outcome.tolerance.rtol, outcome.tolerance.atol
+    )
+    failed, margin = _fails(runner, path, model, dict(sample), expected, outcome)
+    return _described(path, target, len(graph.node), "whole model", tried, margin, outcome, failed)
+
+
+def _described(
+    path: Path,
+    target: str,
+    nodes: int,
+    kind: str,
+    tried: list[dict[str, Any]],
+    margin: float,
+    outcome: CompareOutcome,
+    fails: bool = True,
+) -> dict[str, Any]:
+    folder = path.parent
+    flags = f" --atol {outcome.tolerance.atol:g} --rtol {outcome.tolerance.rtol:g}"
+    return {
+        "folder": str(folder),
+        "model": str(path),
+        "nodes": nodes,
+        "kind": kind,
+        "fails_alone": fails,
+        "margin": margin if np.isfinite(margin) else None,
+        "tried": tried,
+        "command": f"conformance compare {path} --inputs {layout.data_set_dir(folder, 0)} "
+        f"--target {target}{flags}",
+    }

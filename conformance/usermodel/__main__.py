@@ -1,0 +1,5 @@
+"""``python -m conformance.usermodel MODEL ...``: the compare command on its own."""
+
+from conformance.usermodel.command import compare_command
+
+compare_command(prog_name="conformance compare")

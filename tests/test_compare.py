@@ -1,0 +1,316 @@
+"""`conformance compare` on a user's own model: the float64 reference, the checks through the
+run session, bad input (exit 2, one line), and the Python API."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import onnx
+from click.testing import CliRunner
+from onnx import TensorProto, helper, numpy_helper
+
+from conformance.pack.load import Pack
+from conformance.results.document import load_document, validate_document
+from conformance.spec import PACK_DIR
+from conformance.usermodel.command import compare_command
+from conformance.usermodel.reference import FLOAT32, FLOAT64, reference_for
+
+COMPARE = [sys.executable, "-m", "conformance.usermodel"]
+
+
+def mlp(path: Path, batch: object = "N", seed: int = 0) -> Path:
+    """x[N,8] -> MatMul -> Add -> Tanh -> MatMul -> Softmax (random weights, named nodes)."""
+    rng = np.random.default_rng(seed)
+
+    def init(name: str, *shape: int) -> onnx.TensorProto:
+        return numpy_helper.from_array(rng.standard_normal(shape).astype(np.float32), name)
+
+    nodes = [
+        helper.make_node("MatMul", ["x", "W1"], ["h"], name="mm1"),
+        helper.make_node("Add", ["h", "b1"], ["h2"], name="add1"),
+        helper.make_node("Tanh", ["h2"], ["h3"], name="tanh"),
+        helper.make_node("MatMul", ["h3", "W2"], ["y"], name="mm2"),
+        helper.make_node("Softmax", ["y"], ["p"], name="soft", axis=-1),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "mlp",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [batch, 8])],
+        [helper.make_tensor_value_info("p", TensorProto.FLOAT, [batch, 4])],
+        [init("W1", 8, 16), init("b1", 16), init("W2", 16, 4)],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.save(model, str(path))
+    return path
+
+
+def compare(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*COMPARE, *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, **(env or {})},
+    )
+
+
+# ---- 1. the float64 reference ---------------------------------------------------------------
+def test_reference_of_a_pack_artifact_matches_its_golden() -> None:
+    model = Pack(PACK_DIR).model("cnn")
+    artifact = next(a for a in model.artifacts if a.exporter == "torch-script")
+    feeds = dict(artifact.inputs(1))
+    reference = reference_for(onnx.load(str(artifact.path)), [feeds])
+    out = reference.run(feeds)
+    assert not reference.fallbacks and "9 of 9 nodes in float64" in reference.describe()
+    for expected in model.expected(artifact, 1):
+        assert out[expected.name].dtype == np.float64
+        # the golden is the torch twin in float64; the file folds BatchNorm in float32
+        np.testing.assert_allclose(out[expected.name], expected.golden, rtol=1e-4, atol=1e-5)
+
+
+def test_reference_lifts_cast_targets_and_falls_back_where_double_is_not_allowed() -> None:
+    scale = numpy_helper.from_array(np.ones(4, np.float32), "scale")
+    nodes = [
+        helper.make_node("Cast", ["x"], ["xf"], to=TensorProto.FLOAT, name="cast"),
+        # Mean/InvStdDev outputs are type U (float, bfloat16): double is not valid here
+        helper.make_node(
+            "LayerNormalization", ["xf", "scale"], ["y", "mean", "inv"], name="ln", axis=-1
+        ),
+        helper.make_node("Mul", ["y", "y"], ["z"], name="square"),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT16, [2, 4])],
+        [
+            helper.make_tensor_value_info("z", TensorProto.FLOAT, [2, 4]),
+            helper.make_tensor_value_info("mean", TensorProto.FLOAT, [2, 1]),
+        ],
+        [scale],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    x = np.arange(8, dtype=np.float16).reshape(2, 4)
+    reference = reference_for(model, [{"x": x}])
+    precisions = {p.node: p.precision for p in reference.precisions}
+    assert precisions == {"cast": FLOAT64, "ln": FLOAT32, "square": FLOAT64}
+    assert "float32: ln (LayerNormalization" in reference.describe()
+    casts = [n for n in reference.model.graph.node if n.name == "cast"]
+    assert casts[0].attribute[0].i == TensorProto.DOUBLE
+    out = reference.run({"x": x})
+    assert out["z"].dtype == np.float64
+    assert reference.as_dict()["fallbacks"][0]["node"] == "ln"
+
+
+# ---- 2. compare through the run session -----------------------------------------------------
+def test_compare_a_pack_artifact_on_ort_conforms_with_every_check(tmp_path: Path) -> None:
+    artifact = Pack(PACK_DIR).model("cnn").artifacts[1]  # torch-script: batch is dynamic
+    out = tmp_path / "run"
+    result = compare(
+        str(artifact.path),
+        "--shape",
+        "image=3x3x32x32",
+        "--samples",
+        "2",
+        "--seed",
+        "7",
+        "--target",
+        "ort:cpu",
+        "--target",
+        "ort:cpu:opt=disabled",
+        "--out",
+        str(out),
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    document = load_document(out / "results.json")
+    validate_document(document)
+    checks = document["checks"]
+    assert len(checks) == 4 and {c["verdict"] for c in checks} == {"passed"}
+    assert all(c["determinism"]["checked"] and c["batch_invariance"]["checked"] for c in checks)
+    assert all(0 < c["margin"] < 1 for c in checks)
+    extra = json.loads((out / "compare.json").read_text())
+    assert "in float64" in extra["reference"]["description"]
+    assert extra["samples"] == [{"image": [3, 3, 32, 32]}] * 2
+
+
+def test_compare_finds_a_defective_target_and_exits_1(tmp_path: Path) -> None:
+    model = mlp(tmp_path / "mlp.onnx")
+    result = compare(
+        str(model),
+        "--shape",
+        "x=2x8",
+        "--target",
+        "defect:noise",
+        "--target",
+        "ort:cpu",
+        "--out",
+        str(tmp_path / "run"),
+        "--no-localize",
+    )
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "mlp-onnx-sample0-defect:noise: failed" in result.stdout
+    assert "mlp-onnx-sample0-ort:cpu: passed" in result.stdout
+
+
+def test_compare_catches_batch_variance_only_when_the_batch_is_dynamic(tmp_path: Path) -> None:
+    dynamic = mlp(tmp_path / "dynamic.onnx")
+    static = mlp(tmp_path / "static.onnx", batch=3)
+    ran = compare(
+        str(dynamic),
+        "--shape",
+        "x=3x8",
+        "--target",
+        "defect:batch-variant",
+        "--out",
+        str(tmp_path / "a"),
+        "--no-localize",
+    )
+    assert ran.returncode == 1 and "batch invariance" in ran.stdout, ran.stdout + ran.stderr
+    ran = compare(str(static), "--target", "defect:batch-variant", "--out", str(tmp_path / "b"))
+    assert ran.returncode == 0, ran.stdout + ran.stderr
+
+
+def test_tolerance_flags_judge_the_values(tmp_path: Path) -> None:
+    model = mlp(tmp_path / "mlp.onnx")
+    loose = compare(
+        str(model),
+        "--shape",
+        "x=2x8",
+        "--target",
+        "defect:noise",
+        "--atol",
+        "1",
+        "--rtol",
+        "1",
+        "--out",
+        str(tmp_path / "a"),
+    )
+    assert loose.returncode == 0, loose.stdout + loose.stderr
+    checks = load_document(tmp_path / "a" / "results.json")["checks"]
+    assert checks[0]["tolerance"] == {"atol": 1.0, "rtol": 1.0}
+
+
+# ---- 3. bad input: one line, exit 2 ----------------------------------------------------------
+def run_cli(*args: str) -> tuple[int, str]:
+    result = CliRunner().invoke(compare_command, list(args))
+    return result.exit_code, result.output
+
+
+def one_line_error(code: int, output: str) -> str:
+    assert code == 2, output
+    lines = [line for line in output.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: "), output
+    return lines[0]
+
+
+def test_a_model_failing_the_checker_is_named_with_its_message(tmp_path: Path) -> None:
+    node = helper.make_node("Relu", ["x", "extra"], ["y"])  # Relu takes one input
+    graph = helper.make_graph(
+        [node],
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1])],
+    )
+    path = tmp_path / "bad.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
+    line = one_line_error(*run_cli(str(path), "--out", str(tmp_path / "r")))
+    assert "not a valid ONNX model (onnx.checker)" in line and "Relu" in line
+    line = one_line_error(*run_cli(str(tmp_path / "nothing.onnx")))
+    assert "is not a file" in line
+    (tmp_path / "junk.onnx").write_bytes(b"\xff\x00junk" * 10)
+    assert "not an ONNX model" in one_line_error(*run_cli(str(tmp_path / "junk.onnx")))
+
+
+def test_inputs_that_do_not_fit_list_what_the_model_expects(tmp_path: Path) -> None:
+    model = str(mlp(tmp_path / "mlp.onnx"))
+    expects = "the model expects x (float32, Nx8)"
+    np.savez(tmp_path / "missing.npz", y=np.zeros((1, 8), np.float32))
+    line = one_line_error(*run_cli(model, "--inputs", str(tmp_path / "missing.npz")))
+    assert "missing x" in line and "not model inputs: y" in line and expects in line
+    np.savez(tmp_path / "dtype.npz", x=np.zeros((1, 8), np.float64))
+    line = one_line_error(*run_cli(model, "--inputs", str(tmp_path / "dtype.npz")))
+    assert "has dtype float64" in line and expects in line
+    np.savez(tmp_path / "shape.npz", x=np.zeros((1, 9), np.float32))
+    line = one_line_error(*run_cli(model, "--inputs", str(tmp_path / "shape.npz")))
+    assert "has shape 1x9" in line and expects in line
+    line = one_line_error(*run_cli(model, "--shape", "x=2x9"))
+    assert "does not fit x (float32, Nx8)" in line
+    line = one_line_error(*run_cli(model, "--shape", "nope=2x8"))
+    assert "no such input" in line
+
+
+def test_unresolved_dynamic_dims_are_named(tmp_path: Path) -> None:
+    line = one_line_error(*run_cli(str(mlp(tmp_path / "mlp.onnx"))))
+    assert "dynamic dimensions without a size: x axis 0 (N)" in line and "--shape x=1x8" in line
+
+
+def test_bad_targets_and_tolerances_are_bad_input(tmp_path: Path) -> None:
+    model = str(mlp(tmp_path / "mlp.onnx"))
+    assert "unknown target" in one_line_error(
+        *run_cli(model, "--shape", "x=1x8", "--target", "nope")
+    )
+    assert "--atol" in one_line_error(*run_cli(model, "--shape", "x=1x8", "--atol", "-1"))
+    line = one_line_error(*run_cli(model, "--shape", "x=1x8", "--tolerance-class", "wild"))
+    assert "classes are default" in line
+
+
+def external_model(folder: Path, location: str) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    path = mlp(folder / "m.onnx")
+    model = onnx.load(str(path))
+    onnx.save_model(
+        model, str(path), save_as_external_data=True, location="w.bin", size_threshold=0
+    )
+    model = onnx.load(str(path), load_external_data=False)
+    for tensor in model.graph.initializer:
+        for entry in tensor.external_data:
+            if entry.key == "location":
+                entry.value = location
+    path.write_bytes(model.SerializeToString())  # onnx.save would write the data itself
+    return path
+
+
+def test_external_data_is_loaded_and_paths_leaving_the_folder_are_refused(
+    tmp_path: Path,
+) -> None:
+    good = external_model(tmp_path / "good", "w.bin")
+    code, output = run_cli(
+        str(good), "--shape", "x=1x8", "--target", "ort:cpu", "--out", str(tmp_path / "r")
+    )
+    assert code == 0, output
+    secret = tmp_path / "secret.bin"
+    secret.write_bytes(b"\x00" * 4096)
+    for location in ("../secret.bin", str(secret)):
+        path = external_model(tmp_path / "evil", location)
+        line = one_line_error(*run_cli(str(path), "--shape", "x=1x8"))
+        assert "leaves the model's folder" in line
+    link = tmp_path / "linked"
+    path = external_model(link, "w.bin")
+    (link / "w.bin").unlink()
+    (link / "w.bin").symlink_to(secret)
+    assert "resolves outside" in one_line_error(*run_cli(str(path), "--shape", "x=1x8"))
+    missing = external_model(tmp_path / "missing", "gone.bin")
+    assert "is missing" in one_line_error(*run_cli(str(missing), "--shape", "x=1x8"))
+
+
+def test_a_model_over_2_gb_in_one_file_is_refused_before_parsing(tmp_path: Path) -> None:
+    path = tmp_path / "huge.onnx"
+    with open(path, "wb") as handle:  # sparse: costs no disk
+        handle.truncate(2**31 + 1)
+    line = one_line_error(*run_cli(str(path)))
+    assert "over protobuf's 2 GB limit" in line and "external data" in line
+
+
+def test_an_existing_run_folder_is_refused(tmp_path: Path) -> None:
+    model = str(mlp(tmp_path / "mlp.onnx"))
+    out = tmp_path / "run"
+    assert run_cli(model, "--shape", "x=1x8", "--target", "ort:cpu", "--out", str(out))[0] == 0
+    line = one_line_error(
+        *run_cli(model, "--shape", "x=1x8", "--target", "ort:cpu", "--out", str(out))
+    )
+    assert "exists" in line

@@ -1,0 +1,173 @@
+"""Localisation and the minimal reproducer, on negative controls that break ONE known node
+(backend:conformance.localize.controls:OneNodeDefect), so the node to name is known in advance:
+a small graph and a real architecture (a Keras MobileNetV3Small built with weights=None,
+exported by tf2onnx from_function)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from conformance.localize.controls import NODE_DEFECT_ENV
+from tests.conftest import needs_frameworks
+from tests.test_compare import compare, mlp
+
+DEFECT = "backend:conformance.localize.controls:OneNodeDefect"
+
+KERAS_APP = r"""
+import sys
+import numpy as np, tensorflow as tf, keras, tf2onnx, onnx
+keras.utils.set_random_seed(0)
+model = keras.applications.MobileNetV3Small(
+    input_shape=(32, 32, 3), weights=None, classes=10, include_preprocessing=False,
+    classifier_activation=None)
+rng = np.random.default_rng(0)
+for layer in model.layers:  # He-scaled kernels: a random MobileNet's logits vanish otherwise
+    for w in layer.weights:
+        if len(w.shape) == 4:
+            kh, kw, cin, _ = w.shape
+            fan = kh * kw if "depthwise" in w.path else kh * kw * cin
+            w.assign(rng.standard_normal(w.shape).astype("float32") * np.sqrt(2.0 / fan))
+spec = (tf.TensorSpec((None, 32, 32, 3), tf.float32, name="image"),)
+proto, _ = tf2onnx.convert.from_function(
+    tf.function(lambda x: model(x, training=False)), input_signature=spec, opset=17)
+onnx.save(proto, sys.argv[1])
+"""
+
+
+def localizations(run: Path) -> list[dict]:
+    return json.loads((run / "compare.json").read_text())["localizations"]
+
+
+def test_the_perturbed_node_is_named_and_its_reproducer_fails_alone(tmp_path: Path) -> None:
+    model = mlp(tmp_path / "mlp.onnx")
+    env = {NODE_DEFECT_ENV: "tanh"}
+    run = tmp_path / "run"
+    result = compare(
+        str(model),
+        "--shape",
+        "x=4x8",
+        "--samples",
+        "2",
+        "--target",
+        DEFECT,
+        "--target",
+        "ort:cpu",
+        "--out",
+        str(run),
+        env=env,
+    )
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "first diverging node: tanh (Tanh, inputs 4x16) introduces" in result.stdout
+    found = localizations(run)
+    assert [f["sample"] for f in found] == [0, 1]  # every failing sample, ort:cpu never
+    first = found[0]
+    rows = {r["node"]: r for r in first["nodes"]}
+    assert rows["mm1"]["introduced"]["margin"] < 1 and rows["add1"]["total"]["margin"] < 1
+    assert rows["tanh"]["introduced"]["margin"] > 10
+    # downstream nodes inherit the error but add none of their own
+    assert rows["mm2"]["total"]["margin"] > 1 and rows["mm2"]["introduced"]["margin"] < 1
+    assert first["first_diverging"]["op_type"] == "Tanh"
+    assert first["first_diverging"]["inputs"] == [{"name": "h2", "shape": [4, 16]}]
+    repro = first["reproducer"]
+    assert repro["kind"] == "subgraph" and repro["nodes"] == 1 and repro["fails_alone"]
+    folder = Path(repro["folder"])
+    assert sorted(p.name for p in (folder / "test_data_set_0").iterdir()) == [
+        "input_0.pb",
+        "output_0.pb",
+    ]
+    # alone, from its folder: fails the same way on the defect, passes on an honest runtime
+    again = compare(
+        str(folder / "model.onnx"),
+        "--inputs",
+        str(folder / "test_data_set_0"),
+        "--target",
+        DEFECT,
+        "--target",
+        "ort:cpu",
+        "--out",
+        str(tmp_path / "again"),
+        env=env,
+    )
+    assert again.returncode == 1, again.stdout + again.stderr
+    assert "first diverging node: tanh (Tanh" in again.stdout
+    assert "model-onnx-sample0-ort:cpu: passed" in again.stdout
+
+
+def test_only_the_failing_sample_is_localised(tmp_path: Path) -> None:
+    # Softmax over [N, 4]: a sample whose row is constant would not show a 1% scale of tanh;
+    # here the defect perturbs mm2's output, which every sample shows; one sample given twice
+    # with a zero row shows the failure once out of several samples.
+    import numpy as np
+
+    model = mlp(tmp_path / "mlp.onnx")
+    np.savez(tmp_path / "zero.npz", x=np.zeros((1, 8), np.float32))
+    np.savez(tmp_path / "ones.npz", x=np.full((1, 8), 0.5, np.float32))
+    run = tmp_path / "run"
+    result = compare(
+        str(model),
+        "--inputs",
+        str(tmp_path / "zero.npz"),
+        "--inputs",
+        str(tmp_path / "ones.npz"),
+        "--target",
+        DEFECT,
+        "--out",
+        str(run),
+        env={NODE_DEFECT_ENV: "mm1"},
+    )  # mm1 of a zero input is exactly zero
+    assert result.returncode == 1, result.stdout + result.stderr
+    found = localizations(run)
+    assert [f["sample"] for f in found] == [1]
+    assert found[0]["first_diverging"]["node"] == "mm1"
+
+
+@needs_frameworks
+def test_a_keras_application_localises_to_the_perturbed_layer(tmp_path: Path) -> None:
+    script = tmp_path / "export.py"
+    script.write_text(KERAS_APP)
+    model = tmp_path / "mobilenet_v3_small.onnx"
+    subprocess.run(
+        [sys.executable, str(script), str(model)],
+        check=True,
+        capture_output=True,
+        timeout=600,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
+    )
+    layer = "MobileNetV3Small_1/re_lu_1_2/Relu6"  # a Relu6 (Clip) in the first block
+    run = tmp_path / "run"
+    result = compare(
+        str(model),
+        "--shape",
+        "image=2x32x32x3",
+        "--target",
+        DEFECT,
+        "--target",
+        "ort:cpu",
+        "--out",
+        str(run),
+        env={NODE_DEFECT_ENV: layer},
+    )
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "mobilenet_v3_small-onnx-sample0-ort:cpu: passed" in result.stdout
+    (found,) = localizations(run)
+    assert found["first_diverging"]["node"] == layer
+    assert found["first_diverging"]["op_type"] == "Clip"
+    assert len(found["nodes"]) > 300  # every node of the graph has its row
+    assert "agree" in found["marking"]  # said either way: ORT fuses differently when marked
+    assert found["reproducer"]["fails_alone"] and found["reproducer"]["nodes"] <= 7
+
+
+@pytest.mark.parametrize("target", ["ort:cpu"])
+def test_an_honest_target_is_not_localised(tmp_path: Path, target: str) -> None:
+    run = tmp_path / "run"
+    result = compare(
+        str(mlp(tmp_path / "m.onnx")), "--shape", "x=2x8", "--target", target, "--out", str(run)
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert localizations(run) == [] and not (run / "repro").exists()
