@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import onnx
+import pytest
 from click.testing import CliRunner
 from onnx import TensorProto, helper, numpy_helper
 
@@ -314,3 +315,32 @@ def test_an_existing_run_folder_is_refused(tmp_path: Path) -> None:
         *run_cli(model, "--shape", "x=1x8", "--target", "ort:cpu", "--out", str(out))
     )
     assert "exists" in line
+
+
+# ---- 6. the Python API ------------------------------------------------------------------------
+def test_python_api_on_a_path_and_a_model_proto(tmp_path: Path) -> None:
+    from conformance.usermodel import compare as check
+
+    path = mlp(tmp_path / "mlp.onnx")
+    x = np.random.default_rng(1).standard_normal((2, 8)).astype(np.float32)
+    results = check(str(path), {"x": x}, targets=["ort:cpu"], run_dir=tmp_path / "a")
+    results.assert_conforms()
+    assert [r.verdict for r in results.records] == ["passed"]
+    proto = onnx.load(str(path))
+    failing = check(
+        proto,
+        [{"x": x}, {"x": x * 2}],
+        targets=["defect:noise"],
+        tolerance=(1e-5, 1e-4),
+        run_dir=tmp_path / "b",
+        localize=False,
+    )
+    with pytest.raises(AssertionError) as raised:
+        failing.assert_conforms()
+    text = str(raised.value)
+    assert "2 of 2 checks did not pass" in text and "defect:noise: failed" in text
+    assert "values out of tolerance" in text
+    from conformance.usermodel.model import UserInputError
+
+    with pytest.raises(UserInputError, match="missing x"):
+        check(proto, {"y": x}, targets=["ort:cpu"], run_dir=tmp_path / "c")
