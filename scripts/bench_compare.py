@@ -1,0 +1,227 @@
+"""Figures for issue 12: `conformance compare` against the targets' own load + run time, against
+`polygraphy run` (when installed), and localisation of a 500-node model on ORT (wall, peak RSS).
+
+    .venv/bin/python scripts/bench_compare.py [--repeats 3] [--out /tmp/bench-compare]
+
+Each figure is the median of --repeats runs, measured side by side (paired). The machine may be
+shared with other work: figures are leads, not limits.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import resource
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+
+COMPARE = [sys.executable, "-m", "conformance.usermodel"]
+TARGETS = ("ort:cpu", "ort:cpu:opt=disabled", "openvino:cpu", "tract")
+OWN_RUN = """
+import sys, time, numpy as np
+from conformance.targets import get_target
+t = time.perf_counter()
+session = get_target(sys.argv[1]).load(sys.argv[2])
+session.run({"x": np.load(sys.argv[3])})
+print(time.perf_counter() - t)
+"""
+
+
+def chain(path: Path, nodes: int, width: int = 64) -> Path:
+    """x[N, width] through nodes/2 (MatMul, Tanh) pairs: a model of ``nodes`` nodes."""
+    rng = np.random.default_rng(0)
+    graph_nodes, inits, current = [], [], "x"
+    for i in range(nodes // 2):
+        w = (rng.standard_normal((width, width)) / np.sqrt(width)).astype(np.float32)
+        inits.append(numpy_helper.from_array(w, f"w{i}"))
+        graph_nodes.append(helper.make_node("MatMul", [current, f"w{i}"], [f"m{i}"], name=f"mm{i}"))
+        graph_nodes.append(helper.make_node("Tanh", [f"m{i}"], [f"t{i}"], name=f"tanh{i}"))
+        current = f"t{i}"
+    graph = helper.make_graph(
+        graph_nodes,
+        "chain",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", width])],
+        [helper.make_tensor_value_info(current, TensorProto.FLOAT, ["N", width])],
+        inits,
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.save(model, str(path))
+    return path
+
+
+def timed(command: list[str], env: dict[str, str] | None = None) -> tuple[float, int, str]:
+    """Wall seconds, the peak RSS (kB) of the command's processes, and its output."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    started = time.perf_counter()
+    result = subprocess.run(
+        command, capture_output=True, text=True, env={**os.environ, **(env or {})}
+    )
+    wall = time.perf_counter() - started
+    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    return wall, max(peak, before), result.stdout + result.stderr
+
+
+def peak_of(command: list[str], env: dict[str, str] | None = None) -> tuple[float, int, str]:
+    """Like timed, in a fresh wrapper process so the peak is this command's alone."""
+    wrapper = (
+        "import resource, subprocess, sys, time, json, os\n"
+        "t = time.perf_counter()\n"
+        "r = subprocess.run(json.loads(sys.argv[1]), capture_output=True, text=True)\n"
+        "w = time.perf_counter() - t\n"
+        "print(json.dumps([w, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, "
+        "r.returncode, (r.stdout + r.stderr)[-400:]]))\n"
+    )
+    import json
+
+    out = subprocess.run(
+        [sys.executable, "-c", wrapper, json.dumps(command)],
+        capture_output=True,
+        text=True,
+        env={**os.environ, **(env or {})},
+    )
+    wall, peak, code, text = json.loads(out.stdout)
+    return wall, peak, f"rc={code} {text}"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--out", type=Path, default=Path("/tmp/bench-compare"))
+    args = parser.parse_args()
+    out = args.out
+    shutil.rmtree(out, ignore_errors=True)
+    out.mkdir(parents=True)
+    print(
+        f"machine: {os.cpu_count()} cores, shared with other work while measured; "
+        f"medians of {args.repeats}"
+    )
+
+    # 1. a 100-node model on 4 CPU targets: compare's wall vs the targets' own load + run
+    model = chain(out / "chain100.onnx", 100)
+    x = np.random.default_rng(1).standard_normal((4, 64)).astype(np.float32)
+    np.save(out / "x.npy", x)
+    np.savez(out / "x.npz", x=x)
+    from conformance.targets import get_target
+
+    targets = [t for t in TARGETS if get_target(t).unavailable_reason() is None]
+    walls, owns = [], []
+    for k in range(args.repeats):
+        wall, _, text = timed(
+            [
+                *COMPARE,
+                str(model),
+                "--inputs",
+                str(out / "x.npz"),
+                *[a for t in targets for a in ("--target", t)],
+                "--out",
+                str(out / f"c{k}"),
+            ]
+        )
+        assert "conforms" in text, text[-2000:]
+        own = 0.0
+        for target in targets:
+            result = subprocess.run(
+                [sys.executable, "-c", OWN_RUN, target, str(model), str(out / "x.npy")],
+                capture_output=True,
+                text=True,
+            )
+            own += float(result.stdout.strip().splitlines()[-1])
+        walls.append(wall)
+        owns.append(own)
+    w, o = statistics.median(walls), statistics.median(owns)
+    print(
+        f"compare, 100-node model, {len(targets)} targets ({', '.join(targets)}): wall {w:.2f} s; "
+        f"sum of the targets' own load+run {o:.2f} s; ratio {w / o:.2f}x (issue: <= 2x)"
+    )
+
+    # 2. against polygraphy run on a pack artifact (cnn/torch-script), ORT, same inputs
+    from conformance.pack.load import Pack
+    from conformance.spec import PACK_DIR
+
+    artifact = next(
+        a for a in Pack(PACK_DIR).model("cnn").artifacts if a.exporter == "torch-script"
+    )
+    polygraphy = shutil.which("polygraphy") or str(Path(sys.executable).with_name("polygraphy"))
+    if Path(polygraphy).exists():
+        import json
+
+        feeds = dict(artifact.inputs(1))
+        inputs_json = out / "inputs.json"
+        from polygraphy.json import save_json  # type: ignore[import-not-found]
+
+        save_json([feeds], str(inputs_json))
+        ours, theirs = [], []
+        for k in range(args.repeats):
+            ours.append(
+                timed(
+                    [
+                        *COMPARE,
+                        str(artifact.path),
+                        "--inputs",
+                        str(artifact.directory / "test_data_set_1"),
+                        "--target",
+                        "ort:cpu",
+                        "--out",
+                        str(out / f"p{k}"),
+                    ]
+                )[0]
+            )
+            theirs.append(
+                timed(
+                    [
+                        polygraphy,
+                        "run",
+                        str(artifact.path),
+                        "--onnxrt",
+                        "--load-inputs",
+                        str(inputs_json),
+                    ]
+                )[0]
+            )
+        a, b = statistics.median(ours), statistics.median(theirs)
+        print(
+            f"cnn/torch-script on ORT: compare {a:.2f} s (float64 reference, determinism, batch "
+            f"invariance) vs polygraphy run --onnxrt {b:.2f} s: {a / b:.2f}x"
+        )
+        del json
+    else:
+        print("polygraphy not installed: `.venv/bin/pip install polygraphy==0.53.6` for figure 2")
+
+    # 3. localisation of a 500-node model on ORT: wall and peak RSS vs the model's own run
+    big = chain(out / "chain500.onnx", 500)
+    env = {"CONFORMANCE_NODE_DEFECT": "tanh200"}
+    wall, peak, text = peak_of(
+        [
+            *COMPARE,
+            str(big),
+            "--inputs",
+            str(out / "x.npz"),
+            "--target",
+            "backend:conformance.localize.controls:OneNodeDefect",
+            "--out",
+            str(out / "loc"),
+        ],
+        env,
+    )
+    assert "first diverging node: tanh200" in text or "rc=1" in text, text
+    own_wall, own_peak, _ = peak_of(
+        [sys.executable, "-c", OWN_RUN, "ort:cpu", str(big), str(out / "x.npy")]
+    )
+    print(
+        f"localisation, 500-node model on ORT (defect at tanh200): wall {wall:.1f} s "
+        f"(issue: <= 60 s); peak RSS {peak / 1024:.0f} MB vs the model's own run "
+        f"{own_peak / 1024:.0f} MB: {peak / own_peak:.2f}x (issue: <= 3x)"
+    )
+
+
+if __name__ == "__main__":
+    main()
