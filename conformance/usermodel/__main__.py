@@ -2,4 +2,5 @@
 
 from conformance.usermodel.command import compare_command
 
-compare_command(prog_name="conformance compare")
+if __name__ == "__main__":
+    compare_command(prog_name="conformance compare")
