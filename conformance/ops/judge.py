@@ -63,7 +63,7 @@ _NOT_IMPLEMENTED = re.compile(
     r"|unsupported (op|operator|operation|node)|(op|operator|operation)s? [^\n]{0,80}"
     r"(is|are) not supported|no conversion rule|does not support the following onnx operations"
     r"|not (yet )?supported|unknown (op|operator)|no (op|operator) named|translator not found"
-    r"|no implementation|unrecognized (op|operator)|not support",
+    r"|no implementation|unrecognized (op|operator)|not support|is not a registered function/op",
     re.IGNORECASE,
 )
 
@@ -170,7 +170,8 @@ def _values(name: str, got: np.ndarray, want: np.ndarray, rtol: float, atol: flo
         out.problems.append(
             f"{name}: {count} of {size} element(s) outside rtol {rtol:g} atol {atol:g}; "
             f"max abs {out.figures.max_abs:.3g}, max rel {out.figures.max_rel:.3g} "
-            f"(at {tuple(int(i) for i in worst)}: got {a[worst]!r}, expected {e[worst]!r})"
+            f"(at {tuple(int(i) for i in worst)}: got {float(a[worst]):.9g}, "
+            f"expected {float(e[worst]):.9g})"
         )
     return out
 

@@ -1,0 +1,109 @@
+"""Speed figures of `conformance ops`: per-target wall time and pass counts for the whole node set.
+
+    .venv/bin/python scripts/bench_ops.py [--target ort:cpu ...] [--out DIR] [--write-known DIR]
+
+Each target runs every case of the set (node cases, then the on-disk sets) in the run session's
+isolated child process, as `conformance ops` does; the wall time is per target, warm (the case
+cache is built first, outside the timing) and includes starting the child process and every
+case's load. It prints figures and asserts nothing about time. The machine it runs on is stated
+with the figures (cores, load average at start and end): on a shared machine they vary.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+DEFAULT = ("ort:cpu", "reference", "tract", "openvino:cpu")
+
+
+def main() -> int:
+    from conformance.ops import judge
+    from conformance.ops import known as known_lists
+    from conformance.ops.cases import NODE, load_case_set
+    from conformance.ops.execute import run_cases
+    from conformance.run.session import RunRequest, RunSession
+    from conformance.spec import PACK_DIR
+
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--target", action="append", dest="targets")
+    parser.add_argument("--out", type=Path, default=Path("/tmp/bench-ops"))
+    parser.add_argument("--timeout", type=float, default=60.0)
+    parser.add_argument("--write-known", type=Path, default=None)
+    args = parser.parse_args()
+    targets = args.targets or list(DEFAULT)
+
+    started = time.perf_counter()
+    case_set = load_case_set()
+    print(
+        f"case set {case_set.name}: {len(case_set.cases)} cases {case_set.counts()} "
+        f"(cache ready in {time.perf_counter() - started:.1f} s)"
+    )
+    print(
+        f"machine: {os.cpu_count()} cores, load average at start {os.getloadavg()[0]:.2f} "
+        "(shared with other engineers: figures vary)"
+    )
+    rows = []
+    for target in targets:
+        out = args.out / target.replace(":", "_")
+        session = RunSession.open(
+            RunRequest(PACK_DIR, out, targets=(target,), timeout_s=args.timeout, replace=True)
+        )
+        if not session.target(target).available:
+            print(f"{target}: unavailable ({session.target(target).reason})")
+            continue
+        begin = time.perf_counter()
+        run = run_cases(session, case_set, case_set.cases, [target])
+        wall = time.perf_counter() - begin
+        session.finish("complete")
+        node = [r for r in run.records if r.set == NODE]
+        node_wall = sum(r.duration_s for r in node)
+        counts = Counter(r.category for r in run.records)
+        rows.append(
+            (
+                target,
+                session.target(target).version,
+                sum(r.category == judge.PASSED for r in node),
+                len(node),
+                sum(r.category == judge.PASSED for r in run.records)
+                - sum(r.category == judge.PASSED for r in node),
+                len(run.records) - len(node),
+                wall,
+                node_wall,
+                counts,
+            )
+        )
+        if args.write_known is not None:
+            version = session.target(target).version or ""
+            listed = known_lists.known_from(run.records, target, version, case_set.name)
+            path = known_lists.write_known(
+                listed, args.write_known, f"scripts/bench_ops.py --target {target} (whole set)"
+            )
+            print(f"known-findings list: {path} ({len(listed.cases)} cases)")
+        print(f"{target}: done in {wall:.1f} s; results {session.path}", flush=True)
+    print()
+    print(
+        f"{'target':14} {'version':12} {'node passed':>12} {'on-disk passed':>15} "
+        f"{'wall s (all)':>12} {'node cases s':>12}"
+    )
+    for target, version, np_, nt, dp, dt, wall, node_wall, _ in rows:
+        print(
+            f"{target:14} {version:12} {f'{np_}/{nt}':>12} {f'{dp}/{dt}':>15} "
+            f"{wall:12.1f} {node_wall:12.1f}"
+        )
+    print()
+    for target, *_, counts in rows:
+        print(f"{target}: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))
+    print(f"load average at end {os.getloadavg()[0]:.2f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
