@@ -171,3 +171,30 @@ def test_an_honest_target_is_not_localised(tmp_path: Path, target: str) -> None:
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert localizations(run) == [] and not (run / "repro").exists()
+
+
+def test_the_report_shows_the_first_diverging_node_and_the_reproducer(tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    hostile = "tanh<script>\u202e"  # node names come from the user's file: escaped
+    model = mlp(tmp_path / "mlp.onnx")
+    import onnx
+
+    proto = onnx.load(str(model))
+    proto.graph.node[2].name = hostile
+    onnx.save(proto, str(model))
+    result = compare(
+        str(model),
+        "--shape",
+        "x=2x8",
+        "--target",
+        DEFECT,
+        "--out",
+        str(run),
+        env={NODE_DEFECT_ENV: "Tanh"},
+    )
+    assert result.returncode == 1, result.stdout + result.stderr
+    page = (run / "report.html").read_text()
+    assert 'id="usermodel"' in page and "first diverging node: tanh&lt;script&gt;" in page
+    assert "<script>\u202e" not in page and "\\u202e" in page
+    assert "reproducer (subgraph, 1 node(s), fails alone)" in page
+    assert "onnx.reference" in page and "5 of 5 nodes in float64" in page

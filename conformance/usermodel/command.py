@@ -115,4 +115,6 @@ def render(outcome: CompareOutcome) -> str:
             )
     verdict = "conforms" if not outcome.findings else f"{len(outcome.findings)} runtime finding(s)"
     lines.append(f"{verdict}; results: {outcome.results_path}")
+    if outcome.report is not None:
+        lines.append(f"report: {outcome.report}")
     return "\n".join(lines)

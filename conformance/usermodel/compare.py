@@ -103,6 +103,7 @@ class CompareOutcome:
     tolerance: Tolerance
     localizations: list[dict[str, Any]] = field(default_factory=list)
     targets: dict[str, Any] = field(default_factory=dict)
+    report: Path | None = None
 
     @property
     def findings(self) -> list[CheckRecord]:
@@ -350,7 +351,24 @@ def run_compare(request: CompareRequest, message: Message = _quiet) -> CompareOu
             outcome, model, samples, plans, session.timeout_s, message
         )
     write_compare_json(outcome, model, samples)
+    outcome.report = write_report_beside(outcome.results_path, message)
     return outcome
+
+
+def write_report_beside(results_path: Path, message: Message) -> Path | None:
+    """report.html next to results.json, with the user-model section; a report failure is a
+    warning, never the comparison's verdict."""
+    from conformance.report import ReportError, write_report
+    from conformance.report.usermodel import add_section
+
+    target = results_path.with_name("report.html")
+    try:
+        write_report(results_path, target)
+        add_section(target, results_path)
+    except (ReportError, OSError) as error:
+        message(f"warning: no report: {error}")
+        return None
+    return target
 
 
 def write_compare_json(
