@@ -457,3 +457,17 @@ def test_weights_listed_as_graph_inputs_are_fed_their_initializer(tmp_path, case
         "reference": judge.PASSED,
         "ort:cpu": judge.PASSED,
     }
+
+
+def test_the_operators_section_renders_the_matrix_escaped(tmp_path, case_set) -> None:
+    from conformance.report.operators import operators_section
+
+    run, session = run_ops(tmp_path, case_set, ["reference"], ops=["Range", "Softmax"])
+    document = json.loads(session.path.read_text())
+    failing = next(r for r in document["ops"]["cases"] if r["category"] != "passed")
+    failing["problems"] = ["<script>x</script>"]
+    page = operators_section(document)
+    assert "<h3>ai.onnx</h3>" in page and "Range" in page and "reference" in page
+    assert "<script>" not in page and "&lt;script&gt;" in page
+    assert "test_range_float_type_positive_delta_expanded: failed-structure" in page
+    assert operators_section({"checks": []}) == ""

@@ -1,0 +1,84 @@
+"""The operators section of the HTML report: op x target matrix, grouped by domain.
+
+``operators_section(document)`` returns an HTML fragment (empty when the results have no
+``ops`` section); each cell says passed/tested cases and lists the cases that did not pass with
+their category and figures (a <details> per cell). Every string from the results is escaped.
+Wiring the fragment into the report page is the report's (conformance/report/).
+"""
+
+from __future__ import annotations
+
+import html
+from collections import defaultdict
+from typing import Any
+
+from conformance.ops import judge, scoring
+from conformance.ops.execute import OpRecord, records_of
+
+CSS_CLASS = {
+    scoring.ALL: "op-all",
+    scoring.SOME: "op-some",
+    scoring.NONE: "op-none",
+    scoring.NOT_TESTABLE: "op-nt",
+    scoring.UNTESTED: "op-untested",
+}
+
+
+def _cell(score: scoring.OpScore, failing: list[OpRecord]) -> str:
+    text = f"{score.passed}/{score.tested}" if score.tested else scoring.MARKS[score.score]
+    if not failing:
+        return f'<td class="{CSS_CLASS[score.score]}">{html.escape(text)}</td>'
+    items = []
+    for record in failing:
+        figures = ""
+        if record.figures and record.category == judge.FAILED_VALUES:
+            f = record.figures
+            figures = f" (max abs {f['max_abs']}, min rtol {f['min_rtol']})"
+        reason = record.problems[0] if record.problems else ""
+        items.append(
+            f"<li>{html.escape(record.case)}: {html.escape(record.category)}"
+            f"{html.escape(figures)}<br><small>{html.escape(reason[:300])}</small></li>"
+        )
+    return (
+        f'<td class="{CSS_CLASS[score.score]}"><details><summary>{html.escape(text)}</summary>'
+        f"<ul>{''.join(items)}</ul></details></td>"
+    )
+
+
+def operators_section(document: dict[str, Any]) -> str:
+    ops = document.get("ops")
+    if not isinstance(ops, dict):
+        return ""
+    records = records_of(document)
+    targets = list(dict.fromkeys(r.target for r in records))
+    table = scoring.op_scores(records, targets)
+    failing: dict[tuple[str, str], list[OpRecord]] = defaultdict(list)
+    for record in records:
+        if record.set == "node" and record.category != judge.PASSED:
+            failing[(record.op_key, record.target)].append(record)
+    by_domain: dict[str, list[str]] = defaultdict(list)
+    for op in table:
+        by_domain[op.split(":")[0] if ":" in op else "ai.onnx"].append(op)
+    case_set = ops.get("case_set", {})
+    parts = [
+        '<section id="operators"><h2>Operators</h2>',
+        f"<p>case set {html.escape(str(case_set.get('name', '?')))} "
+        f"(onnx {html.escape(str(case_set.get('onnx_version', '?')))}); rule rtol "
+        f"{html.escape(str(ops.get('rule', {}).get('rtol')))} atol "
+        f"{html.escape(str(ops.get('rule', {}).get('atol')))}; headline: op types whose every "
+        "case passes</p><table><tr><th>target</th><th>op types all-pass</th></tr>",
+    ]
+    for target in targets:
+        count = scoring.headline(table, target).get(scoring.ALL, 0)
+        parts.append(f"<tr><td>{html.escape(target)}</td><td>{count}</td></tr>")
+    parts.append("</table>")
+    for domain in sorted(by_domain):
+        parts.append(f"<h3>{html.escape(domain)}</h3><table><tr><th>op</th>")
+        parts += [f"<th>{html.escape(t)}</th>" for t in targets]
+        parts.append("</tr>")
+        for op in by_domain[domain]:
+            cells = "".join(_cell(table[op][t], failing.get((op, t), [])) for t in targets)
+            parts.append(f"<tr><td>{html.escape(op)}</td>{cells}</tr>")
+        parts.append("</table>")
+    parts.append("</section>")
+    return "\n".join(parts)
