@@ -39,7 +39,7 @@ from conformance.usermodel.reference import Reference, float64_reference_node, n
 if TYPE_CHECKING:
     from conformance.results.records import CheckRecord
     from conformance.run.plan import CheckPlan
-    from conformance.usermodel.compare import CompareOutcome
+    from conformance.usermodel.comparison import CompareOutcome
     from conformance.usermodel.inputs import Sample
     from conformance.usermodel.model import UserModel
 
@@ -366,7 +366,7 @@ def localize_failures(
 ) -> list[dict[str, Any]]:
     """Localise every (target, sample) that failed on values, and write its reproducer."""
     from conformance.localize.repro import write_reproducer
-    from conformance.usermodel.compare import failing_on_values
+    from conformance.usermodel.comparison import failing_on_values
 
     done = []
     failing = failing_on_values(outcome.records)

@@ -28,7 +28,7 @@ from conformance.targets.interface import TargetError
 from conformance.usermodel.reference import ReferenceError, reference_for
 
 if TYPE_CHECKING:
-    from conformance.usermodel.compare import CompareOutcome
+    from conformance.usermodel.comparison import CompareOutcome
     from conformance.usermodel.inputs import Sample
 
 MAX_LEVELS = 6

@@ -20,7 +20,7 @@ import onnx
 
 from conformance.compare.tolerance import Tolerance
 from conformance.results.records import CheckRecord
-from conformance.usermodel.compare import CompareOutcome, CompareRequest, run_compare
+from conformance.usermodel.comparison import CompareOutcome, CompareRequest, run_compare
 from conformance.usermodel.model import UserInputError
 
 Inputs = Mapping[str, np.ndarray] | Sequence[Mapping[str, np.ndarray]] | str | Path | None

@@ -11,7 +11,7 @@ import click
 from conformance.untrusted import printable
 
 if TYPE_CHECKING:
-    from conformance.usermodel.compare import CompareOutcome
+    from conformance.usermodel.comparison import CompareOutcome
 
 
 @click.command("compare")
@@ -72,7 +72,7 @@ def compare_command(
 ) -> None:
     """Check your own ONNX MODEL on the targets against its float64 reference."""
     from conformance.run.session import default_run_dir
-    from conformance.usermodel.compare import CompareRequest, run_compare
+    from conformance.usermodel.comparison import CompareRequest, run_compare
     from conformance.usermodel.model import UserInputError
 
     request = CompareRequest(
