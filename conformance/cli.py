@@ -39,7 +39,9 @@ def register_commands() -> None:
         scoreboard_command,
         verify_command,
     )
+    from conformance.ops.command import ops_command
     from conformance.report import report_command
+    from conformance.usermodel.command import compare_command
 
     for command in (
         report_command,
@@ -48,6 +50,8 @@ def register_commands() -> None:
         verify_command,
         scoreboard_command,
         keygen_command,
+        ops_command,
+        compare_command,
     ):
         main.add_command(command)
 

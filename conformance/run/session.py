@@ -398,7 +398,9 @@ class RunSession:
         return RunOutcome(tuple(self.records()))
 
     # ---- running ------------------------------------------------------------------------
-    def _runner(self, target: str) -> IsolatedTarget:
+    def runner(self, target: str) -> IsolatedTarget:
+        """The target's isolated child process (started on first use; closed by close_runners):
+        pack checks and other callers' cases (ops) share it."""
         if target not in self._runners:
             # what a target keeps of a failure (IREE's model.mlir) goes into the run folder,
             # which outlives the check; the child inherits this from the environment
@@ -417,7 +419,7 @@ class RunSession:
             )
         else:
             try:
-                record = run_check(self._runner(plan.target), plan, description.deterministic)
+                record = run_check(self.runner(plan.target), plan, description.deterministic)
             except PackManifestError as error:  # a test data file of the pack is malformed
                 raise RunInputError(str(error)) from error
         self.writer.add(record)
