@@ -412,7 +412,8 @@ def test_ops_command_exit_codes(tmp_path, cache) -> None:
     base = [
         sys.executable,
         "-m",
-        "conformance.ops.command",
+        "conformance",
+        "ops",
         "--target",
         "reference",
         "--cache",

@@ -237,7 +237,3 @@ def execute_ops(
             click.echo(f"known-findings list: {path} ({len(listed.cases)} cases)")
     click.echo(f"results: {session.path}")
     return 1 if regressed else 0
-
-
-if __name__ == "__main__":  # until `conformance ops` is registered in cli.register_commands
-    ops_command()

@@ -259,10 +259,7 @@ def _rule() -> tuple[float, float]:
 
 def runner_of(session: RunSession, target: str) -> IsolatedTarget:
     """The session's isolated child of a target (the pack checks use the same one)."""
-    public = getattr(session, "runner", None)
-    if callable(public):
-        return public(target)
-    return session._runner(target)  # noqa: SLF001 - until the session names it publicly
+    return session.runner(target)
 
 
 def run_cases(
