@@ -38,7 +38,6 @@ from conformance.usermodel.reference import Reference, float64_reference_node, n
 
 if TYPE_CHECKING:
     from conformance.results.records import CheckRecord
-    from conformance.run.plan import CheckPlan
     from conformance.usermodel.comparison import CompareOutcome
     from conformance.usermodel.inputs import Sample
     from conformance.usermodel.model import UserModel
@@ -360,12 +359,10 @@ def localize_failures(
     outcome: CompareOutcome,
     model: UserModel,
     samples: Sequence[Sample],
-    plans: Sequence[CheckPlan],
-    timeout_s: float,
+    runner_for: Callable[[str], IsolatedTarget],
     message: Message,
 ) -> list[dict[str, Any]]:
     """Localise every (target, sample) that failed on values, and write its reproducer."""
-    from conformance.localize.repro import write_reproducer
     from conformance.usermodel.comparison import failing_on_values
 
     done = []
@@ -374,31 +371,39 @@ def localize_failures(
     for record in failing:
         by_target.setdefault(record.target, []).append(record)
     for target, records in by_target.items():
-        runner = IsolatedTarget(target, timeout_s)
-        try:
-            for record in records:
-                sample = samples[record.data_set]
-                folder = outcome.run_dir / LOCALIZE_DIR / safe_name(target) / record.data_set_label
-                message(f"localising {record.check_id}")
-                try:
-                    found = localize_one(
-                        runner, model.proto, outcome.reference, sample, outcome.tolerance, folder
-                    )
-                except TargetError as error:
-                    found = {"error": f"localisation failed on the target: {error}"[:2000]}
-                entry = {
-                    "check": record.check_id,
-                    "target": target,
-                    "sample": record.data_set,
-                    **found,
-                }
-                if found.get("first_diverging"):
-                    entry["reproducer"] = write_reproducer(
-                        runner, model.proto, outcome, sample, found, target, record.data_set_label
-                    )
-                shutil.rmtree(folder, ignore_errors=True)  # marked copies: not needed after
-                message(f"{record.check_id}: {entry.get('summary', entry.get('error'))}")
-                done.append(entry)
-        finally:
-            runner.close()
+        runner = runner_for(target)
+        for record in records:
+            message(f"localising {record.check_id}")
+            entry = _localize_record(runner, model, outcome, samples[record.data_set], record)
+            message(f"{record.check_id}: {entry.get('summary', entry.get('error'))}")
+            done.append(entry)
     return done
+
+
+def _localize_record(
+    runner: IsolatedTarget,
+    model: UserModel,
+    outcome: CompareOutcome,
+    sample: Sample,
+    record: CheckRecord,
+) -> dict[str, Any]:
+    from conformance.localize.repro import write_reproducer
+
+    target = record.target
+    folder = outcome.run_dir / LOCALIZE_DIR / safe_name(target) / record.data_set_label
+    entry: dict[str, Any] = {"check": record.check_id, "target": target, "sample": record.data_set}
+    try:
+        entry.update(
+            localize_one(runner, model.proto, outcome.reference, sample, outcome.tolerance, folder)
+        )
+        if entry.get("first_diverging"):
+            entry["reproducer"] = write_reproducer(
+                runner, model.proto, outcome, sample, entry, target, record.data_set_label
+            )
+    except TargetError as error:  # the target failed on a marked model: said, not raised
+        entry["error"] = f"localisation failed on the target: {error}"[:2000]
+    except (ValueError, OSError, onnx.checker.ValidationError) as error:
+        entry["error"] = f"localisation failed: {type(error).__name__}: {error}"[:2000]
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)  # the marked copies are not needed after
+    return entry

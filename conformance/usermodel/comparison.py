@@ -332,10 +332,11 @@ def run_compare(request: CompareRequest, message: Message = _quiet) -> CompareOu
     with session:
         for name, reason in session.unavailable.items():
             message(f"{name}: unavailable, its checks are skipped ({reason})")
-        records = session.run_checks(
-            plans, on_record=lambda r: message(f"{r.check_id}: {r.verdict}")
-        )
-        session.finish("complete")
+        records = []
+        for plan in plans:
+            record = session.check(plan)
+            records.append(record)
+            message(f"{record.check_id}: {record.verdict}")
         outcome = CompareOutcome(
             run_dir,
             session.path,
@@ -344,12 +345,14 @@ def run_compare(request: CompareRequest, message: Message = _quiet) -> CompareOu
             tolerance,
             targets={n: t.as_dict() for n, t in session.targets.items()},
         )
-    if request.localize:
-        from conformance.localize.localize import localize_failures
+        if request.localize:
+            from conformance.localize.localize import localize_failures
 
-        outcome.localizations = localize_failures(
-            outcome, model, samples, plans, session.timeout_s, message
-        )
+            # the checks' own child processes: no second start-up per failing target
+            outcome.localizations = localize_failures(
+                outcome, model, samples, session.runner, message
+            )
+        session.finish("complete")
     write_compare_json(outcome, model, samples)
     outcome.report = write_report_beside(outcome.results_path, message)
     return outcome
