@@ -198,3 +198,34 @@ def test_the_report_shows_the_first_diverging_node_and_the_reproducer(tmp_path: 
     assert "<script>\u202e" not in page and "\\u202e" in page
     assert "reproducer (subgraph, 1 node(s), fails alone)" in page
     assert "onnx.reference" in page and "5 of 5 nodes in float64" in page
+
+
+def test_the_pack_run_localises_its_numeric_runtime_findings(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from conformance.localize.pack import localize_run
+    from conformance.run.session import RunRequest, RunSession
+    from conformance.spec import PACK_DIR
+
+    monkeypatch.setenv(NODE_DEFECT_ENV, "/Relu")  # a node of mlp/torch-script
+    request = RunRequest(
+        PACK_DIR, tmp_path / "run", targets=(DEFECT,), models=("mlp",), exporters=("torch-script",)
+    )
+    with RunSession.open(request) as session:
+        records = session.run_checks()
+        assert {r.verdict for r in records} == {"failed"}
+        path = localize_run(session)
+    assert path is not None
+    found = json.loads(path.read_text())["localizations"]
+    assert len(found) == len(records) == 2
+    for entry in found:
+        assert entry["first_diverging"]["node"] == "/Relu", entry.get("error")
+        assert entry["first_diverging"]["op_type"] == "Relu"
+        assert entry["reproducer"]["fails_alone"] and entry["reproducer"]["nodes"] == 1
+        assert Path(entry["reproducer"]["model"]).is_file()
+    assert len({e["reproducer"]["folder"] for e in found}) == 2  # one folder per data set
+    from conformance.report.usermodel import usermodel_section_for
+
+    section = usermodel_section_for(tmp_path / "run" / "results.json")
+    assert "Where the numeric runtime findings start" in section
+    assert "first diverging node: /Relu (Relu" in section and "fails alone" in section

@@ -23,7 +23,7 @@ import shutil
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 import onnx
@@ -38,9 +38,17 @@ from conformance.usermodel.reference import Reference, float64_reference_node, n
 
 if TYPE_CHECKING:
     from conformance.results.records import CheckRecord
-    from conformance.usermodel.comparison import CompareOutcome
     from conformance.usermodel.inputs import Sample
     from conformance.usermodel.model import UserModel
+
+
+class Context(Protocol):
+    """What localisation needs of its caller (a comparison, or a pack run's finding)."""
+
+    run_dir: Path
+    tolerance: Tolerance
+    reference: Reference
+
 
 CHUNK_TENSORS = 96  # tensors marked per run of the target
 LOCALIZE_DIR = "localize"
@@ -356,7 +364,7 @@ def _shapes(
 
 
 def localize_failures(
-    outcome: CompareOutcome,
+    outcome: Context,
     model: UserModel,
     samples: Sequence[Sample],
     runner_for: Callable[[str], IsolatedTarget],
@@ -366,7 +374,7 @@ def localize_failures(
     from conformance.usermodel.comparison import failing_on_values
 
     done = []
-    failing = failing_on_values(outcome.records)
+    failing = failing_on_values(getattr(outcome, "records", []))
     by_target: dict[str, list[CheckRecord]] = {}
     for record in failing:
         by_target.setdefault(record.target, []).append(record)
@@ -374,31 +382,33 @@ def localize_failures(
         runner = runner_for(target)
         for record in records:
             message(f"localising {record.check_id}")
-            entry = _localize_record(runner, model, outcome, samples[record.data_set], record)
+            entry = localize_record(runner, model.proto, outcome, samples[record.data_set], record)
             message(f"{record.check_id}: {entry.get('summary', entry.get('error'))}")
             done.append(entry)
     return done
 
 
-def _localize_record(
+def localize_record(
     runner: IsolatedTarget,
-    model: UserModel,
-    outcome: CompareOutcome,
+    model: onnx.ModelProto,
+    outcome: Context,
     sample: Sample,
     record: CheckRecord,
 ) -> dict[str, Any]:
+    """The per-node table, first diverging node and reproducer of one failing check."""
     from conformance.localize.repro import write_reproducer
 
     target = record.target
-    folder = outcome.run_dir / LOCALIZE_DIR / safe_name(target) / record.data_set_label
+    case = f"{record.model}-{record.exporter}-{record.data_set_label}"
+    folder = outcome.run_dir / LOCALIZE_DIR / safe_name(target) / safe_name(case)
     entry: dict[str, Any] = {"check": record.check_id, "target": target, "sample": record.data_set}
     try:
         entry.update(
-            localize_one(runner, model.proto, outcome.reference, sample, outcome.tolerance, folder)
+            localize_one(runner, model, outcome.reference, sample, outcome.tolerance, folder)
         )
         if entry.get("first_diverging"):
             entry["reproducer"] = write_reproducer(
-                runner, model.proto, outcome, sample, entry, target, record.data_set_label
+                runner, model, outcome, sample, entry, target, safe_name(case)
             )
     except TargetError as error:  # the target failed on a marked model: said, not raised
         entry["error"] = f"localisation failed on the target: {error}"[:2000]

@@ -28,7 +28,7 @@ from conformance.targets.interface import TargetError
 from conformance.usermodel.reference import ReferenceError, reference_for
 
 if TYPE_CHECKING:
-    from conformance.usermodel.comparison import CompareOutcome
+    from conformance.localize.localize import Context
     from conformance.usermodel.inputs import Sample
 
 MAX_LEVELS = 6
@@ -130,7 +130,7 @@ def _fails(
     model: onnx.ModelProto,
     feeds: Mapping[str, np.ndarray],
     expected: Mapping[str, np.ndarray],
-    outcome: CompareOutcome,
+    outcome: Context,
 ) -> tuple[bool, float]:
     from onnx import helper as h
 
@@ -154,7 +154,7 @@ def _fails(
 def write_reproducer(
     runner: IsolatedTarget,
     model: onnx.ModelProto,
-    outcome: CompareOutcome,
+    outcome: Context,
     sample: Sample,
     found: Mapping[str, Any],
     target: str,
@@ -226,7 +226,7 @@ def _described(
     kind: str,
     tried: list[dict[str, Any]],
     margin: float,
-    outcome: CompareOutcome,
+    outcome: Context,
     fails: bool = True,
 ) -> dict[str, Any]:
     folder = path.parent

@@ -13,6 +13,7 @@ from typing import Any
 from conformance.untrusted import loads_strict_json, printable
 
 COMPARE_JSON = "compare.json"
+LOCALIZE_JSON = "localize.json"
 SECTION_ID = "usermodel"
 MAX_ROWS = 400  # per-node rows shown per failure (the JSON has them all)
 MAX_COMPARE_BYTES = 64 << 20
@@ -109,16 +110,40 @@ def render_usermodel_section(document: Mapping[str, Any]) -> str:
     return head + "".join(_failure(e) for e in failures) + "</section>"
 
 
+def render_findings_section(document: Mapping[str, Any]) -> str:
+    """The section for a pack run's localize.json: each numeric runtime finding's first
+    diverging node and reproducer."""
+    failures = document.get("localizations") or []
+    left = int(document.get("left_out") or 0)
+    more = f"<p>{left} more findings not localised</p>" if left else ""
+    return (
+        f'<section id="{SECTION_ID}"><h2>Where the numeric runtime findings start</h2>'
+        + "".join(_failure(e) for e in failures)
+        + more
+        + "</section>"
+    )
+
+
+def _read(path: Path) -> Any:
+    return loads_strict_json(path.read_bytes(), max_bytes=MAX_COMPARE_BYTES)
+
+
 def usermodel_section_for(results_path: Path) -> str:
-    """The section for the compare.json beside ``results_path``; "" when there is none."""
-    path = Path(results_path).with_name(COMPARE_JSON)
-    if not path.is_file():
-        return ""
-    try:
-        document = loads_strict_json(path.read_bytes(), max_bytes=MAX_COMPARE_BYTES)
-    except (OSError, ValueError) as error:
-        return f'<section id="{SECTION_ID}"><p>{_text(error)}</p></section>'
-    return render_usermodel_section(document) if isinstance(document, dict) else ""
+    """The section for the compare.json (a comparison) or localize.json (a pack run) beside
+    ``results_path``; "" when there is neither."""
+    for name, render in (
+        (COMPARE_JSON, render_usermodel_section),
+        (LOCALIZE_JSON, render_findings_section),
+    ):
+        path = Path(results_path).with_name(name)
+        if not path.is_file():
+            continue
+        try:
+            document = _read(path)
+        except (OSError, ValueError) as error:
+            return f'<section id="{SECTION_ID}"><p>{_text(error)}</p></section>'
+        return render(document) if isinstance(document, dict) else ""
+    return ""
 
 
 def add_section(report_html: Path, results_path: Path) -> None:
@@ -131,4 +156,9 @@ def add_section(report_html: Path, results_path: Path) -> None:
         report_html.write_text(text.replace("</body>", section + "</body>", 1), encoding="utf-8")
 
 
-__all__ = ["add_section", "render_usermodel_section", "usermodel_section_for"]
+__all__ = [
+    "add_section",
+    "render_findings_section",
+    "render_usermodel_section",
+    "usermodel_section_for",
+]

@@ -1,0 +1,83 @@
+"""The pack uses it too: every numeric runtime finding of a `conformance run` localised.
+
+For each check that failed on values on the runtime's account, the artifact's float64 rewrite
+(usermodel.reference) is the per-node reference, the target's own child process (the session's
+runner) runs the marked model, and the first diverging node and the reproducer go into
+``localize.json`` in the run folder (``repro/<target>/<case>/`` for the reproducers), for the
+report's drill-down. Native targets (eager torch / tf) have no ONNX graph to mark: skipped.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import onnx
+
+from conformance.compare.tolerance import Tolerance
+from conformance.usermodel.reference import Reference, ReferenceError, reference_for
+
+if TYPE_CHECKING:
+    from conformance.run.session import RunSession
+
+LOCALIZE_JSON = "localize.json"
+MAX_FINDINGS = 20  # localised per run (each costs a few runs of the model on the target)
+
+
+@dataclass
+class FindingContext:
+    run_dir: Path
+    tolerance: Tolerance
+    reference: Reference
+
+
+def _ignore(_: str) -> None:
+    pass
+
+
+def localize_run(session: RunSession, message: Callable[[str], None] = _ignore) -> Path | None:
+    """Localise the session's numeric runtime findings; localize.json's path, or None when
+    there was none to localise."""
+    from conformance.localize.localize import localize_record
+    from conformance.run.plan import NATIVE
+    from conformance.usermodel.comparison import failing_on_values
+
+    plans = {p.check_id: p for p in session.plans}
+    failing = [
+        r
+        for r in failing_on_values(session.records())
+        if r.check_id in plans and r.exporter != NATIVE
+    ]
+    if not failing:
+        return None
+    entries: list[dict[str, Any]] = []
+    try:
+        for record in failing[:MAX_FINDINGS]:
+            plan = plans[record.check_id]
+            message(f"localising {record.check_id}")
+            model = onnx.load(str(plan.artifact.path))
+            sample = dict(plan.artifact.inputs(plan.data_set.index))
+            try:
+                reference = reference_for(model, [sample])
+            except ReferenceError as error:
+                entries.append(
+                    {"check": record.check_id, "error": f"no float64 reference: {error}"}
+                )
+                continue
+            context = FindingContext(session.run_dir, plan.tolerance, reference)
+            entry = localize_record(session.runner(record.target), model, context, sample, record)
+            entry.update(model=record.model, exporter=record.exporter)
+            message(f"{record.check_id}: {entry.get('summary', entry.get('error'))}")
+            entries.append(entry)
+    finally:
+        session.close_runners()
+    path = session.run_dir / LOCALIZE_JSON
+    document = {
+        "localizations": entries,
+        "left_out": max(0, len(failing) - MAX_FINDINGS),
+    }
+    path.write_text(json.dumps(document, indent=1, allow_nan=False, default=str), encoding="utf-8")
+    return path
