@@ -472,3 +472,28 @@ def test_the_operators_section_renders_the_matrix_escaped(tmp_path, case_set) ->
     assert "<script>" not in page and "&lt;script&gt;" in page
     assert "test_range_float_type_positive_delta_expanded: failed-structure" in page
     assert operators_section({"checks": []}) == ""
+
+
+def test_the_profile_api_gives_pytest_ids_and_known_outcomes(tmp_path, case_set) -> None:
+    from conformance.ops.profile import FAIL, PASS, SKIP, XFAIL, OpsProfile
+
+    session = RunSession.open(
+        RunRequest(PACK_DIR, tmp_path / "run", targets=("reference",), timeout_s=20)
+    )
+    with session:
+        profile = OpsProfile.open(session, case_set, known_dir=tmp_path / "known")
+        plans = profile.plans(
+            globs=["test_range_float_type_positive_delta*", "test_identity_sequence"]
+        )
+        assert "ops-test_range_float_type_positive_delta-reference" in [p.id for p in plans]
+        outcomes = {p.case.name: profile.outcome(profile.run(p))[0] for p in plans}
+        assert outcomes["test_range_float_type_positive_delta"] == PASS
+        assert outcomes["test_range_float_type_positive_delta_expanded"] == FAIL  # no list yet
+        assert outcomes["test_identity_sequence"] == SKIP
+        listed = known.known_from(profile.run_state.records, "reference", "1.23.2", case_set.name)
+        known.write_known(listed, tmp_path / "known", "test")
+        again = OpsProfile.open(session, case_set, known_dir=tmp_path / "known")
+        expanded = next(p for p in plans if p.case.name.endswith("delta_expanded"))
+        assert again.outcome(again.run(expanded))[0] == XFAIL  # on the list now
+        section, _, regressed = again.finish()
+        assert not regressed and "reference" in section["known"]
