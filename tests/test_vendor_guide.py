@@ -188,6 +188,9 @@ def test_following_the_guide_gives_a_certified_bundle_that_verifies(tmp_path: Pa
         output = result.stdout + result.stderr
         assert result.returncode == 0, f"{command}\n{output[-4000:]}"
         assert "Traceback" not in output, f"{command}\n{output[-4000:]}"
+        if argv[1] == "keygen":
+            fingerprint = re.search(r"sha256:[0-9a-f]{64}", result.stdout)
+            assert fingerprint, result.stdout
         if argv[1] == "targets":
             assert re.search(r"^acme\s+available", result.stdout, re.M), result.stdout
         if argv[1] == "certify":
@@ -203,6 +206,16 @@ def test_following_the_guide_gives_a_certified_bundle_that_verifies(tmp_path: Pa
     )
     assert result.returncode == 0, (result.stdout + result.stderr)[-4000:]
     assert "2 agree with the bundle" in result.stdout, result.stdout[-3000:]
+    # A standards body's scoreboard, with the submitter's key listed as the guide shows.
+    submitter = json.loads((work / "system.json").read_text())["submitter"]
+    (work / "keys.json").write_text(json.dumps({submitter: [fingerprint[0]]}))
+    result = conformance(
+        ["scoreboard", "acme-core.zip", "-o", "scoreboard.html", "--trusted-keys", "keys.json"],
+        work,
+        site,
+    )
+    assert result.returncode == 0, (result.stdout + result.stderr)[-4000:]
+    assert "1 compared, 0 not compared" in result.stdout, result.stdout
 
 
 # -- the shipped example, installed as the guide says -----------------------------------------
