@@ -56,7 +56,8 @@ def main() -> int:
     )
     print(
         f"machine: {os.cpu_count()} cores, load average at start {os.getloadavg()[0]:.2f} "
-        "(shared with other engineers: figures vary)"
+        "(shared with other engineers: figures vary); "
+        f"RUST_BACKTRACE={os.environ.get('RUST_BACKTRACE', '')!r} for the target processes"
     )
     rows = []
     for target in targets:
