@@ -399,3 +399,32 @@ def test_iree_failure_in_a_run_names_an_mlir_kept_in_the_run_folder(tmp_path: Pa
         assert named, problem[:2000]
         for path in named:
             assert path.is_file() and run_dir.resolve() in path.parents, path
+
+
+# Targets that load the ONNX file (live mode's native targets rebuild the model instead).
+ONNX_TARGETS = [name for name in TARGETS if get_target(name).borrowed_test_data is None]
+
+
+@pytest.mark.parametrize("name", ONNX_TARGETS)
+def test_initializer_backed_inputs_are_optional(name, tmp_path: Path):
+    """IR < 4 lists weights as graph inputs with an initializer: ONNX makes their feeds optional."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    graph = helper.make_graph(
+        [helper.make_node("Add", ["x", "w"], ["y"])],
+        "g",
+        [helper.make_tensor_value_info(n, TensorProto.FLOAT, [2, 3]) for n in ("x", "w")],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2, 3])],
+        initializer=[numpy_helper.from_array(np.full((2, 3), 2.0, np.float32), "w")],
+    )
+    path = tmp_path / layout.MODEL_ONNX
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)], ir_version=3)
+    onnx.save(model, path)
+    session = available(name).load(path)
+    try:
+        assert session.input_names == ["x"]
+        ((output, value),) = session.run({"x": np.ones((2, 3), np.float32)})
+    finally:
+        session.close()
+    assert output == "y" and np.array_equal(value, np.full((2, 3), 3.0, np.float32))

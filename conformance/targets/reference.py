@@ -10,8 +10,8 @@ from conformance.targets.interface import Outputs, Session, Target, TargetInfo
 
 
 class ReferenceSession(Session):
-    def __init__(self, evaluator) -> None:
-        super().__init__(list(evaluator.input_names))
+    def __init__(self, evaluator, input_names: list[str]) -> None:
+        super().__init__(input_names)
         self._evaluator = evaluator
 
     def _run(self, inputs: dict[str, np.ndarray]) -> Outputs:
@@ -29,6 +29,12 @@ class ReferenceTarget(Target):
         return TargetInfo(self.name, "onnx.reference", onnx.__version__, "cpu", {})
 
     def _load(self, model_path: Path) -> Session:
+        import onnx
         from onnx.reference import ReferenceEvaluator
 
-        return ReferenceSession(ReferenceEvaluator(str(model_path)))
+        model = onnx.load(str(model_path))
+        # A graph input with an initializer (IR < 4 lists weights as inputs) is optional: its
+        # initializer is the value when no feed is given, as ONNX says and ORT does.
+        initializers = {tensor.name for tensor in model.graph.initializer}
+        input_names = [i.name for i in model.graph.input if i.name not in initializers]
+        return ReferenceSession(ReferenceEvaluator(model), input_names)
