@@ -93,7 +93,7 @@ def main() -> int:
             version = session.target(target).version or ""
             listed = known_lists.known_from(run.records, target, version, case_set.name)
             path = known_lists.write_known(
-                listed, args.write_known, f"scripts/bench_ops.py --target {target} (whole set)"
+                listed, args.write_known, "scripts/bench_ops.py " + " ".join(sys.argv[1:])
             )
             print(f"known-findings list: {path} ({len(listed.cases)} cases)")
         print(f"{target}: done in {wall:.1f} s; results {session.path}", flush=True)

@@ -448,6 +448,8 @@ def test_ops_command_exit_codes(tmp_path, cache) -> None:
     )
     assert second.returncode == 0, second.stdout + second.stderr
     assert "0 regression(s)" in second.stdout
+    report = (tmp_path / "r2" / "report.html").read_text()
+    assert '<section id="operators">' in report and "Range" in report
 
 
 def test_weights_listed_as_graph_inputs_are_fed_their_initializer(tmp_path, case_set) -> None:

@@ -236,4 +236,20 @@ def execute_ops(
             path = known_lists.write_known(listed, write_known, command)
             click.echo(f"known-findings list: {path} ({len(listed.cases)} cases)")
     click.echo(f"results: {session.path}")
+    write_report(session.path, session.document)
     return 1 if regressed else 0
+
+
+def write_report(results_path: Path, document: dict[str, Any]) -> None:
+    """report.html beside the results, with the operators section; a report failure never
+    changes the exit code."""
+    from conformance.report import ReportError
+    from conformance.report import write_report as write_html
+    from conformance.report.operators import add_section
+
+    try:
+        path = write_html(results_path, results_path.with_name("report.html"))
+        add_section(path, document)
+        click.echo(f"report: {path}")
+    except (ReportError, OSError) as error:
+        click.echo(f"warning: no report: {error}", err=True)

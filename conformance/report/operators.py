@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import html
 from collections import defaultdict
+from pathlib import Path
 from typing import Any
 
 from conformance.ops import judge, scoring
@@ -82,3 +83,24 @@ def operators_section(document: dict[str, Any]) -> str:
         parts.append("</table>")
     parts.append("</section>")
     return "\n".join(parts)
+
+
+STYLE = (
+    "<style>#operators td.op-all{background:#dff0d8}#operators td.op-some{background:#fcf8e3}"
+    "#operators td.op-none{background:#f2dede}#operators td.op-nt{background:#eee}"
+    "#operators table{border-collapse:collapse}#operators td,#operators th"
+    "{border:1px solid #ccc;padding:2px 6px}</style>"
+)
+
+
+def add_section(report_html: Path, document: dict[str, Any]) -> bool:
+    """Until the report renders it itself: the operators section before </body> of a written
+    report.html (once). True when it was added."""
+    text = report_html.read_text(encoding="utf-8")
+    section = operators_section(document)
+    if not section or 'id="operators"' in text or "</body>" not in text:
+        return False
+    report_html.write_text(
+        text.replace("</body>", STYLE + section + "</body>", 1), encoding="utf-8"
+    )
+    return True
