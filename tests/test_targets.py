@@ -428,3 +428,27 @@ def test_initializer_backed_inputs_are_optional(name, tmp_path: Path):
     finally:
         session.close()
     assert output == "y" and np.array_equal(value, np.full((2, 3), 3.0, np.float32))
+
+
+@pytest.mark.parametrize("name", ONNX_TARGETS)
+def test_scalar_inputs_stay_scalars(name, tmp_path: Path):
+    """A 0-d input reaches the runtime as 0-d (numpy's ascontiguousarray would make it 1-d)."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    graph = helper.make_graph(
+        [helper.make_node("Add", ["a", "b"], ["c"])],
+        "g",
+        [helper.make_tensor_value_info(n, TensorProto.FLOAT, []) for n in ("a", "b")],
+        [helper.make_tensor_value_info("c", TensorProto.FLOAT, [])],
+    )
+    path = tmp_path / layout.MODEL_ONNX
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]), path)
+    session = available(name).load(path)
+    try:
+        ((output, value),) = session.run(
+            {"a": np.array(1.5, np.float32), "b": np.array(2.0, np.float32)}
+        )
+    finally:
+        session.close()
+    assert output == "c" and value.shape == () and float(value) == 3.5

@@ -64,7 +64,9 @@ class IreeSession(Session):
         self._workdir = workdir
 
     def _run(self, inputs: dict[str, np.ndarray]) -> Outputs:
-        result = self._function(*(np.ascontiguousarray(inputs[name]) for name in self.input_names))
+        result = self._function(
+            *(np.require(inputs[name], requirements="C") for name in self.input_names)
+        )
         results = result if isinstance(result, (tuple, list)) else (result,)
         if len(results) != len(self._output_names):
             raise TargetError(

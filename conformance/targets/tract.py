@@ -75,7 +75,7 @@ class TractSession(Session):
 
         try:
             results = self._runnable.run(
-                [np.ascontiguousarray(inputs[name]) for name in self.input_names]
+                [np.require(inputs[name], requirements="C") for name in self.input_names]
             )
         except tract.TractError as error:
             raise _clean(error) from error
