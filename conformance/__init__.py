@@ -5,3 +5,6 @@ stage (``conformance.export``, ``conformance.pack.build``) imports them lazily.
 """
 
 __version__ = "0.1.0"
+
+# `conformance.compare(model, inputs, ...)`: a user's own model (the package is callable).
+from conformance import compare as compare  # noqa: E402

@@ -88,6 +88,7 @@ class ReportView:
     comparison: Comparison | None
     provenance: Provenance
     compact: bool = False  # more than COMPACT_ABOVE checks: passed checks are not listed
+    extra: str = ""  # the results' own sections (operators, user model): escaped HTML fragments
 
     @property
     def complete(self) -> bool:
@@ -169,6 +170,14 @@ def findings_of(
     )
 
 
+def extra_sections(document: dict[str, Any]) -> str:
+    """Sections of the results beyond checks and benchmarks, each rendered by its own room
+    (every string escaped there); empty when the results have none."""
+    from conformance.report.operators import operators_section
+
+    return operators_section(document)
+
+
 def build_view(
     document: dict[str, Any],
     baseline: dict[str, Any] | None = None,
@@ -199,4 +208,5 @@ def build_view(
         comparison=comparison,
         provenance=provenance(document),
         compact=len(records) > COMPACT_ABOVE,
+        extra=extra_sections(document),
     )
