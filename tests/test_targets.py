@@ -452,3 +452,31 @@ def test_scalar_inputs_stay_scalars(name, tmp_path: Path):
     finally:
         session.close()
     assert output == "c" and value.shape == () and float(value) == 3.5
+
+
+@pytest.mark.parametrize("name", ONNX_TARGETS)
+def test_inputs_and_outputs_keep_their_graph_names(name, tmp_path: Path):
+    """Tensors folded together (an Identity's input and output) keep the graph's names: OpenVINO
+    ports carry both and its ``any_name`` picks the alphabetically first."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    graph = helper.make_graph(
+        [
+            helper.make_node("Identity", ["x"], ["a_copy"]),
+            helper.make_node("Relu", ["a_copy"], ["a_relu"]),
+            helper.make_node("Identity", ["a_relu"], ["y"]),
+        ],
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2])],
+    )
+    path = tmp_path / layout.MODEL_ONNX
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]), path)
+    session = available(name).load(path)
+    try:
+        assert session.input_names == ["x"]
+        ((output, value),) = session.run({"x": np.array([-1.0, 2.0], np.float32)})
+    finally:
+        session.close()
+    assert output == "y" and value.tolist() == [0.0, 2.0]

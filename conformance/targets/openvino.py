@@ -49,10 +49,22 @@ def _in_force(compiled) -> dict[str, Any]:
     return info
 
 
+def graph_names(ports, wanted: list[str]) -> list[str]:
+    """Each port's ONNX graph name: a port carries every tensor name folded into it (an
+    Identity's input and output, say) and ``any_name`` may pick another one than the graph's."""
+    names = []
+    for index, port in enumerate(ports):
+        held = port.get_names()
+        preferred = [wanted[index]] if index < len(wanted) else []
+        names.append(next((n for n in [*preferred, *wanted] if n in held), port.any_name))
+    return names
+
+
 class OpenVinoSession(Session):
-    def __init__(self, compiled) -> None:
-        super().__init__([port.any_name for port in compiled.inputs])
+    def __init__(self, compiled, graph_inputs: list[str], graph_outputs: list[str]) -> None:
+        super().__init__(graph_names(compiled.inputs, graph_inputs))
         self._compiled = compiled
+        self._output_names = graph_names(compiled.outputs, graph_outputs)
         self._request = compiled.create_infer_request()
 
     def compiled_property(self, key: str) -> Any:
@@ -63,10 +75,14 @@ class OpenVinoSession(Session):
         return getattr(value, "name", value)
 
     def _run(self, inputs: dict[str, np.ndarray]) -> Outputs:
-        results = self._request.infer({name: inputs[name] for name in self.input_names})
+        ports = self._compiled.inputs
+        results = self._request.infer(
+            {port: inputs[name] for port, name in zip(ports, self.input_names)}
+        )
         # Copies: the request reuses its output buffers on the next call.
         return [
-            (port.any_name, np.array(results[port], copy=True)) for port in self._compiled.outputs
+            (name, np.array(results[port], copy=True))
+            for port, name in zip(self._compiled.outputs, self._output_names)
         ]
 
 
@@ -124,7 +140,12 @@ class OpenVinoTarget(Target):
         in_force = _in_force(compiled)["inference_precision"]
         if self.options["precision"] == "f32" and in_force != "f32":
             raise TargetError(f"asked OpenVINO for f32 but the compiled model runs {in_force}")
-        return OpenVinoSession(compiled)
+        import onnx
+
+        graph = onnx.load(str(model_path), load_external_data=False).graph
+        initializers = {tensor.name for tensor in graph.initializer}
+        inputs = [i.name for i in graph.input if i.name not in initializers]
+        return OpenVinoSession(compiled, inputs, [o.name for o in graph.output])
 
 
 class OpenVinoCpuTarget(OpenVinoTarget):
