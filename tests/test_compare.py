@@ -20,6 +20,7 @@ from conformance.results.document import load_document, validate_document
 from conformance.spec import PACK_DIR
 from conformance.usermodel.command import compare_command
 from conformance.usermodel.reference import FLOAT32, FLOAT64, reference_for
+from tests.conftest import needs_frameworks
 
 COMPARE = [sys.executable, "-m", "conformance.usermodel"]
 
@@ -344,3 +345,78 @@ def test_python_api_on_a_path_and_a_model_proto(tmp_path: Path) -> None:
 
     with pytest.raises(UserInputError, match="missing x"):
         check(proto, {"y": x}, targets=["ort:cpu"], run_dir=tmp_path / "c")
+
+
+TORCH_API = r"""
+import sys
+import numpy as np, torch
+from conformance.usermodel import compare
+
+if __name__ == "__main__":  # the targets' children are spawned
+
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3), torch.nn.BatchNorm2d(8),
+                              torch.nn.ReLU(), torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(),
+                              torch.nn.Linear(8, 5))
+    net[1].running_mean.uniform_(-1, 1); net[1].running_var.uniform_(0.5, 2)
+    x = np.random.default_rng(0).standard_normal((2, 3, 16, 16)).astype(np.float32)
+    for exporter in ("torch-script", "torch-dynamo"):
+        results = compare(net, {"image": x}, targets=["ort:cpu"], exporter=exporter,
+                          run_dir=f"{sys.argv[1]}/{exporter}")
+        results.assert_conforms()
+        assert "eager torch module in float64" in results.outcome.golden_source
+        print(exporter, [r.verdict for r in results.records])
+    bad = compare(net, {"image": x}, targets=["defect:fp16"], run_dir=f"{sys.argv[1]}/bad")
+    try:
+        bad.assert_conforms()
+    except AssertionError as error:
+        print("caught:", str(error).splitlines()[1])
+"""
+
+KERAS_API = r"""
+import sys
+import numpy as np, keras
+from conformance.usermodel import compare
+
+if __name__ == "__main__":  # the targets' children are spawned
+
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([keras.Input((6,)), keras.layers.Dense(16, activation="tanh"),
+                              keras.layers.Dense(3)])
+    x = np.random.default_rng(0).standard_normal((3, 6)).astype(np.float32)
+    results = compare(model, {"features": x}, targets=["ort:cpu"], run_dir=sys.argv[1])
+    results.assert_conforms()
+    print("keras", [r.verdict for r in results.records], results.outcome.golden_source)
+"""
+
+
+@needs_frameworks
+@pytest.mark.parametrize(
+    "script,expect",
+    [
+        (
+            TORCH_API,
+            [
+                "torch-script ['passed']",
+                "torch-dynamo ['passed']",
+                "caught: - model-onnx-sample0-defect:fp16: failed",
+            ],
+        ),
+        (KERAS_API, ["keras ['passed'] the float64 rewrite of the tf2onnx export"]),
+    ],
+)
+def test_python_api_takes_a_torch_module_or_a_keras_model(
+    tmp_path: Path, script: str, expect: list[str]
+) -> None:
+    path = tmp_path / "api.py"
+    path.write_text(script)
+    result = subprocess.run(
+        [sys.executable, str(path), str(tmp_path / "runs")],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
+    )
+    assert result.returncode == 0, result.stdout + result.stderr[-3000:]
+    for line in expect:
+        assert line in result.stdout, result.stdout

@@ -4,7 +4,9 @@
     compare("model.onnx", {"image": x}, targets=["ort:cpu", "openvino:cpu"]).assert_conforms()
 
 Same run as the CLI (run session, isolated children, float64 reference, localisation); bad input
-raises ``UserInputError`` (a ValueError) with the CLI's one line.
+raises ``UserInputError`` (a ValueError) with the CLI's one line. The targets run in spawned child
+processes, so a script that calls it keeps its work under ``if __name__ == "__main__":`` (pytest
+tests need nothing).
 """
 
 from __future__ import annotations
@@ -52,7 +54,8 @@ class CompareResults:
 
     @property
     def reference(self) -> str:
-        return self.outcome.reference.describe()
+        """What the outputs were judged against."""
+        return self.outcome.golden_source or self.outcome.reference.describe()
 
     def explain(self) -> str:
         where = {entry["check"]: entry for entry in self.localizations}
@@ -106,13 +109,12 @@ def compare(
     run_dir: str | Path | None = None,
     localize: bool = True,
     timeout_s: float | None = None,
+    exporter: str = "torch-script",
 ) -> CompareResults:
-    """Check ``model`` (an ONNX path or ModelProto) on ``targets`` (default: every available
-    honest CPU target) against its float64 reference."""
-    if not isinstance(model, (str, Path, onnx.ModelProto)):
-        raise UserInputError(
-            f"model of type {type(model).__name__}: give an ONNX path or an onnx.ModelProto"
-        )
+    """Check ``model`` (an ONNX path or ModelProto, a torch.nn.Module exported by ``exporter``
+    "torch-script" or "torch-dynamo", or a Keras model exported by tf2onnx) on ``targets``
+    (default: every available honest CPU target) against its float64 reference (for a torch
+    module: the eager module in float64). A framework model needs ``inputs`` by name."""
     paths: tuple[Path, ...] = ()
     given: tuple[dict[str, np.ndarray], ...] = ()
     if isinstance(inputs, (str, Path)):
@@ -122,6 +124,8 @@ def compare(
     elif inputs is not None:
         given = tuple(dict(sample) for sample in inputs)
     folder = Path(run_dir) if run_dir else Path(tempfile.mkdtemp(prefix="conformance-compare-"))
+    framework: dict[str, Any] = {}
+    model = _onnx_of(model, given, folder, exporter, framework)
     request = CompareRequest(
         model if isinstance(model, onnx.ModelProto) else Path(model),
         folder,
@@ -135,5 +139,36 @@ def compare(
         localize=localize,
         name=model.graph.name if isinstance(model, onnx.ModelProto) else "model",
         **_tolerance(tolerance),
+        **framework,
     )
     return CompareResults(run_compare(request))
+
+
+def _onnx_of(
+    model: Any,
+    given: Sequence[Mapping[str, np.ndarray]],
+    folder: Path,
+    exporter: str,
+    framework: dict[str, Any],
+) -> str | Path | onnx.ModelProto:
+    """An ONNX path or ModelProto as given; a torch module or Keras model exported (into the
+    run folder's export/), with the eager float64 torch module as the goldens."""
+    if isinstance(model, (str, Path, onnx.ModelProto)):
+        return model
+    from conformance.usermodel import frameworks
+
+    if frameworks.is_torch_module(model):
+        path, _, golden, source = frameworks.export_torch(model, given, folder / "export", exporter)
+        framework.update(golden=golden, golden_source=source)
+        return path
+    if frameworks.is_keras_model(model):
+        path = frameworks.export_keras(model, given, folder / "export")
+        framework.update(
+            golden_source="the float64 rewrite of the tf2onnx export (the Keras "
+            "model is not cloned to float64)"
+        )
+        return path
+    raise UserInputError(
+        f"model of type {type(model).__name__}: give an ONNX path, an onnx.ModelProto, a "
+        "torch.nn.Module or a Keras model"
+    )

@@ -72,6 +72,10 @@ class CompareRequest:
     timeout_s: float | None = None
     localize: bool = True
     name: str = "model"  # a ModelProto's name in the results
+    # The Python API's framework reference (the eager torch module in float64): the goldens;
+    # None: the float64 rewrite's outputs. Localisation always uses the rewrite per node.
+    golden: Callable[[Mapping[str, np.ndarray]], dict[str, np.ndarray]] | None = None
+    golden_source: str = ""
 
 
 @dataclass(frozen=True)
@@ -104,6 +108,7 @@ class CompareOutcome:
     localizations: list[dict[str, Any]] = field(default_factory=list)
     targets: dict[str, Any] = field(default_factory=dict)
     report: Path | None = None
+    golden_source: str = ""  # the goldens' source when not the float64 rewrite (torch twin)
 
     @property
     def findings(self) -> list[CheckRecord]:
@@ -311,8 +316,8 @@ def run_compare(request: CompareRequest, message: Message = _quiet) -> CompareOu
     model, specs, samples, reference, tolerance, targets = prepare(request)
     if not targets:
         raise UserInputError("no target available here; name one with --target")
-    message(f"reference: {reference.describe()}")
-    goldens = [reference.run(s) for s in samples]
+    message(f"reference: {request.golden_source or reference.describe()}")
+    goldens = [request.golden(s) if request.golden else reference.run(s) for s in samples]
     run_dir = Path(request.run_dir)
     pack_dir, pack_model, artifact, sets = write_user_pack(
         run_dir, model, specs, samples, goldens, tolerance
@@ -344,6 +349,7 @@ def run_compare(request: CompareRequest, message: Message = _quiet) -> CompareOu
             reference,
             tolerance,
             targets={n: t.as_dict() for n, t in session.targets.items()},
+            golden_source=request.golden_source,
         )
         if request.localize:
             from conformance.localize.localize import localize_failures
@@ -388,7 +394,10 @@ def write_compare_json(
         "samples": [
             {name: list(np.asarray(a).shape) for name, a in sample.items()} for sample in samples
         ],
-        "reference": outcome.reference.as_dict(),
+        "reference": {
+            **outcome.reference.as_dict(),
+            **({"golden": outcome.golden_source} if outcome.golden_source else {}),
+        },
         "tolerance": {"atol": outcome.tolerance.atol, "rtol": outcome.tolerance.rtol},
         "localizations": outcome.localizations,
     }
