@@ -7,6 +7,7 @@ Unavailable targets (no GPU, package missing) skip with their own reason.
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 import sys
@@ -480,3 +481,27 @@ def test_inputs_and_outputs_keep_their_graph_names(name, tmp_path: Path):
     finally:
         session.close()
     assert output == "y" and value.tolist() == [0.0, 2.0]
+
+
+def test_tract_refusals_capture_no_rust_backtrace(tmp_path: Path):
+    """RUST_BACKTRACE=1 makes tract capture a backtrace on every refusal (the costly part); the
+    adapter turns it off, so the runtime's own error carries none."""
+    available("tract")
+    path = unsupported_by_iree(tmp_path)  # Col2Im: tract has no translator for it either
+    script = textwrap.dedent("""
+        import sys
+        from conformance.targets import get_target
+        from conformance.targets.interface import TargetError
+        try:
+            get_target("tract").load(sys.argv[1])
+        except TargetError as error:
+            print("refused", "Stack backtrace" in str(error.__cause__), "Col2Im" in str(error))
+    """)
+    result = subprocess.run(
+        [sys.executable, "-c", script, str(path)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "RUST_BACKTRACE": "1"},
+    )
+    assert result.stdout.split() == ["refused", "False", "True"], result.stdout + result.stderr

@@ -7,6 +7,7 @@ shared batch symbol. Other dims keep the graph's own values and symbols.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -104,6 +105,10 @@ class TractTarget(Target):
     def _load(self, model_path: Path) -> Session:
         import onnx
         import tract
+
+        # With RUST_BACKTRACE=1 (exported by many shells) every refusal captures a backtrace,
+        # about 100x the cost of the refusal itself; _clean() cuts it from the message anyway.
+        os.environ["RUST_BACKTRACE"] = "0"
 
         graph = onnx.load(str(model_path), load_external_data=False).graph
         try:
