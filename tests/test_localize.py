@@ -41,7 +41,7 @@ onnx.save(proto, sys.argv[1])
 
 
 def localizations(run: Path) -> list[dict]:
-    return json.loads((run / "compare.json").read_text())["localizations"]
+    return json.loads((run / "results.json").read_text())["usermodel"]["localizations"]
 
 
 def test_the_perturbed_node_is_named_and_its_reproducer_fails_alone(tmp_path: Path) -> None:
@@ -214,9 +214,14 @@ def test_the_pack_run_localises_its_numeric_runtime_findings(
     with RunSession.open(request) as session:
         records = session.run_checks()
         assert {r.verdict for r in records} == {"failed"}
-        path = localize_run(session)
-    assert path is not None
-    found = json.loads(path.read_text())["localizations"]
+        section = localize_run(session)
+    assert section is not None
+    document = json.loads((tmp_path / "run" / "results.json").read_text())
+    from conformance.results.document import validate_document
+
+    validate_document(document)
+    found = document["localization"]["localizations"]
+    assert found == section["localizations"]
     assert len(found) == len(records) == 2
     for entry in found:
         assert entry["first_diverging"]["node"] == "/Relu", entry.get("error")
@@ -224,8 +229,8 @@ def test_the_pack_run_localises_its_numeric_runtime_findings(
         assert entry["reproducer"]["fails_alone"] and entry["reproducer"]["nodes"] == 1
         assert Path(entry["reproducer"]["model"]).is_file()
     assert len({e["reproducer"]["folder"] for e in found}) == 2  # one folder per data set
-    from conformance.report.usermodel import usermodel_section_for
+    from conformance.report.usermodel import usermodel_sections
 
-    section = usermodel_section_for(tmp_path / "run" / "results.json")
-    assert "Where the numeric runtime findings start" in section
-    assert "first diverging node: /Relu (Relu" in section and "fails alone" in section
+    html = usermodel_sections(document)
+    assert "Where the numeric runtime findings start" in html
+    assert "first diverging node: /Relu (Relu" in html and "fails alone" in html

@@ -3,13 +3,12 @@
 For each check that failed on values on the runtime's account, the artifact's float64 rewrite
 (usermodel.reference) is the per-node reference, the target's own child process (the session's
 runner) runs the marked model, and the first diverging node and the reproducer go into
-``localize.json`` in the run folder (``repro/<target>/<case>/`` for the reproducers), for the
-report's drill-down. Native targets (eager torch / tf) have no ONNX graph to mark: skipped.
+the results document's "localization" section (reproducers in ``repro/<target>/<case>/``), for
+the report's drill-down. Native targets (eager torch / tf) have no ONNX graph to mark: skipped.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,7 +22,7 @@ from conformance.usermodel.reference import Reference, ReferenceError, reference
 if TYPE_CHECKING:
     from conformance.run.session import RunSession
 
-LOCALIZE_JSON = "localize.json"
+LOCALIZATION = "localization"  # the results document's section
 MAX_FINDINGS = 20  # localised per run (each costs a few runs of the model on the target)
 
 
@@ -38,12 +37,15 @@ def _ignore(_: str) -> None:
     pass
 
 
-def localize_run(session: RunSession, message: Callable[[str], None] = _ignore) -> Path | None:
-    """Localise the session's numeric runtime findings; localize.json's path, or None when
-    there was none to localise."""
+def localize_run(
+    session: RunSession, message: Callable[[str], None] = _ignore
+) -> dict[str, Any] | None:
+    """Localise the session's numeric runtime findings into the results document's
+    "localization" section (written to the results file); the section, or None when there was
+    nothing to localise."""
     from conformance.localize.localize import localize_record
     from conformance.run.plan import NATIVE
-    from conformance.usermodel.comparison import failing_on_values
+    from conformance.usermodel.comparison import failing_on_values, jsonable
 
     plans = {p.check_id: p for p in session.plans}
     failing = [
@@ -74,10 +76,9 @@ def localize_run(session: RunSession, message: Callable[[str], None] = _ignore) 
             entries.append(entry)
     finally:
         session.close_runners()
-    path = session.run_dir / LOCALIZE_JSON
-    document = {
-        "localizations": entries,
-        "left_out": max(0, len(failing) - MAX_FINDINGS),
-    }
-    path.write_text(json.dumps(document, indent=1, allow_nan=False, default=str), encoding="utf-8")
-    return path
+    section: dict[str, Any] = jsonable(
+        {"localizations": entries, "left_out": max(0, len(failing) - MAX_FINDINGS)}
+    )
+    session.document[LOCALIZATION] = section
+    session.writer.flush()
+    return section

@@ -1,22 +1,18 @@
 """The report's section for a user's model (`conformance compare`): what the reference was, and
 for every failing (target, sample) the first diverging node, the per-node table (inherited +
-introduced error) and the reproducer. Read from compare.json beside results.json; every string
-from the model (node names, attributes) is escaped."""
+introduced error) and the reproducer; and a pack run's localised numeric findings. Rendered from
+the results document alone; every string from the model (node names, attributes) is escaped."""
 
 from __future__ import annotations
 
 import html
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
-from conformance.untrusted import loads_strict_json, printable
+from conformance.untrusted import printable
 
-COMPARE_JSON = "compare.json"
-LOCALIZE_JSON = "localize.json"
 SECTION_ID = "usermodel"
 MAX_ROWS = 400  # per-node rows shown per failure (the JSON has them all)
-MAX_COMPARE_BYTES = 64 << 20
 
 
 def _text(value: object, limit: int = 300) -> str:
@@ -79,7 +75,9 @@ def _failure(entry: Mapping[str, Any]) -> str:
     first = found.get("index") if found else None
     body = "".join(_row(r, first) for r in rows[:MAX_ROWS])
     more = (
-        f"<p>{len(rows) - MAX_ROWS} more rows in compare.json</p>" if len(rows) > MAX_ROWS else ""
+        f"<p>{len(rows) - MAX_ROWS} more rows in the results file</p>"
+        if len(rows) > MAX_ROWS
+        else ""
     )
     parts.append(
         "<details><summary>per-node error (total = inherited + introduced; introduced = the "
@@ -92,7 +90,7 @@ def _failure(entry: Mapping[str, Any]) -> str:
 
 
 def render_usermodel_section(document: Mapping[str, Any]) -> str:
-    """The HTML section (a fragment) for a compare.json document."""
+    """The HTML section (a fragment) for the results' "usermodel" section."""
     model = document.get("model") or {}
     reference = document.get("reference") or {}
     tolerance = document.get("tolerance") or {}
@@ -111,7 +109,7 @@ def render_usermodel_section(document: Mapping[str, Any]) -> str:
 
 
 def render_findings_section(document: Mapping[str, Any]) -> str:
-    """The section for a pack run's localize.json: each numeric runtime finding's first
+    """The section for a pack run's "localization": each numeric runtime finding's first
     diverging node and reproducer."""
     failures = document.get("localizations") or []
     left = int(document.get("left_out") or 0)
@@ -124,41 +122,17 @@ def render_findings_section(document: Mapping[str, Any]) -> str:
     )
 
 
-def _read(path: Path) -> Any:
-    return loads_strict_json(path.read_bytes(), max_bytes=MAX_COMPARE_BYTES)
+def usermodel_sections(document: Mapping[str, Any]) -> str:
+    """The report's sections from a results document: "usermodel" (conformance compare) and
+    "localization" (a pack run's localised findings); "" when it has neither."""
+    parts = []
+    usermodel = document.get("usermodel")
+    if isinstance(usermodel, Mapping):
+        parts.append(render_usermodel_section(usermodel))
+    localization = document.get("localization")
+    if isinstance(localization, Mapping):
+        parts.append(render_findings_section(localization))
+    return "".join(parts)
 
 
-def usermodel_section_for(results_path: Path) -> str:
-    """The section for the compare.json (a comparison) or localize.json (a pack run) beside
-    ``results_path``; "" when there is neither."""
-    for name, render in (
-        (COMPARE_JSON, render_usermodel_section),
-        (LOCALIZE_JSON, render_findings_section),
-    ):
-        path = Path(results_path).with_name(name)
-        if not path.is_file():
-            continue
-        try:
-            document = _read(path)
-        except (OSError, ValueError) as error:
-            return f'<section id="{SECTION_ID}"><p>{_text(error)}</p></section>'
-        return render(document) if isinstance(document, dict) else ""
-    return ""
-
-
-def add_section(report_html: Path, results_path: Path) -> None:
-    """Until the report renders the section itself: put it before </body> of report.html."""
-    text = report_html.read_text(encoding="utf-8")
-    if f'id="{SECTION_ID}"' in text:
-        return
-    section = usermodel_section_for(results_path)
-    if section and "</body>" in text:
-        report_html.write_text(text.replace("</body>", section + "</body>", 1), encoding="utf-8")
-
-
-__all__ = [
-    "add_section",
-    "render_findings_section",
-    "render_usermodel_section",
-    "usermodel_section_for",
-]
+__all__ = ["render_findings_section", "render_usermodel_section", "usermodel_sections"]

@@ -7,7 +7,8 @@ own layout: model.json, golden.npz, test_data_set_* folders), the session opens 
 runs the plans in its isolated child processes with the same check (run/check.py: structure,
 NaN/Inf, values, determinism, batch invariance when the batch axis is dynamic) and the same
 judge. Every failing (sample, target) on values is then localised (conformance.localize) and
-gets a minimal reproducer; what compare found beyond the check records is in compare.json.
+gets a minimal reproducer; what compare found beyond the check records is the results
+document's "usermodel" section.
 """
 
 from __future__ import annotations
@@ -45,7 +46,7 @@ from conformance.usermodel.reference import Reference, ReferenceError, reference
 
 EXPORTER_NAME = "onnx"  # the exporter column of a user's model: the file as given
 PACK_FOLDER = "pack"
-COMPARE_JSON = "compare.json"
+USERMODEL = "usermodel"  # the results document's section for a user's model
 GPU_WORDS = ("cuda", "tensorrt", "gpu")
 # Every honest CPU target of the suite (compare's default: those available here).
 CPU_TARGETS = tuple(t for t in DEFAULT_TARGETS if not any(w in t for w in GPU_WORDS))
@@ -358,8 +359,9 @@ def run_compare(request: CompareRequest, message: Message = _quiet) -> CompareOu
             outcome.localizations = localize_failures(
                 outcome, model, samples, session.runner, message
             )
+        # what compare found beyond the checks lives in the results document itself
+        session.document[USERMODEL] = usermodel_section(outcome, model, samples)
         session.finish("complete")
-    write_compare_json(outcome, model, samples)
     outcome.report = write_report_beside(outcome.results_path, message)
     return outcome
 
@@ -368,21 +370,35 @@ def write_report_beside(results_path: Path, message: Message) -> Path | None:
     """report.html next to results.json, with the user-model section; a report failure is a
     warning, never the comparison's verdict."""
     from conformance.report import ReportError, write_report
-    from conformance.report.usermodel import add_section
 
     target = results_path.with_name("report.html")
     try:
         write_report(results_path, target)
-        add_section(target, results_path)
+        _ensure_section(target, results_path)
     except (ReportError, OSError) as error:
         message(f"warning: no report: {error}")
         return None
     return target
 
 
-def write_compare_json(
+def _ensure_section(page: Path, results_path: Path) -> None:
+    """Transitional, until the report page renders report.usermodel.usermodel_sections itself
+    (lead's wiring): the section goes in before </body>; nothing when the page has it."""
+    from conformance.report.usermodel import SECTION_ID, usermodel_sections
+    from conformance.results.document import load_document
+
+    text = page.read_text(encoding="utf-8")
+    if f'id="{SECTION_ID}"' in text or "</body>" not in text:
+        return
+    section = usermodel_sections(load_document(results_path))
+    page.write_text(text.replace("</body>", section + "</body>", 1), encoding="utf-8")
+
+
+def usermodel_section(
     outcome: CompareOutcome, model: UserModel, samples: Sequence[Sample]
-) -> Path:
+) -> dict[str, Any]:
+    """The results document's "usermodel" section: the model, its samples, what the reference
+    was, the tolerance and every localisation."""
     document = {
         "model": {
             "name": model.name,
@@ -401,9 +417,25 @@ def write_compare_json(
         "tolerance": {"atol": outcome.tolerance.atol, "rtol": outcome.tolerance.rtol},
         "localizations": outcome.localizations,
     }
-    path = outcome.run_dir / COMPARE_JSON
-    path.write_text(json.dumps(document, indent=1, allow_nan=False, default=str), encoding="utf-8")
-    return path
+    return dict(jsonable(document))
+
+
+def jsonable(value: Any) -> Any:
+    """A section for the results document: non-finite floats become None (the writer refuses
+    NaN/Infinity), numpy scalars plain numbers, tuples lists, anything else text."""
+    if isinstance(value, dict):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [jsonable(v) for v in value]
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    if isinstance(value, (int, np.integer)):
+        return int(value)
+    if isinstance(value, (float, np.floating)):
+        return float(value) if np.isfinite(value) else None
+    if value is None or isinstance(value, str):
+        return value
+    return str(value)
 
 
 def failing_on_values(records: Sequence[CheckRecord]) -> list[CheckRecord]:
