@@ -499,3 +499,13 @@ def test_the_profile_api_gives_pytest_ids_and_known_outcomes(tmp_path, case_set)
         assert again.outcome(again.run(expanded))[0] == XFAIL  # on the list now
         section, _, regressed = again.finish()
         assert not regressed and "reference" in section["known"]
+
+
+def test_a_hang_costs_one_case(tmp_path, case_set) -> None:
+    session = RunSession.open(
+        RunRequest(PACK_DIR, tmp_path / "run", targets=("defect:hang",), timeout_s=4)
+    )
+    with session:
+        run = run_cases(session, case_set, case_set.select(globs=["test_abs"]))
+    assert [r.category for r in run.records] == [judge.TIMED_OUT]
+    assert "within 4 s" in run.records[0].message

@@ -18,7 +18,7 @@ import hashlib
 import json
 import os
 import warnings
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -578,7 +578,3 @@ def all_op_types() -> list[tuple[str, str]]:
 
 def op_key(domain: str, op: str) -> str:
     return f"{domain}:{op}" if domain not in ("", "ai.onnx") else op
-
-
-def case_names(cases: Iterable[Case]) -> list[str]:
-    return [c.name for c in cases]

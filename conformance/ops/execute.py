@@ -300,7 +300,3 @@ def _with_stderr(record: OpRecord, stderr: str) -> OpRecord:
 
 def records_of(document: dict[str, Any]) -> list[OpRecord]:
     return [OpRecord.from_dict(r) for r in document.get("ops", {}).get("cases", [])]
-
-
-def as_float32(array: np.ndarray) -> np.ndarray:
-    return np.asarray(array, dtype=np.float32)

@@ -328,16 +328,8 @@ def rule_of(rtol: float, atol: float) -> dict[str, Any]:
     return {"rtol": rtol, "atol": atol, "source": source}
 
 
-def message_of(error: BaseException, limit: int = 4000) -> str:
-    return str(error)[:limit]
-
-
 def shorten(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
-def any_failure(categories: Sequence[str]) -> bool:
-    return any(c in FAILURES for c in categories)
 
 
 __all__ = [
