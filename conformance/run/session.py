@@ -279,16 +279,17 @@ class RunSession:
             chosen = (
                 [] if request.mode is Mode.RESUME else choose_targets(request.targets, request.live)
             )
-        except TargetError as error:  # an unknown target, a bad option (InvalidTargetError)
-            raise RunInputError(str(error)) from error
+            described = describe_targets(chosen)
+        except TargetError as error:  # a bad name or option (InvalidTargetError), an adapter
+            raise RunInputError(str(error)) from error  # whose describe() fails (AdapterError)
         verification = verified_pack(request.pack_dir) if request.verify else None
         try:
             pack = cls._open_pack(request, message)
             validate_selection(pack, request.models, request.exporters)
             read_goldens(pack, request.models)
             writable_run_dir(request.run_dir)
-            writer, created = cls._open_writer(request, pack, chosen)
-        except (PackManifestError, LiveModeError) as error:
+            writer, created = cls._open_writer(request, pack, described)
+        except (PackManifestError, LiveModeError, TargetError) as error:
             raise RunInputError(str(error)) from error
         warning = pin_warning(Pack(request.pack_dir)) if request.live else pin_warning(pack)
         return cls(request, pack, writer, verification, warning, timeout_s, created)
@@ -307,7 +308,7 @@ class RunSession:
 
     @staticmethod
     def _open_writer(
-        request: RunRequest, pack: Pack, targets: list[Target]
+        request: RunRequest, pack: Pack, described: dict[str, Any]
     ) -> tuple[ResultsWriter, bool]:
         path = request.run_dir / request.results_name
         if request.mode is Mode.RESUME:
@@ -320,7 +321,7 @@ class RunSession:
             except (OSError, ResultsFileError) as error:
                 raise RunInputError(f"cannot add to {path}: {error}") from error
             other_pack(path, document.get("run") or {}, pack)
-            for name, info in describe_targets(targets).items():
+            for name, info in described.items():
                 document["targets"].setdefault(name, info)
             return ResultsWriter(path, document), False
         if request.mode is Mode.NEW and path.exists():
@@ -329,7 +330,7 @@ class RunSession:
             )
         document = new_document(
             pack.manifest,
-            describe_targets(targets),
+            described,
             command_line(),
             list(request.models),
             list(request.exporters),
