@@ -25,6 +25,14 @@ CSS_CLASS = {
 }
 
 
+STYLE = (
+    "<style>#operators td.op-all{background:#dff0d8}#operators td.op-some{background:#fcf8e3}"
+    "#operators td.op-none{background:#f2dede}#operators td.op-nt{background:#eee}"
+    "#operators table{border-collapse:collapse}#operators td,#operators th"
+    "{border:1px solid #ccc;padding:2px 6px}</style>"
+)
+
+
 def _cell(score: scoring.OpScore, failing: list[OpRecord]) -> str:
     text = f"{score.passed}/{score.tested}" if score.tested else scoring.MARKS[score.score]
     if not failing:
@@ -62,7 +70,7 @@ def operators_section(document: dict[str, Any]) -> str:
         by_domain[op.split(":")[0] if ":" in op else "ai.onnx"].append(op)
     case_set = ops.get("case_set", {})
     parts = [
-        '<section id="operators"><h2>Operators</h2>',
+        '<section id="operators">' + STYLE + "<h2>Operators</h2>",
         f"<p>case set {html.escape(str(case_set.get('name', '?')))} "
         f"(onnx {html.escape(str(case_set.get('onnx_version', '?')))}); rule rtol "
         f"{html.escape(str(ops.get('rule', {}).get('rtol')))} atol "
@@ -83,14 +91,6 @@ def operators_section(document: dict[str, Any]) -> str:
         parts.append("</table>")
     parts.append("</section>")
     return "\n".join(parts)
-
-
-STYLE = (
-    "<style>#operators td.op-all{background:#dff0d8}#operators td.op-some{background:#fcf8e3}"
-    "#operators td.op-none{background:#f2dede}#operators td.op-nt{background:#eee}"
-    "#operators table{border-collapse:collapse}#operators td,#operators th"
-    "{border:1px solid #ccc;padding:2px 6px}</style>"
-)
 
 
 def add_section(report_html: Path, document: dict[str, Any]) -> bool:
