@@ -419,3 +419,28 @@ def test_python_api_takes_a_torch_module_or_a_keras_model(
     assert result.returncode == 0, result.stdout + result.stderr[-3000:]
     for line in expect:
         assert line in result.stdout, result.stdout
+
+
+def test_a_folder_of_test_data_sets_gives_one_sample_each(tmp_path: Path) -> None:
+    artifact = next(a for a in Pack(PACK_DIR).model("cnn").artifacts if a.exporter == "tf2onnx")
+    code, output = run_cli(
+        str(artifact.path),
+        "--inputs",
+        str(artifact.directory),
+        "--target",
+        "ort:cpu",
+        "--out",
+        str(tmp_path / "run"),
+    )
+    assert code == 0, output
+    document = load_document(tmp_path / "run" / "results.json")
+    assert [c["data_set_label"] for c in document["checks"]] == ["sample0", "sample1"]
+    shapes = [s[next(iter(s))][0] for s in document["usermodel"]["samples"]]
+    assert shapes == [1, 4]  # the pack's batch-1 and batch-4 data sets
+    # the reference of the file agrees with the pack's own golden for it
+    golden = Pack(PACK_DIR).model("cnn").expected(artifact, 1)[0].golden
+    from conformance.pack.layout import read_tensor
+
+    run_set = tmp_path / "run" / "pack" / "model" / "onnx" / "test_data_set_1"
+    _, reference = read_tensor(run_set / "output_0.pb")
+    np.testing.assert_allclose(reference, golden, rtol=1e-4, atol=1e-5)
