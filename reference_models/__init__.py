@@ -20,6 +20,11 @@ FAMILIES: tuple[str, ...] = (
     "unet_tiny",
     "embedding_mlp",
     "conv1d_audio",
+    "decoder_block",
+    "conv_decoder",
+    "mobile_se_block",
+    "detection_head",
+    "padding_traps",
 )
 
 REQUIRED_NAMES = ("SPEC", "make_params", "make_inputs", "build_torch", "build_keras")

@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from reference_models import init
-from reference_models.interface import BATCH, ModelSpec, Params, TensorSpec
+from reference_models.interface import BATCH, ModelSpec, Params, StressSet, TensorSpec
 
 BN_EPS = 1e-5
 C1 = 16
@@ -31,6 +31,14 @@ SPEC = ModelSpec(
         TensorSpec("probs", "float32", (BATCH, CLASSES), "NC"),
     ),
     tags=("conv", "batch_norm", "relu", "max_pool", "global_average_pool", "gemm", "softmax"),
+    stress=(
+        StressSet(
+            "logits_above_88",
+            "inputs x12: logits up to ~140 before the softmax (exp overflows float32 above 88)",
+            batch=2,
+            scale=12.0,
+        ),
+    ),
 )
 
 

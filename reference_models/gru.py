@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from reference_models import init
-from reference_models.interface import BATCH, SEQ, ModelSpec, Params, TensorSpec
+from reference_models.interface import BATCH, SEQ, ModelSpec, Params, StressSet, TensorSpec
 
 INPUT_SIZE = 16
 HIDDEN = 32
@@ -28,6 +28,20 @@ SPEC = ModelSpec(
     outputs=(TensorSpec("logits", "float32", (BATCH, CLASSES), "NC"),),
     tags=("gru", "sigmoid", "tanh", "gemm"),
     seq_lens=(12, 20),
+    stress=(
+        StressSet(
+            "saturated_gates",
+            "inputs x10: gate pre-activations far into the flat tails of sigmoid and tanh",
+            batch=2,
+            scale=10.0,
+        ),
+        StressSet(
+            "long_sequence",
+            "200 steps: state carried through a long recurrence",
+            batch=1,
+            seq_len=200,
+        ),
+    ),
 )
 
 

@@ -16,6 +16,12 @@ A family module (``reference_models/<name>.py``) exports exactly these names:
   torch layout (float64 or int64), never zeros. ``seq_len`` is None for models
   without a sequence dimension.
 
+Optionally, ``SPEC.stress`` lists stress data sets (:class:`StressSet`: inputs that reach
+the ranges where kernels break: logits above 88 before a softmax, near-zero variance before
+a normalisation, large arguments to exp/tanh/erf, long sequences). Their inputs come from
+``make_stress_inputs(stress, batch, seq_len, seed)`` when the family defines it, else from
+:func:`stress_inputs` (``make_inputs`` with every float input times ``stress.scale``).
+
 Frameworks are imported inside the builders only, so reading ``SPEC`` never loads
 torch or TensorFlow.
 """
@@ -43,6 +49,17 @@ class TensorSpec:
 
 
 @dataclass(frozen=True)
+class StressSet:
+    """One stress data set: a name (part of the check id), what it reaches, its shape."""
+
+    name: str  # e.g. "logits_above_88"; letters, digits and underscores
+    reaches: str  # what range the inputs drive the model into, in words
+    batch: int = 2
+    seq_len: int | None = None  # None: the model's first sequence length (or no sequence)
+    scale: float = 1.0  # the default inputs: make_inputs times this (float inputs only)
+
+
+@dataclass(frozen=True)
 class ModelSpec:
     name: str
     description: str
@@ -52,6 +69,7 @@ class ModelSpec:
     seq_lens: tuple[int, ...] = ()  # empty: no sequence dim; else the lengths tested
     tolerance_class: str = "default"
     extra: dict[str, str] = field(default_factory=dict)
+    stress: tuple[StressSet, ...] = ()
 
     @property
     def is_sequence(self) -> bool:
@@ -80,3 +98,17 @@ def to_torch_layout(array: np.ndarray, layout: str) -> np.ndarray:
     return np.ascontiguousarray(
         np.transpose(array, layout_permutation(keras_layout(layout), layout))
     )
+
+
+def stress_inputs(
+    family, stress: StressSet, batch: int, seq_len: int | None, seed: int
+) -> dict[str, np.ndarray]:
+    """A stress set's inputs: the family's own ``make_stress_inputs`` if it has one, else its
+    ordinary inputs with every float input multiplied by ``stress.scale``."""
+    own = getattr(family, "make_stress_inputs", None)
+    if own is not None:
+        return own(stress, batch, seq_len, seed)
+    return {
+        name: array * stress.scale if np.issubdtype(array.dtype, np.floating) else array
+        for name, array in family.make_inputs(batch, seq_len, seed).items()
+    }

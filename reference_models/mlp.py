@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from reference_models import init
-from reference_models.interface import BATCH, ModelSpec, Params, TensorSpec
+from reference_models.interface import BATCH, ModelSpec, Params, StressSet, TensorSpec
 
 SPEC = ModelSpec(
     name="mlp",
@@ -20,6 +20,14 @@ SPEC = ModelSpec(
         TensorSpec("probs", "float32", (BATCH, 10), "NC"),
     ),
     tags=("gemm", "relu", "dropout", "softmax"),
+    stress=(
+        StressSet(
+            "logits_above_88",
+            "inputs x50: logits up to ~130 before the softmax (exp overflows float32 above 88)",
+            batch=2,
+            scale=50.0,
+        ),
+    ),
 )
 
 

@@ -23,7 +23,7 @@ from __future__ import annotations
 import numpy as np
 
 from reference_models import init
-from reference_models.interface import BATCH, SEQ, ModelSpec, Params, TensorSpec
+from reference_models.interface import BATCH, SEQ, ModelSpec, Params, StressSet, TensorSpec
 
 D_MODEL = 64
 HEADS = 4
@@ -42,6 +42,16 @@ SPEC = ModelSpec(
     outputs=(TensorSpec("encoded", "float32", (BATCH, SEQ, D_MODEL), "NLC"),),
     tags=("matmul", "gemm", "softmax", "layer_norm", "gelu", "attention", "transpose", "reshape"),
     seq_lens=(12, 20),
+    stress=(
+        StressSet(
+            "attention_logits_above_88",
+            "inputs x3: first-layer attention logits up to ~130 before the softmax, large erf"
+            " arguments in the GELU",
+            batch=2,
+            scale=3.0,
+        ),
+        StressSet("long_sequence", "128 positions: a 128-key softmax", batch=1, seq_len=128),
+    ),
 )
 
 

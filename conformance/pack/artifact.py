@@ -126,6 +126,28 @@ def fidelity_record(judgement: Judgement, index: int) -> dict[str, Any]:
     }
 
 
+def ort_second_opinion(
+    path: Path, feeds: dict[str, np.ndarray], expected: list[Expected], tolerance
+) -> Judgement | None:
+    """The same data set on ONNX Runtime (CPU), when the reference evaluator raised: a pass
+    means the artifact is faithful and the failure is the evaluator's. None if ORT fails too."""
+    import onnxruntime
+
+    from conformance.targets.ort import OrtCpuTarget
+
+    onnxruntime.set_default_logger_severity(4)  # its failure is returned, not logged (build)
+    try:
+        return judge(OrtCpuTarget("ort:cpu", {}).load(path).run(feeds), expected, tolerance)
+    except TargetError:
+        return None
+
+
+def describe_set(entry: dict) -> str:
+    """ "batch 4, seq 20", and the stress set's name if it is one."""
+    text = f"batch {entry['batch']}, seq {entry['seq_len']}"
+    return text + (f", stress {entry['stress']}" if entry.get("stress") else "")
+
+
 def check_fidelity(
     path: Path,
     plan: list[dict],
@@ -137,7 +159,10 @@ def check_fidelity(
     precision: str,
 ):
     """Run every data set on the ONNX reference evaluator against the float64 golden, under the
-    tolerance of ``precision`` (the artifacts' precision: fp32 for every pack so far)."""
+    tolerance of ``precision`` (the artifacts' precision: fp32 for every pack so far). Where the
+    evaluator raises on a set, ONNX Runtime gives a second opinion: if it matches the golden
+    the set passes (the record names the evaluator and keeps the reference's error), else the
+    set is a fidelity finding as before."""
     tolerance = tolerance_for(precision, model, tolerance_class)
     records, findings = [], []
     try:
@@ -165,11 +190,24 @@ def check_fidelity(
         try:
             judgement = judge(session.run(feeds), expected, tolerance)
         except TargetError as error:
+            second = ort_second_opinion(path, feeds, expected, tolerance)
+            if second is not None and second.passed:
+                # The artifact computes the golden; the reference evaluator could not run it
+                # (onnx 1.23: GatherElements over an axis of 64 or more hits numpy's choose
+                # limit). Not the exporter's fault: the reference target's own checks fail.
+                records.append(
+                    {
+                        **fidelity_record(second, index),
+                        "evaluator": "onnxruntime (onnx.reference failed)",
+                        "reference_error": str(error)[:2000],
+                    }
+                )
+                continue
             records.append({"test_data_set": index, "passed": False, "error": str(error)[:2000]})
             findings.append(
                 finding(
                     "fidelity",
-                    f"set {index} (batch {entry['batch']}, seq {entry['seq_len']}) "
+                    f"set {index} ({describe_set(entry)}) "
                     f"fails on the reference evaluator: {str(error)[:500]}",
                 )
             )
@@ -179,7 +217,7 @@ def check_fidelity(
             findings.append(
                 finding(
                     "fidelity",
-                    f"set {index} (batch {entry['batch']}, seq {entry['seq_len']}) "
+                    f"set {index} ({describe_set(entry)}) "
                     "differs from the golden on the reference evaluator: "
                     + "; ".join(judgement.all_problems),
                     margin=judgement.margin,

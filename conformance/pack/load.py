@@ -63,6 +63,8 @@ def check_model_record(record: Any, path: Path) -> dict[str, Any]:
         _require(entry, "batch", int, path, f"test_data_sets[{i}]")
         if entry.get("seq_len") is not None:
             _require(entry, "seq_len", int, path, f"test_data_sets[{i}]")
+        if entry.get("stress") is not None:
+            _require(entry, "stress", str, path, f"test_data_sets[{i}]")
     for exporter, artifact in _require(record, "artifacts", dict, path, "model").items():
         where = f"artifacts.{exporter}"
         if not isinstance(artifact, dict):
@@ -111,10 +113,14 @@ class TestDataSet:
     index: int
     batch: int
     seq_len: int | None
+    stress: str | None = None  # a stress set's name (SPEC.stress); None for an ordinary set
 
     @property
     def label(self) -> str:
-        return f"batch{self.batch}" + (f"-seq{self.seq_len}" if self.seq_len else "")
+        """Part of the check id: "batch4-seq20"; a stress set adds its name, so two sets of
+        the same shape never share an id ("batch2-large_exp_and_logits")."""
+        label = f"batch{self.batch}" + (f"-seq{self.seq_len}" if self.seq_len else "")
+        return label + (f"-{self.stress}" if self.stress else "")
 
 
 @dataclass(frozen=True)
@@ -167,7 +173,7 @@ class PackModel:
     @property
     def data_sets(self) -> list[TestDataSet]:
         return [
-            TestDataSet(d["index"], d["batch"], d.get("seq_len"))
+            TestDataSet(d["index"], d["batch"], d.get("seq_len"), d.get("stress"))
             for d in self.record["test_data_sets"]
         ]
 

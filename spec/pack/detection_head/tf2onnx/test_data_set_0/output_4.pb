@@ -1,0 +1,1 @@
+BIdentity_4:0J~VGA/Ã,AL&A.ù A¤NA

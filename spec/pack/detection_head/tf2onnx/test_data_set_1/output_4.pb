@@ -1,0 +1,1 @@
+BIdentity_4:0JP~VGA/Ã,AL&A.ù A¤NA/)Ag˜A'ŽA·[AnÊAµ{DAû,Aßæ#A¢ˆAøœAyz¸AM³>AÅ¦:Ay?7AÆA
