@@ -15,6 +15,12 @@ so pytest's short summary and JUnit's ``message`` carry the reason.
 
 The run writes the same results file as ``conformance run``. Under pytest-xdist each worker
 writes a part file; the controller merges them in plan order.
+
+``--profile ops`` collects the operator cases instead (conformance/ops), one item per case and
+target, ``conformance/ort:cpu::ops-test_softmax_large_number-ort:cpu``; ``--op`` and ``--case``
+select cases. A case on the target's known-findings list (spec/ops/known) that fails is an
+expected failure (xfail), one that now passes fails ("fixed: take it off the list"), a case not
+testable here is skipped.
 """
 
 from __future__ import annotations
@@ -85,6 +91,23 @@ def pytest_addoption(parser: pytest.Parser, pluginmanager: pytest.PytestPluginMa
         "given as an argument (as pytest prints it) does the same",
     )
     group.addoption(
+        "--profile",
+        dest="conformance_profile",
+        choices=("core", "ops"),
+        default="core",
+        help="core: the pack's checks (default); ops: every ONNX node case (conformance ops)",
+    )
+    group.addoption(
+        "--op", action="append", default=[], dest="conformance_ops", help="--profile ops: op type"
+    )
+    group.addoption(
+        "--case",
+        action="append",
+        default=[],
+        dest="conformance_cases",
+        help="--profile ops: case name glob",
+    )
+    group.addoption(
         "--conformance-out",
         default=str(REPORTS_DIR / "pytest"),
         help=f"run folder for results.json (default: {REPORTS_DIR / 'pytest'})",
@@ -107,10 +130,32 @@ class ConformanceState:
             replace=True,  # every pytest run writes a fresh results file (there is no --resume)
         )
         self.session = RunSession.open(request)
-        self.plans: list[CheckPlan] = self.session.plans
+        self.ops: Any = None  # --profile ops: the OpsProfile, and its plans
+        self.op_plans: list[Any] = []
+        if config.getoption("conformance_profile") == "ops":
+            self.plans: list[CheckPlan] = []
+            self._open_ops(config)
+        else:
+            self.plans = self.session.plans
         if not worker:  # before any worker starts: no part file of an earlier run gets merged
             for part in self.session.run_dir.glob(PARTS):
                 part.unlink()
+
+    def _open_ops(self, config: pytest.Config) -> None:
+        from conformance.ops.cases import CaseSetError, load_case_set
+        from conformance.ops.profile import OpsProfile
+
+        self.ops = OpsProfile.open(self.session, load_case_set())
+        try:
+            self.op_plans = self.ops.plans(
+                config.getoption("conformance_ops"), config.getoption("conformance_cases")
+            )
+        except CaseSetError as error:
+            raise RunInputError(str(error)) from error
+
+    def targets(self) -> list[str]:
+        plans = [p.target for p in self.op_plans] if self.ops is not None else []
+        return list(dict.fromkeys([*plans, *(plan.target for plan in self.plans)]))
 
     def available(self) -> list[str]:
         return [name for name, target in self.session.targets.items() if target.available]
@@ -155,6 +200,7 @@ def pytest_configure(config: pytest.Config) -> None:
             )
         ),
     )
+    _register_markers(config, (("target", target) for target in state.targets()))
 
 
 def _take_node_id_arguments(config: pytest.Config, state: ConformanceState) -> None:
@@ -162,7 +208,7 @@ def _take_node_id_arguments(config: pytest.Config, state: ConformanceState) -> N
     such as ``conformance/ort:cpu`` runs its items), as a node id copied from pytest's output
     would for a test file: such arguments leave the paths pytest collects and select instead
     (through an option, so pytest-xdist workers get them too)."""
-    collectors = {f"{ROOT}/{plan.target}" for plan in state.plans}
+    collectors = {f"{ROOT}/{target}" for target in state.targets()}
     ours = [arg for arg in config.args if arg.split("::")[0] in collectors]
     if ours:
         config.args = [arg for arg in config.args if arg not in ours]
@@ -211,6 +257,11 @@ class TargetCollector(pytest.Collector):
         items: list[pytest.Item] = [
             ConformanceItem.from_parent(self, name=plan.check_id, plan=plan)
             for plan in state.plans
+            if plan.target == self.target
+        ]
+        items += [
+            OpsItem.from_parent(self, name=plan.id, plan=plan)
+            for plan in state.op_plans
             if plan.target == self.target
         ]
         for item in bench_items(self, self.target):
@@ -262,13 +313,49 @@ class ConformanceItem(pytest.Item):
         return self.plan.artifact.path, None, self.name
 
 
+class OpsItem(pytest.Item):
+    """One operator case on one target (--profile ops)."""
+
+    def __init__(self, *, plan: Any, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.plan = plan
+        self.add_marker(pytest.mark.conformance)
+
+    def runtest(self) -> None:
+        from conformance.ops.profile import FIXED, PASS, SKIP, XFAIL
+
+        profile = self.config.stash[STATE].ops
+        record = profile.run(self.plan)
+        self.user_properties += [("category", record.category)]
+        status, why = profile.outcome(record)
+        if status == PASS:
+            return
+        if status == SKIP:
+            pytest.skip(printable(why, 300))
+        if status == XFAIL:
+            pytest.xfail(printable(why, 300))
+        if status == FIXED:
+            pytest.fail(
+                f"fixed: {record.case} passes on {record.target}; take it off the target's "
+                "known-findings list (spec/ops/known)",
+                pytrace=False,
+            )
+        lines = [printable(why, 500), *(f"  {printable(p, 500)}" for p in record.problems[1:5])]
+        if record.message:
+            lines.append(f"  the runtime said: {printable(record.message, 1000)}")
+        pytest.fail("\n".join(lines), pytrace=False)
+
+    def reportinfo(self) -> tuple[Path, int | None, str]:
+        return self.plan.case.model_path, None, self.name
+
+
 @pytest.hookimpl(wrapper=True)
 def pytest_make_collect_report(collector: pytest.Collector) -> Any:
     """The session's collection gains one collector per target, so pytest counts and lists
     the items as it does any other (``--collect-only``, "N items collected", deselection)."""
     report = yield
     if isinstance(collector, pytest.Session) and STATE in collector.config.stash and report.passed:
-        targets = dict.fromkeys(plan.target for plan in collector.config.stash[STATE].plans)
+        targets = collector.config.stash[STATE].targets()
         report.result.extend(
             TargetCollector.from_parent(
                 collector, name=target, nodeid=f"{ROOT}/{target}", target=target
@@ -282,8 +369,12 @@ def merge_parts(state: ConformanceState) -> None:
     """Controller side: collect worker part files (if any) and write results.json in plan order."""
     document = state.session.document
     checks = {c["id"]: c for c in document["checks"]}
+    ops = document.get("ops")
     for part in sorted(state.session.run_dir.glob(PARTS)):
-        checks.update({c["id"]: c for c in load_document(part)["checks"]})
+        loaded = load_document(part)
+        checks.update({c["id"]: c for c in loaded["checks"]})
+        if ops is not None and "ops" in loaded:
+            ops["cases"].extend(loaded["ops"]["cases"])
         part.unlink()
     order = {plan.check_id: i for i, plan in enumerate(state.plans)}
     document["checks"] = sorted(checks.values(), key=lambda c: order.get(c["id"], len(order)))
@@ -308,6 +399,8 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         return
     if not hasattr(session.config, "workerinput"):
         merge_parts(state)
+    if state.ops is not None:
+        state.ops.finish()
     stopped = exitstatus == pytest.ExitCode.INTERRUPTED or bool(
         session.shouldstop or session.shouldfail
     )

@@ -512,3 +512,77 @@ def test_a_hang_costs_one_case(tmp_path, case_set) -> None:
         run = run_cases(session, case_set, case_set.select(globs=["test_abs"]))
     assert [r.category for r in run.records] == [judge.TIMED_OUT]
     assert "within 4 s" in run.records[0].message
+
+
+def test_pytest_profile_ops_items_and_known_outcomes(tmp_path, cache) -> None:
+    """pytest --conformance --profile ops: one item per case and target, a known failure is an
+    xfail (an unknown one fails: test_the_profile_api_gives_pytest_ids_and_known_outcomes)."""
+    import os
+
+    env = {**os.environ, "CONFORMANCE_OPS_CACHE": str(cache)}
+    common = [
+        sys.executable,
+        "-m",
+        "pytest",
+        "--conformance",
+        "--profile",
+        "ops",
+        "-p",
+        "no:cacheprovider",
+    ]
+    common += ["--target", "reference", "--op", "Range", "-q", "-rxs"]
+    listed = subprocess.run(
+        [*common, "--collect-only", "--conformance-out", str(tmp_path / "c")],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env=env,
+    )
+    assert (
+        "conformance/reference::ops-test_range_float_type_positive_delta-reference" in listed.stdout
+    )
+    ran = subprocess.run(
+        [*common, "--conformance-out", str(tmp_path / "r")],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env=env,
+    )
+    assert ran.returncode == 0, ran.stdout[-2000:]
+    assert "4 passed, 4 xfailed" in ran.stdout  # the committed reference list holds the 4
+    document = json.loads((tmp_path / "r" / "results.json").read_text())
+    assert (
+        len(document["ops"]["cases"]) == 8 and document["ops"]["known"]["reference"]["known"] == 4
+    )
+
+
+@pytest.mark.parametrize(
+    ("args", "first_words"),
+    [
+        (["--target", "nope"], "error: unknown target 'nope'"),
+        (["--target", "reference", "--timeout", "-1"], "error: timeout -1.0"),
+        (["--target", "reference", "--set", "bogus"], "error: --set 'bogus'"),
+    ],
+)
+def test_bad_ops_input_is_one_line_and_exit_2(tmp_path, cache, args, first_words) -> None:
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "conformance",
+            "ops",
+            "--op",
+            "Abs",
+            "--cache",
+            str(cache),
+            *args,
+            "--out",
+            str(tmp_path / "r"),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+    )
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines()[-1].startswith(first_words), result.stderr
+    assert "Traceback" not in result.stderr

@@ -18,7 +18,14 @@ from typing import Any
 from conformance.ops import judge
 from conformance.ops import known as known_lists
 from conformance.ops.cases import Case, CaseSet
-from conformance.ops.execute import STDERR_KEPT, OpRecord, OpsRun, case_id, run_case
+from conformance.ops.execute import (
+    STDERR_KEPT,
+    OpRecord,
+    OpsRun,
+    case_id,
+    records_of,
+    run_case,
+)
 from conformance.run.session import RunSession
 
 PASS, FAIL, XFAIL, FIXED, SKIP = "pass", "fail", "xfail", "fixed", "skip"
@@ -103,9 +110,8 @@ class OpsProfile:
         targets = self.targets
         versions = {t: self.session.target(t).version or "" for t in targets}
         untested = untested_ops(self.case_set) if whole else []
-        section, lines, regressed = summarise(
-            self.run_state.records, targets, versions, self.known_dir, untested
-        )
+        records = records_of(self.session.document)  # pytest-xdist: the workers' merged too
+        section, lines, regressed = summarise(records, targets, versions, self.known_dir, untested)
         self.run_state.section.update(section)
         self.run_state.flush()
         return section, lines, regressed
