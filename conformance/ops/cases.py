@@ -312,7 +312,7 @@ def load_case_set(cache_dir: Path | None = None) -> CaseSet:
             pass  # a damaged cache is rebuilt, never trusted
     case_set = write_case_set(cache_dir)
     index.parent.mkdir(parents=True, exist_ok=True)
-    scratch = index.with_suffix(".tmp")
+    scratch = index.with_suffix(f".{os.getpid()}.tmp")  # concurrent first runs (xdist)
     scratch.write_text(json.dumps({"folder": case_set.folder.name}), encoding="utf-8")
     os.replace(scratch, index)
     return case_set
