@@ -223,7 +223,7 @@ def execute_ops(
     run.section["case_set"]["pinned"] = pinned
     session.finish("complete")
     if matrix:
-        table = scoring.op_scores(run.records, available, ())
+        table = scoring.op_scores(run.records, available, untested)
         click.echo(scoring.render_matrix(table, available))
         click.echo("")
     click.echo("\n".join(lines))
