@@ -277,6 +277,13 @@ def execute_run(
             return code
     session.finish("complete")
     outcome = session.outcome()
+    if outcome.target_findings:  # where numeric findings go wrong; never changes the exit code
+        from conformance.localize.pack import localize_run
+
+        try:
+            localize_run(session, message=click.echo)
+        except KeyboardInterrupt:
+            click.echo("localisation interrupted; the checks' results are complete", err=True)
     click.echo(render_run_summary(session.document, outcome.records))
     click.echo(f"results: {session.path}")
     write_report_beside(session.path)

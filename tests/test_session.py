@@ -266,7 +266,7 @@ def test_the_session_raises_one_typed_error_for_bad_input(tmp_path):
 # -- issue 9 section 4: output a user can act on ------------------------------------------------
 
 
-def test_sigterm_records_interrupted_says_how_to_resume_and_exits_quietly(tmp_path):
+def test_sigterm_records_interrupted_says_how_to_resume_and_exits_quietly(tmp_path, pack):
     run_dir, markers = tmp_path / "run", tmp_path / "markers"
     markers.mkdir()
     process = subprocess.Popen(
@@ -301,10 +301,11 @@ def test_sigterm_records_interrupted_says_how_to_resume_and_exits_quietly(tmp_pa
     assert "Traceback" not in stderr and f"conformance run --resume --out {run_dir}" in stderr
     document = load_document(run_dir / "results.json")
     assert document["run"]["status"] == "interrupted"
-    assert [c["target"] for c in document["checks"]] == ["ort:cpu", "ort:cpu"]
+    sets = len(pack.model("mlp").data_sets)
+    assert [c["target"] for c in document["checks"]] == ["ort:cpu"] * sets
 
 
-def test_progress_is_printed_when_the_output_is_not_a_terminal(tmp_path):
+def test_progress_is_printed_when_the_output_is_not_a_terminal(tmp_path, pack):
     result = conformance(
         "run",
         "--target",
@@ -317,7 +318,8 @@ def test_progress_is_printed_when_the_output_is_not_a_terminal(tmp_path):
         str(tmp_path / "run"),
     )
     assert result.returncode == 0, result.stderr[-2000:]
-    assert "checks: 2/2 done in" in result.stdout, result.stdout
+    sets = len(pack.model("mlp").data_sets)
+    assert f"checks: {sets}/{sets} done in" in result.stdout, result.stdout
 
 
 def test_certify_prints_no_path_inside_its_deleted_temporary_folder(tmp_path):
@@ -358,7 +360,7 @@ def transformer_run(tmp_path_factory):
 def test_the_verdict_table_counts_exporter_findings_only_in_their_own_column(transformer_run):
     document, records = transformer_run
     verdict = next(v for v in target_verdicts(document, records) if v.target == "ort:cpu")
-    assert verdict.exporter_findings == 1 and verdict.profiles[0].status == "conformant"
+    assert verdict.exporter_findings >= 1 and verdict.profiles[0].status == "conformant"
     assert verdict.counts["error"] == 0 and verdict.counts["failed"] == 0
     assert verdict.total == len([r for r in records if r.target == "ort:cpu"])
 
@@ -392,7 +394,8 @@ def test_the_profile_rule_reads_skip_kinds_not_sentences():
 # -- issue 10: behaviour unchanged ----------------------------------------------------------------
 
 IGNORED_RUN = ("started_at", "finished_at", "command")  # timestamps; the --out path in argv
-NEW_FIELDS = ("skip", "stderr")  # optional fields the session adds to check records
+# optional fields the session adds to check records, and the section issue 12 adds to a run
+NEW_FIELDS = ("skip", "stderr", "localization")
 
 
 def differences(before: object, after: object, where: str = "") -> list[str]:
@@ -440,7 +443,7 @@ def test_the_comparison_can_fail():
 
 
 @pytest.mark.skipif(not (BEFORE / "conformance").is_dir(), reason="no checkout of the code before")
-def test_results_before_and_after_the_session_are_identical(tmp_path):
+def test_results_before_and_after_the_session_are_identical(tmp_path, pack):
     """The same selection (an honest target, a negative control and a crash) through the code
     before the session and through this code, on the same pack: the same document."""
     args = [
@@ -469,7 +472,26 @@ def test_results_before_and_after_the_session_are_identical(tmp_path):
     assert old.returncode == new.returncode == 1, (old.stderr[-2000:], new.stderr[-2000:])
     before = json.loads((tmp_path / "before" / "results.json").read_text())
     after = json.loads((tmp_path / "after" / "results.json").read_text())
-    assert len(after["checks"]) == 3 * 15
+    # The stress data sets (issue 14) are named in check ids only by the new code: the two runs
+    # are compared on every ordinary data set, which both codes run under the same id.
+    models = [pack.model("mlp"), pack.model("transformer_encoder")]
+    ordinary = {
+        f"{m.name}-{a.exporter}-{d.label}-{t}"
+        for m in models
+        for a in m.artifacts
+        for d in m.data_sets
+        if not getattr(d, "stress", None)
+        for t in ("ort:cpu", "defect:noise", "defect:crash")
+    }
+    assert len(ordinary) == 3 * (3 * 2 + 3 * 3)
+    recorded = {c["id"]: c for c in before["checks"]}
+    after["checks"] = [c for c in after["checks"] if c["id"] in ordinary]
+    assert sorted(c["id"] for c in after["checks"]) == sorted(ordinary)
+    in_order = [c["id"] for c in before["checks"] if c["id"] in ordinary]
+    assert in_order == [c["id"] for c in after["checks"]]  # the same checks in the same order
+    before["checks"] = [recorded[cid] for cid in in_order]
+    for document in (before, after):
+        document.pop("localization", None)  # issue 12's section, localised on the new sets too
     assert differences(before, after) == []
     skipped = [c for c in after["checks"] if c["verdict"] == SKIPPED]
     assert all(c["skip"] == "no-runnable-artifact" for c in skipped)
