@@ -173,9 +173,11 @@ def findings_of(
 def extra_sections(document: dict[str, Any]) -> str:
     """Sections of the results beyond checks and benchmarks, each rendered by its own room
     (every string escaped there); empty when the results have none."""
-    from conformance.report.operators import operators_section
+    from conformance.report.operators import STYLE, operators_section
+    from conformance.report.usermodel import usermodel_sections
 
-    return operators_section(document)
+    operators = operators_section(document)
+    return (STYLE + operators if operators else "") + usermodel_sections(document)
 
 
 def build_view(
