@@ -283,12 +283,12 @@ def test_a_session_that_forgets_super_init_is_an_adapter_error(tmp_path: Path):
         ["run", "--target", "acme", "--model", "mlp", "--out", str(run_dir)], tmp_path, site
     )
     assert "Traceback" not in result.stderr, result.stderr[-3000:]
-    # The terminal says whose bug it is, never that the runtime diverges.
-    assert "6 adapter errors (the adapter broke the target contract" in result.stdout
-    assert "on the runtime's account" not in result.stdout
-    assert "runtime finding, the artifact is good" not in result.stdout
     checks = json.loads((run_dir / "results.json").read_text())["checks"]
     assert checks
+    # The terminal says whose bug it is, never that the runtime diverges.
+    assert f"{len(checks)} adapter errors (the adapter broke the target contract" in result.stdout
+    assert "on the runtime's account" not in result.stdout
+    assert "runtime finding, the artifact is good" not in result.stdout
     for check in checks:
         problems = " ".join(check["problems"])
         assert check["verdict"] == "error", check
