@@ -47,7 +47,25 @@ def test_targets_lists_availability():
     assert "unavailable: " in lines["ort:cuda"]  # no GPU here: a reason, not a traceback
 
 
-def test_run_writes_valid_results_and_exits_zero_on_known_findings(tmp_path):
+def checks_of(pack, model: str, exporter: str | None = None) -> int:
+    """How many checks a model (one exporter's artifact, or all) has per target in the pack."""
+    found = pack.model(model)
+    artifacts = [a for a in found.artifacts if exporter in (None, a.exporter)]
+    return len(artifacts) * len(found.data_sets)
+
+
+def exporter_findings_of(pack, models: tuple[str, ...]) -> int:
+    """The checks per target that the pack records as the exporter's (artifact or data set)."""
+    return sum(
+        1
+        for model in models
+        for a in pack.model(model).artifacts
+        for d in pack.model(model).data_sets
+        if a.exporter_at_fault(d.index)
+    )
+
+
+def test_run_writes_valid_results_and_exits_zero_on_known_findings(tmp_path, pack):
     run_dir = tmp_path / "run"
     result = conformance(
         "run", "--target", "ort:cpu", "--model", "transformer_encoder", "--out", str(run_dir)
@@ -59,7 +77,8 @@ def test_run_writes_valid_results_and_exits_zero_on_known_findings(tmp_path):
     )
     document = load_document(run_dir / "results.json")
     validate_document(document)
-    assert document["run"]["status"] == "complete" and len(document["checks"]) == 9
+    assert document["run"]["status"] == "complete"
+    assert len(document["checks"]) == checks_of(pack, "transformer_encoder")
 
 
 def test_run_exits_one_on_a_runtime_finding(tmp_path):
@@ -79,7 +98,7 @@ def wait_for_checks(path: Path, count: int, timeout_s: float = 60) -> None:
     raise AssertionError(f"{path} never reached {count} checks")
 
 
-def test_interrupted_run_keeps_its_checks_and_resumes(tmp_path):
+def test_interrupted_run_keeps_its_checks_and_resumes(tmp_path, pack):
     """Ctrl-C while a target hangs: finished checks stay; --resume runs only the rest."""
     run_dir = tmp_path / "run"
     args = [
@@ -104,7 +123,8 @@ def test_interrupted_run_keeps_its_checks_and_resumes(tmp_path):
         text=True,
         env={**os.environ, MARKERS_ENV: str(markers)},
     )
-    wait_for_checks(run_dir / "results.json", 2)
+    sets = checks_of(pack, "mlp", "torch-script")  # ort:cpu's checks, finished before the hang
+    wait_for_checks(run_dir / "results.json", sets)
     # The hanging control touches hang.running as it enters run: the check is in flight now.
     running = markers / "hang.running"
     deadline = time.monotonic() + 120
@@ -118,14 +138,14 @@ def test_interrupted_run_keeps_its_checks_and_resumes(tmp_path):
     interrupted = load_document(run_dir / "results.json")
     assert interrupted["run"]["status"] == "interrupted"
     kept = interrupted["checks"]
-    assert [c["target"] for c in kept] == ["ort:cpu", "ort:cpu"]
+    assert [c["target"] for c in kept] == ["ort:cpu"] * sets
 
     result = conformance("run", "--resume", "--out", str(run_dir), "--timeout", "1")
-    assert "2 already done" in result.stdout, result.stdout + result.stderr
+    assert f"{sets} already done" in result.stdout, result.stdout + result.stderr
     finished = load_document(run_dir / "results.json")
     assert finished["run"]["status"] == "complete"
-    assert finished["checks"][:2] == kept  # not re-run: identical records, durations included
-    assert [c["verdict"] for c in finished["checks"][2:]] == ["timed-out", "timed-out"]
+    assert finished["checks"][:sets] == kept  # not re-run: identical records, durations included
+    assert [c["verdict"] for c in finished["checks"][sets:]] == ["timed-out"] * sets
 
 
 def pytest_conformance(tmp_path, *extra):
@@ -163,13 +183,15 @@ def pytest_conformance(tmp_path, *extra):
     return result, load_document(out / "results.json")
 
 
-def test_pytest_plugin_items_junit_and_xdist_give_the_same_results(tmp_path):
+def test_pytest_plugin_items_junit_and_xdist_give_the_same_results(tmp_path, pack):
     (tmp_path / "serial").mkdir()
     (tmp_path / "xdist").mkdir()
     serial, serial_doc = pytest_conformance(tmp_path / "serial")
     parallel, parallel_doc = pytest_conformance(tmp_path / "xdist", "-n", "2")
     assert serial.returncode == 0, serial.stdout[-2000:]
-    assert "2 xfailed" in serial.stdout  # the torch-script seq-20 exporter finding, on both targets
+    # the exporter findings the pack records (torch-script at seq 20 and more), on both targets
+    xfailed = 2 * exporter_findings_of(pack, ("mlp", "transformer_encoder"))
+    assert f"{xfailed} xfailed" in serial.stdout
     junit = (tmp_path / "serial" / "junit.xml").read_text()
     assert 'name="mlp-tf2onnx-batch4-ort:cpu"' in junit
     assert parallel.returncode == 0, parallel.stdout[-2000:]
@@ -181,7 +203,7 @@ def test_pytest_plugin_items_junit_and_xdist_give_the_same_results(tmp_path):
     validate_document(parallel_doc)
 
 
-def test_pytest_plugin_fails_a_defective_target(tmp_path):
+def test_pytest_plugin_fails_a_defective_target(tmp_path, pack):
     out = tmp_path / "out"
     result = subprocess.run(
         [
@@ -209,7 +231,8 @@ def test_pytest_plugin_fails_a_defective_target(tmp_path):
         cwd=tmp_path,
     )
     assert result.returncode == 1
-    assert "2 failed" in result.stdout and "NaN" in result.stdout
+    failed = checks_of(pack, "mlp", "torch-script")
+    assert f"{failed} failed" in result.stdout and "NaN" in result.stdout
 
 
 def test_run_accepts_any_onnx_backend_class(tmp_path):
