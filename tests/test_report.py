@@ -31,7 +31,7 @@ from conformance.report import report_command, write_report
 from conformance.report.command import MAX_BENCHMARKS, MAX_CHECKS, MAX_RESULTS_BYTES
 from conformance.report.compare import check_change, compare_benchmarks
 from conformance.report.html import render_html
-from conformance.report.markdown import render_markdown
+from conformance.report.markdown import md, render_markdown
 from conformance.report.messages import cause, informative
 from conformance.report.model import DETAILED_CHECKS, build_view
 from conformance.report.signs import number
@@ -447,7 +447,7 @@ def test_identical_findings_are_grouped_and_keep_the_whole_message(document, tmp
     assert "last line of stderr &lt;b&gt;x&lt;/b&gt;" in html  # the captured stderr, escaped
     markdown = render_markdown(view)
     line = next(x for x in markdown.splitlines() if "\\[onnx.Loop\\]" in x)
-    assert all(c.record.data_set_label in line for c in finding.data_sets)
+    assert all(md(c.record.data_set_label) in line for c in finding.data_sets)  # as Markdown
     assert sum("onnx.Loop" in x for x in markdown.splitlines()) == 1
 
 
