@@ -328,6 +328,13 @@ def execute_run(
 @click.option(
     "--loadgen", is_flag=True, help="With --bench: also MLPerf LoadGen Offline and Server."
 )
+@click.option(
+    "--profile",
+    type=click.Choice(["core", "ops"]),
+    default="core",
+    show_default=True,
+    help="core: the pack's checks; ops: every ONNX node case (as `conformance ops`).",
+)
 def run(
     pack_dir: Path,
     targets: tuple[str, ...],
@@ -341,8 +348,15 @@ def run(
     bench: bool,
     bench_mode: str,
     loadgen: bool,
+    profile: str,
 ) -> None:
     """Verify the pack, run its artifacts on the targets and judge them against the goldens."""
+    if profile == "ops":
+        if models or exporters or backends or resume or live or bench or loadgen:
+            fail("--profile ops takes --target, --out and --timeout only")
+        from conformance.ops.command import execute_ops
+
+        sys.exit(execute_ops(targets, run_dir=run_dir, timeout_s=timeout_s or 60.0))
     from conformance.run.session import REPORTS_DIR, RunRequest, default_run_dir
 
     if resume and run_dir is None:

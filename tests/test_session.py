@@ -220,9 +220,18 @@ def test_a_bad_target_option_is_bad_input_in_certify(tmp_path):
     system.write_text(json.dumps({"submitter": "Example", "system_name": "test machine"}))
     work = tmp_path / "work"
     result = conformance(
-        "certify", "--target", "ort:cpu:threads=abc", "--profile", "core", "--system",
-        str(system), "--out", str(tmp_path / "b.zip"), "--work-dir", str(work),
-    )  # fmt: skip
+        "certify",
+        "--target",
+        "ort:cpu:threads=abc",
+        "--profile",
+        "core",
+        "--system",
+        str(system),
+        "--out",
+        str(tmp_path / "b.zip"),
+        "--work-dir",
+        str(work),
+    )
     one_line_error(result, "threads")
     assert not (work / "results.json").exists() and not (tmp_path / "b.zip").exists()
 
@@ -514,3 +523,14 @@ def test_the_results_file_is_the_document_encoded_in_full(transformer_run, tmp_p
     writer.document["checks"] = []
     writer.flush()
     assert json.loads((tmp_path / "results.json").read_text())["checks"] == []
+
+
+def test_run_profile_ops_runs_the_operator_cases_and_refuses_a_pack_selection(tmp_path):
+    """`run --profile ops` is `conformance ops` (issue 11) through the same command."""
+    one_line_error(conformance("run", "--profile", "ops", "--model", "mlp"), "--profile ops")
+    result = conformance(
+        "run", "--profile", "ops", "--target", "reference", "--out", str(tmp_path / "ops")
+    )
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    document = load_document(tmp_path / "ops" / "results.json")
+    assert document["ops"] and not document["checks"]
