@@ -29,6 +29,8 @@ MLP = REPO / "spec" / "pack" / "mlp" / "torch-script"
 NONDETERMINISTIC = "nondeterministic: a second run of the same input gave different outputs"
 BATCH_VARIANCE = "batch invariance: sample 1 differs from its batch-1 result (margin "
 MISSING_MODULE = "conformance_h7_no_such_module"
+# Checks per target in the controls' run: mlp and transformer_encoder, one artifact each.
+PER_TARGET = sum(len(Pack(PACK_DIR).model(m).data_sets) for m in ("mlp", "transformer_encoder"))
 
 # Two third-party targets that declare themselves nondeterministic (TargetInfo.deterministic
 # False), so the engine holds their repeated runs to the tolerance instead of to identity.
@@ -155,7 +157,7 @@ def test_the_run_completes_and_exits_one_on_the_findings(controls_run):
     assert result.returncode == 1, result.stdout[-3000:] + result.stderr[-3000:]
     assert "Traceback" not in result.stderr, result.stderr[-3000:]
     assert document["run"]["status"] == "complete"
-    assert len(checks) == 5 * (2 + 3)
+    assert len(checks) == 5 * PER_TARGET
 
 
 def test_repeat_ulp_passes_values_and_fails_only_determinism(controls_run):
@@ -232,7 +234,7 @@ def test_an_unavailable_target_skips_every_check_with_its_reason(controls_run):
     name = f"backend:{MISSING_MODULE}:Backend"
     assert document["targets"][name]["available"] is False
     records = [c for c in checks.values() if c["target"] == name]
-    assert len(records) == 5
+    assert len(records) == PER_TARGET
     for record in records:
         assert record["verdict"] == "skipped" and record["attributed_to"] is None
         assert record["problems"][0].startswith("target unavailable: ")
@@ -259,7 +261,7 @@ def test_a_runtime_that_refuses_a_valid_model_is_a_target_error(tmp_path):
         pytest.skip(f"tract unavailable: {document['targets']['tract']['reason']}")
     assert result.returncode == 1, result.stdout[-2000:] + result.stderr[-2000:]
     records = list(by_id(tmp_path / "run" / "results.json").values())
-    assert len(records) == 3
+    assert len(records) == len(Pack(PACK_DIR).model("lstm").data_sets)
     for record in records:
         assert record["verdict"] == "error" and record["attributed_to"] == "target"
         assert record["problems"][0].startswith("load failed: ")
@@ -286,12 +288,13 @@ def test_certify_refuses_each_control_and_values_pass_on_every_model(tmp_path, c
     assert result.returncode == 1, result.stdout[-2000:] + result.stderr[-2000:]
     assert f"NOT CERTIFIED: defect:{control} for core" in result.stdout
     checks = list(by_id(work / "results.json").values())
-    judged = [c for c in checks if c["verdict"] != "error"]  # the seq-20 export error
     models = Pack(PACK_DIR).models
     assert len(checks) == sum(len(m.artifacts) * len(m.data_sets) for m in models)
-    assert len(judged) >= len(checks) - 3 and {c["model"] for c in judged} == {
-        m.name for m in models
-    }
+    errors = [c for c in checks if c["verdict"] == "error"]
+    assert all(c["attributed_to"] == "exporter" for c in errors), errors  # bad exports only
+    judged = [c for c in checks if c["verdict"] != "error"]
+    assert len(judged) >= 0.9 * len(checks)
+    assert {c["model"] for c in judged} == {m.name for m in models}
     for check in judged:
         assert check["margin"] < 1.0, check["id"]  # values pass everywhere
         alone = check["data_set_label"].startswith("batch1")
@@ -373,14 +376,15 @@ OLDER_CONTROLS = {
     ]
     * 2,
     "crash": [("crashed", ["run: the process died (exit code -6)"])] * 2,
-    "hang": [("timed-out", ["run: no answer to run within 10 s; the process was killed"])] * 2,
+    "hang": [("timed-out", ["run: no answer to run within 5 s; the process was killed"])] * 2,
 }
 
 
 def test_every_older_control_records_the_reason_of_the_check_that_caught_it(tmp_path):
-    """All nine older controls in one `conformance run` on mlp/torch-script (~30 s here; a
-    10 s request timeout, so a slow load on a busy machine is not taken for the hang)."""
-    args = ["run", "--model", "mlp", "--exporter", "torch-script", "--timeout", "10"]
+    """All nine older controls in one `conformance run` on mlp/torch-script (~25 s here: the
+    hang costs one 5 s request timeout per data set; 5 s, not less, so that a slow model load
+    on a busy machine is not taken for the hang)."""
+    args = ["run", "--model", "mlp", "--exporter", "torch-script", "--timeout", "5"]
     for kind in OLDER_CONTROLS:
         args += ["--target", f"defect:{kind}"]
     result = conformance(*args, "--out", str(tmp_path / "run"))
