@@ -20,9 +20,21 @@ from typing import Any
 
 import pytest
 
+from conformance.pack.load import Pack
 from conformance.results.document import load_document
+from conformance.spec import PACK_DIR
 
 SELECTION = ("--model", "mlp", "--exporter", "torch-script")
+# mlp's test data sets in the shipped pack (ordinary and stress): the counts below follow the pack
+MLP_LABELS = [d.label for d in next(m for m in Pack(PACK_DIR).models if m.name == "mlp").data_sets]
+MLP_DATA_SETS = len(MLP_LABELS)
+
+
+def mlp_ids(target: str, prefix: str = "") -> list[str]:
+    """The ids of mlp/torch-script's checks on a target, in plan order."""
+    return [f"{prefix}mlp-torch-script-{label}-{target}" for label in MLP_LABELS]
+
+
 ID = re.compile(r"^conformance/(?P<target>.+?)::(?P<name>\S+)$")
 
 
@@ -86,7 +98,7 @@ def test_node_ids_have_a_target_parent_and_junit_a_classname(run):
     document = run["document"]
     target_of = {c["id"]: c["target"] for c in document["checks"]}
     target_of.update({b["id"]: b["target"] for b in document["benchmarks"]})
-    assert len(target_of) == 6  # 2 data sets x 2 targets, ColdStart x 2 targets
+    assert len(target_of) == 2 * MLP_DATA_SETS + 2  # data sets x 2 targets, ColdStart x 2
     assert sorted(name for _, name, _ in run["junit"]) == sorted(target_of)
     for classname, name, _ in run["junit"]:
         assert classname == f"conformance.{target_of[name]}", (classname, name)
@@ -105,10 +117,10 @@ def test_the_header_names_the_pack_and_the_results_file(run):
 def test_a_failure_says_why_in_one_line_with_readable_margins(run):
     stdout = run["result"].stdout
     failed = [line for line in stdout.splitlines() if line.startswith("FAILED ")]
-    assert len(failed) == 2  # the negative control's two checks; the honest target passes
+    assert len(failed) == MLP_DATA_SETS  # the negative control's checks; the honest one passes
     for line in failed:
         match = re.match(
-            r"FAILED conformance/defect:noise::mlp-torch-script-batch\d-defect:noise - "
+            r"FAILED conformance/defect:noise::mlp-torch-script-batch\S+-defect:noise - "
             r"failed, margin (?P<margin>\S+): logits: values out of tolerance",
             line,
         )
@@ -118,7 +130,7 @@ def test_a_failure_says_why_in_one_line_with_readable_margins(run):
     assert "None" not in stdout
     assert not re.search(r"margin \d+\.\d{4,}", stdout)  # no 31.66168346339981
     messages = [c.find("failure") for _, _, c in run["junit"] if c.find("failure") is not None]
-    assert len(messages) == 2
+    assert len(messages) == MLP_DATA_SETS
     assert all(m.get("message", "").startswith("failed, margin ") for m in messages)
     for _, name, case in run["junit"]:
         if "ColdStart" not in name:
@@ -214,10 +226,7 @@ def test_a_part_file_left_by_an_earlier_run_is_not_merged(tmp_path, run):
     result = pytest_conformance(tmp_path, "--target", "ort:cpu", *SELECTION)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     document = load_document(tmp_path / "out" / "results.json")
-    assert [c["id"] for c in document["checks"]] == [
-        "mlp-torch-script-batch1-ort:cpu",
-        "mlp-torch-script-batch4-ort:cpu",
-    ]
+    assert [c["id"] for c in document["checks"]] == mlp_ids("ort:cpu")
     assert not (tmp_path / "out" / "results.gw7.json").exists()
 
 
@@ -227,11 +236,7 @@ def test_a_node_id_as_printed_runs_that_item_also_under_xdist(tmp_path):
     listed = pytest_conformance(
         tmp_path, *args, "--collect-only", "-q", one, "conformance/defect:noise"
     )
-    assert collected(listed) == [
-        one,
-        "conformance/defect:noise::mlp-torch-script-batch1-defect:noise",
-        "conformance/defect:noise::mlp-torch-script-batch4-defect:noise",
-    ]
+    assert collected(listed) == [one, *mlp_ids("defect:noise", "conformance/defect:noise::")]
     ran = pytest_conformance(tmp_path, *args, "-n", "2", one)
     assert ran.returncode == 0 and "1 passed" in ran.stdout, ran.stdout[-3000:] + ran.stderr
     document = load_document(tmp_path / "out" / "results.json")
@@ -252,7 +257,7 @@ def test_markers_select_model_exporter_and_target_exactly(tmp_path):
     expected = [
         i for i in everything if i.startswith("conformance/ort:cpu::mlp-") and "embedding" not in i
     ]
-    assert collected(chosen) == expected and len(expected) == 6  # 3 exporters x 2 data sets
+    assert collected(chosen) == expected and len(expected) == 3 * MLP_DATA_SETS  # 3 exporters
     scripted = collected(
         pytest_conformance(tmp_path, *strict, *targets, "-m", "exporter_torch_script")
     )
