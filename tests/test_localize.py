@@ -222,13 +222,13 @@ def test_the_pack_run_localises_its_numeric_runtime_findings(
     validate_document(document)
     found = document["localization"]["localizations"]
     assert found == section["localizations"]
-    assert len(found) == len(records) == 2
+    assert len(found) == len(records) >= 2
     for entry in found:
         assert entry["first_diverging"]["node"] == "/Relu", entry.get("error")
         assert entry["first_diverging"]["op_type"] == "Relu"
         assert entry["reproducer"]["fails_alone"] and entry["reproducer"]["nodes"] == 1
         assert Path(entry["reproducer"]["model"]).is_file()
-    assert len({e["reproducer"]["folder"] for e in found}) == 2  # one folder per data set
+    assert len({e["reproducer"]["folder"] for e in found}) == len(found)  # one per data set
     from conformance.report.usermodel import usermodel_sections
 
     html = usermodel_sections(document)

@@ -50,7 +50,7 @@ class Context(Protocol):
     reference: Reference
 
 
-CHUNK_TENSORS = 96  # tensors marked per run of the target
+CHUNK_TENSORS = 256  # tensors marked per run of the target (a compile each on IREE)
 LOCALIZE_DIR = "localize"
 WEIGHTS = "weights.data"
 Message = Callable[[str], None]
@@ -155,8 +155,12 @@ def node_table(
     reference: Reference,
     sample: Sample,
     tolerance: Tolerance,
+    shapes: dict[str, list[int]] | None = None,
+    source: Path | None = None,
 ) -> tuple[list[NodeError], dict[str, Any]]:
-    """Per-node errors, and whether marking changed the final outputs."""
+    """Per-node errors, and whether marking changed the final outputs; ``shapes`` gets the
+    shape of every value the target computed. ``source``: the model file as the check ran it
+    (its load is reused: a compiling runtime compiles it once)."""
     graph = model.graph
     types = reference.elem_types
     inputs = {i.name for i in graph.input}
@@ -165,9 +169,10 @@ def node_table(
     expected = reference.run(sample, intermediate=True)
     opsets = opsets_of(model)
     finals = [o.name for o in graph.output]
-    runner.load(marked.base)
+    runner.load(source or marked.base)
     unmarked = dict(runner.run(dict(sample)))
     worst_change, rows = 0.0, []
+    unmarkable: list[str] = []
     for chunk in _chunks(graph, known):
         names: list[str] = []
         for index in chunk:
@@ -176,8 +181,9 @@ def node_table(
                 for n in [*graph.node[index].output, *node_inputs(graph.node[index])]
                 if n in known and n not in names
             )
-        runner.load(marked.marked(names, known))
-        got = dict(runner.run(dict(sample)))
+        got = marked_run(runner, marked, names, known, sample, unmarkable)
+        if shapes is not None:
+            shapes.update({k: list(np.shape(v)) for k, v in got.items()})
         for name in finals:
             if name in got and name in unmarked:
                 a, b = np.asarray(got[name]), np.asarray(unmarked[name])
@@ -198,8 +204,34 @@ def node_table(
         if worst_change == 0.0
         else "marking intermediate outputs changed the final outputs (the runtime fuses or "
         f"orders differently when they are marked): max abs change {worst_change:.3g}",
+        **({"unmarkable": unmarkable[:50]} if unmarkable else {}),
     }
     return rows, agreement
+
+
+def marked_run(
+    runner: IsolatedTarget,
+    marked: MarkedModel,
+    names: Sequence[str],
+    types: Mapping[str, int],
+    sample: Sample,
+    unmarkable: list[str],
+) -> dict[str, np.ndarray]:
+    """The target's values of ``names`` (and the model's outputs). When the target cannot run
+    the model with all of them marked (IREE refuses outputs that alias one another), the set
+    is bisected; a tensor that fails alone is listed in ``unmarkable``."""
+    try:
+        runner.load(marked.marked(names, types))
+        return dict(runner.run(dict(sample)))
+    except TargetError:
+        if len(names) <= 1:
+            unmarkable.extend(names)
+            return {}
+    half = len(names) // 2
+    return {
+        **marked_run(runner, marked, names[:half], types, sample, unmarkable),
+        **marked_run(runner, marked, names[half:], types, sample, unmarkable),
+    }
 
 
 def _row(
@@ -246,6 +278,11 @@ def _row(
             f"not evaluated alone: {type(error).__name__}",
         )
     introduced = [_worst(values[n], produced[n], tolerance) for n in outputs if n in produced]
+    shapes = [
+        f"{n}: shape {list(np.shape(values[n]))} where the node gives {list(np.shape(produced[n]))}"
+        for n in outputs
+        if n in produced and np.shape(values[n]) != np.shape(produced[n])
+    ]
     return NodeError(
         index,
         label,
@@ -254,6 +291,7 @@ def _row(
         total_abs,
         max((m for m, _ in introduced), default=None),
         max((a for _, a in introduced), default=None),
+        "; ".join(shapes),
     )
 
 
@@ -307,6 +345,11 @@ def summary_line(found: dict[str, Any] | None, how: str) -> str:
     verb = (
         "introduces" if how == "introduced" else "is the first out of tolerance, no node alone adds"
     )
+    if found.get("note"):  # a wrong shape, not a number
+        return (
+            f"first diverging node: {found['node']} ({found['op_type']}, inputs {shapes}): "
+            f"{found['note']}"
+        )
     return (
         f"first diverging node: {found['node']} ({found['op_type']}, inputs {shapes}) {verb} "
         f"an error of max abs {figures['max_abs']:.3g}, margin {shown}"
@@ -322,11 +365,14 @@ def localize_one(
     sample: Sample,
     tolerance: Tolerance,
     folder: Path,
+    source: Path | None = None,
 ) -> dict[str, Any]:
     marked = MarkedModel(model, folder)
-    rows, agreement = node_table(runner, marked, model, reference, sample, tolerance)
-    runner.load(marked.base)
-    shapes = _shapes(runner, marked, model, sample, rows)
+    shapes = {k: list(np.shape(v)) for k, v in sample.items()}
+    shapes.update({t.name: list(t.dims) for t in model.graph.initializer})
+    rows, agreement = node_table(
+        runner, marked, model, reference, sample, tolerance, shapes, source
+    )
     found, how = first_diverging(rows)
     detail = describe_node(model, found, shapes) if found is not None else None
     return {
@@ -336,31 +382,6 @@ def localize_one(
         "how": how,
         "summary": summary_line(detail, how),
     }
-
-
-def _shapes(
-    runner: IsolatedTarget,
-    marked: MarkedModel,
-    model: onnx.ModelProto,
-    sample: Sample,
-    rows: Sequence[NodeError],
-) -> dict[str, list[int]]:
-    """Shapes of the first diverging node's tensors as the target computed them."""
-    found, _ = first_diverging(rows)
-    shapes = {k: list(np.asarray(v).shape) for k, v in sample.items()}
-    for tensor in model.graph.initializer:
-        shapes[tensor.name] = list(tensor.dims)
-    if found is None:
-        return shapes
-    node = model.graph.node[found.index]
-    names = [n for n in [*node.input, *node.output] if n and n not in shapes]
-    if names:
-        from conformance.usermodel.reference import _float_tensors
-
-        _, types = _float_tensors(model)
-        runner.load(marked.marked(names, types))
-        shapes.update({k: list(np.asarray(v).shape) for k, v in runner.run(dict(sample))})
-    return shapes
 
 
 def localize_failures(
@@ -374,6 +395,7 @@ def localize_failures(
     from conformance.usermodel.comparison import failing_on_values
 
     done = []
+    source = getattr(outcome, "source", None)
     failing = failing_on_values(getattr(outcome, "records", []))
     by_target: dict[str, list[CheckRecord]] = {}
     for record in failing:
@@ -382,7 +404,9 @@ def localize_failures(
         runner = runner_for(target)
         for record in records:
             message(f"localising {record.check_id}")
-            entry = localize_record(runner, model.proto, outcome, samples[record.data_set], record)
+            entry = localize_record(
+                runner, model.proto, outcome, samples[record.data_set], record, source
+            )
             message(f"{record.check_id}: {entry.get('summary', entry.get('error'))}")
             done.append(entry)
     return done
@@ -394,8 +418,10 @@ def localize_record(
     outcome: Context,
     sample: Sample,
     record: CheckRecord,
+    source: Path | None = None,
 ) -> dict[str, Any]:
-    """The per-node table, first diverging node and reproducer of one failing check."""
+    """The per-node table, first diverging node and reproducer of one failing check;
+    ``source`` is the model file the check loaded."""
     from conformance.localize.repro import write_reproducer
 
     target = record.target
@@ -404,7 +430,9 @@ def localize_record(
     entry: dict[str, Any] = {"check": record.check_id, "target": target, "sample": record.data_set}
     try:
         entry.update(
-            localize_one(runner, model, outcome.reference, sample, outcome.tolerance, folder)
+            localize_one(
+                runner, model, outcome.reference, sample, outcome.tolerance, folder, source
+            )
         )
         if entry.get("first_diverging"):
             entry["reproducer"] = write_reproducer(

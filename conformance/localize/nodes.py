@@ -97,6 +97,13 @@ def with_outputs(model: onnx.ModelProto, names: Iterable[str], types: Mapping[st
     """The model with ``names`` added as graph outputs (after its own), typed from ``types``."""
     marked = copy.deepcopy(model)
     present = {o.name for o in marked.graph.output}
+    wanted = set(names) - present
+    # a marked tensor's value_info would become the output's declared type; an exporter's
+    # value_info can disagree with what the runtime infers (IREE's importer then refuses the
+    # model), so the output declares its element type only
+    kept = [v for v in marked.graph.value_info if v.name not in wanted]
+    del marked.graph.value_info[:]
+    marked.graph.value_info.extend(kept)
     for name in names:
         if name in present or name not in types:
             continue

@@ -70,7 +70,8 @@ def localize_run(
                 )
                 continue
             context = FindingContext(session.run_dir, plan.tolerance, reference)
-            entry = localize_record(session.runner(record.target), model, context, sample, record)
+            runner = session.runner(record.target)
+            entry = localize_record(runner, model, context, sample, record, plan.artifact.path)
             entry.update(model=record.model, exporter=record.exporter)
             message(f"{record.check_id}: {entry.get('summary', entry.get('error'))}")
             entries.append(entry)

@@ -169,14 +169,15 @@ def write_reproducer(
     folder = outcome.run_dir / REPRO_DIR / safe_name(target) / label
     sets = ancestor_levels(graph, index, MAX_LEVELS)
     _, types = _float_tensors(model)
-    marked_names = sorted(
+    given = {i.name for i in graph.input} | {t.name for t in graph.initializer}
+    marked_names = sorted(  # what the target computed; the inputs and weights are known
         {
             n
             for s in sets[-1:]
             for i in s
             for n in [*graph.node[i].output, *node_inputs(graph.node[i])]
         }
-        & set(types)
+        & set(types) - given
     )
     scratch = folder.parent / f".{label}-marked.onnx"
     scratch.parent.mkdir(parents=True, exist_ok=True)

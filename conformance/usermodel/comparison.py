@@ -110,6 +110,7 @@ class CompareOutcome:
     targets: dict[str, Any] = field(default_factory=dict)
     report: Path | None = None
     golden_source: str = ""  # the goldens' source when not the float64 rewrite (torch twin)
+    source: Path | None = None  # the model file the checks loaded
 
     @property
     def findings(self) -> list[CheckRecord]:
@@ -351,6 +352,7 @@ def run_compare(request: CompareRequest, message: Message = _quiet) -> CompareOu
             tolerance,
             targets={n: t.as_dict() for n, t in session.targets.items()},
             golden_source=request.golden_source,
+            source=artifact.path,
         )
         if request.localize:
             from conformance.localize.localize import localize_failures
