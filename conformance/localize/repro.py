@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from conformance.usermodel.inputs import Sample
 
 MAX_LEVELS = 6
+WRONG, ERRORS = "wrong outputs", "load or run error"
 REPRO_DIR = "repro"
 
 
@@ -58,16 +59,52 @@ def ancestor_levels(graph: onnx.GraphProto, index: int, levels: int) -> list[set
     return out
 
 
+def inferred_dims(model: onnx.ModelProto) -> dict[str, list[int | str | None]]:
+    """Each tensor's dims as the model declares or infers them: a size, a symbol, or None."""
+    try:
+        inferred = onnx.shape_inference.infer_shapes(model, strict_mode=False)
+    except Exception:  # noqa: BLE001 - best effort
+        inferred = model
+    graph = inferred.graph
+    out: dict[str, list[int | str | None]] = {}
+    for value in [*graph.input, *graph.value_info, *graph.output]:
+        tensor = value.type.tensor_type
+        if not value.type.HasField("tensor_type") or not tensor.HasField("shape"):
+            continue
+        out[value.name] = [
+            d.dim_value if d.HasField("dim_value") else (d.dim_param or None)
+            for d in tensor.shape.dim
+        ]
+    return out
+
+
+def _declared(
+    name: str, array: np.ndarray, dims: Sequence[int | str | None] | None
+) -> onnx.ValueInfoProto:
+    """A subgraph input as the source model has it: its dynamic dims stay dynamic (a runtime's
+    dynamic-shape path is often where it goes wrong), its static ones static."""
+    array = np.asarray(array)
+    if dims is None or len(dims) != array.ndim:
+        return value_info(name, array)
+    shape = [
+        d if isinstance(d, int) and d > 0 else (d or f"{name}_{i}") for i, d in enumerate(dims)
+    ]
+    elem = helper.np_dtype_to_tensor_dtype(array.dtype)
+    return helper.make_tensor_value_info(name, elem, shape)
+
+
 def subgraph(
     model: onnx.ModelProto,
     nodes: set[int],
     outputs: Sequence[str],
     values: Mapping[str, np.ndarray],
     types: Mapping[str, int],
+    dims: Mapping[str, Sequence[int | str | None]] | None = None,
 ) -> tuple[onnx.ModelProto, dict[str, np.ndarray]]:
     """The chosen nodes as a model: what they read from outside is an input (with the value
     the target computed for it) or an initializer; ``outputs`` are its outputs."""
     graph = model.graph
+    dims = dims or {}
     initializers = {t.name: t for t in graph.initializer}
     ordered = [graph.node[i] for i in sorted(nodes)]
     produced = {n for node in ordered for n in node.output}
@@ -80,7 +117,7 @@ def subgraph(
     sub = helper.make_graph(
         ordered,
         "repro",
-        [value_info(n, a) for n, a in feeds.items()],
+        [_declared(n, a, dims.get(n)) for n, a in feeds.items()],
         [
             helper.make_tensor_value_info(n, types.get(n, onnx.TensorProto.FLOAT), None)
             for n in outputs
@@ -131,7 +168,9 @@ def _fails(
     feeds: Mapping[str, np.ndarray],
     expected: Mapping[str, np.ndarray],
     outcome: Context,
-) -> tuple[bool, float]:
+) -> tuple[str, float]:
+    """How the target fails the case: WRONG (its outputs are judged wrong, as in the check),
+    ERRORS (it cannot load or run it: a different failure), or "" (it passes)."""
     from onnx import helper as h
 
     want = [
@@ -146,9 +185,9 @@ def _fails(
         runner.load(path)
         got = runner.run(dict(feeds))
     except TargetError:
-        return True, float("inf")
+        return ERRORS, float("inf")
     judgement = judge(got, want, outcome.tolerance)
-    return not judgement.passed, judgement.margin
+    return (WRONG if not judgement.passed else ""), judgement.margin
 
 
 def write_reproducer(
@@ -168,6 +207,7 @@ def write_reproducer(
     graph = model.graph
     folder = outcome.run_dir / REPRO_DIR / safe_name(target) / label
     sets = ancestor_levels(graph, index, MAX_LEVELS)
+    dims = inferred_dims(model)
     _, types = _float_tensors(model)
     given = {i.name for i in graph.input} | {t.name for t in graph.initializer}
     marked_names = sorted(  # what the target computed; the inputs and weights are known
@@ -191,21 +231,31 @@ def write_reproducer(
     tried = []
     for level, nodes in enumerate(sets):
         try:
-            sub, feeds = subgraph(model, nodes, outputs, values, types)
+            sub, feeds = subgraph(model, nodes, outputs, values, types, dims)
             expected = reference_for(sub, [feeds]).run(feeds)
             shaped(sub, expected)
         except (ReferenceError, KeyError, ValueError) as error:
             tried.append({"level": level, "nodes": len(nodes), "skipped": str(error)[:300]})
             continue
+        # each candidate in its own folder: a runner does not reload a path it has loaded
+        trial = folder.parent / f".{folder.name}-level{level}"
         path = save_case(
-            folder, sub, feeds, expected, outcome.tolerance.rtol, outcome.tolerance.atol
+            trial, sub, feeds, expected, outcome.tolerance.rtol, outcome.tolerance.atol
         )
-        failed, margin = _fails(runner, path, sub, feeds, expected, outcome)
+        how, margin = _fails(runner, path, sub, feeds, expected, outcome)
+        failed = how == WRONG  # the same way as the check: wrong numbers or shapes
+        if failed:
+            shutil.rmtree(folder, ignore_errors=True)
+            shutil.move(str(trial), str(folder))
+            path = folder / layout.MODEL_ONNX
+        else:
+            shutil.rmtree(trial, ignore_errors=True)
         tried.append(
             {
                 "level": level,
                 "nodes": len(nodes),
                 "fails": failed,
+                **({"other_failure": how} if how == ERRORS else {}),
                 "margin": margin if np.isfinite(margin) else None,
             }
         )
@@ -213,10 +263,12 @@ def write_reproducer(
             return _described(path, target, len(nodes), "subgraph", tried, margin, outcome)
     # nothing smaller fails alone: the whole model with the failing sample
     expected = outcome.reference.run(sample)
+    shutil.rmtree(folder, ignore_errors=True)
     path = save_case(
         folder, model, dict(sample), expected, outcome.tolerance.rtol, outcome.tolerance.atol
     )
-    failed, margin = _fails(runner, path, model, dict(sample), expected, outcome)
+    how, margin = _fails(runner, path, model, dict(sample), expected, outcome)
+    failed = how == WRONG
     return _described(path, target, len(graph.node), "whole model", tried, margin, outcome, failed)
 
 
