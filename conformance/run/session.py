@@ -12,7 +12,6 @@ exit codes.
 from __future__ import annotations
 
 import enum
-import math
 import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -23,11 +22,10 @@ from typing import TYPE_CHECKING, Any
 
 from conformance.isolation import IsolatedTarget
 from conformance.live import LIVE_PACK, NATIVE_TARGETS, LiveModeError, build_live_pack, live_section
-from conformance.pack.hashing import PackManifestError, Verification, pin_check, verify_pack
+from conformance.pack.hashing import PackManifestError, Verification
 from conformance.pack.load import Pack
 from conformance.results.document import (
     RESULTS_JSON,
-    SCHEMA_VERSION,
     ResultsFileError,
     ResultsWriter,
     command_line,
@@ -38,14 +36,27 @@ from conformance.results.document import (
 from conformance.results.metadata import RunMetadata, Selection, TargetDescription, targets_of
 from conformance.results.records import EXPORTER, NOT_PASSED, CheckRecord, SkipKind
 from conformance.run.check import run_check, skipped
+from conformance.run.inputs import (  # check_timeout_s: re-exported for callers
+    RunInputError,
+    check_timeout_s,
+    other_pack,
+    pin_warning,
+    read_goldens,
+    read_resumable,
+    valid_timeout,
+    validate_selection,
+    verified_pack,
+    writable_run_dir,
+)
 from conformance.run.plan import DEFAULT_PRECISION, CheckPlan, plan_checks
-from conformance.spec import load_json
 from conformance.targets import Target, TargetError
 from conformance.targets import choose_targets as choose_named_targets
 from conformance.targets.interface import ARTIFACTS_ENV
 
 if TYPE_CHECKING:
     from conformance.bench.records import BenchRecord
+
+__all__ = ["REPORTS_DIR", "RunInputError", "RunRequest", "RunSession", "check_timeout_s"]
 
 REPORTS_DIR = Path("reports")  # where run folders go by default (relative to the working folder)
 ARTIFACTS_DIR = "artifacts"  # in the run folder: what targets keep of a failure
@@ -54,11 +65,6 @@ Message = Callable[[str], None]
 
 def ignore(_: str) -> None:
     """The default callback: a session never prints."""
-
-
-class RunInputError(ValueError):
-    """Bad input to a run (pack, targets, selection, run folder, resume, timeout): one line that
-    names the input and what is allowed. The CLI turns it into exit code 2."""
 
 
 class Mode(enum.Enum):
@@ -70,10 +76,6 @@ class Mode(enum.Enum):
 
 def default_run_dir(prefix: str = "") -> Path:
     return REPORTS_DIR / f"{prefix}{datetime.now().strftime('%Y%m%d-%H%M%S')}"
-
-
-def check_timeout_s() -> float:
-    return float(load_json("spec.json")["check_timeout_s"])
 
 
 @dataclass(frozen=True)
@@ -126,116 +128,6 @@ def describe_target(target: Target) -> TargetDescription:
 def describe_targets(targets: Sequence[Target]) -> dict[str, Any]:
     """The results file's "targets" section: what each target is, or why it is unavailable."""
     return {t.name: describe_target(t).as_dict() for t in targets}
-
-
-def valid_timeout(timeout_s: float | None) -> float:
-    if timeout_s is None:
-        return check_timeout_s()
-    if not isinstance(timeout_s, (int, float)) or not math.isfinite(timeout_s) or timeout_s <= 0:
-        raise RunInputError(
-            f"timeout {timeout_s!r}: a timeout is a positive, finite number of seconds"
-        )
-    return float(timeout_s)
-
-
-def verified_pack(pack_dir: Path) -> Verification:
-    try:
-        verification = verify_pack(Path(pack_dir))
-    except PackManifestError as error:
-        raise RunInputError(str(error)) from error
-    if not verification.ok:
-        first = (
-            verification.mismatches[0].describe()
-            if verification.mismatches
-            else "the digest does not match the listed hashes"
-        )
-        raise RunInputError(
-            f"the pack at {pack_dir} is corrupted ({len(verification.mismatches)} mismatch(es); "
-            f"first: {first}); reinstall it or rebuild it with `conformance pack build`"
-        )
-    return verification
-
-
-def pin_warning(pack: Pack) -> str | None:
-    """A line saying the pack is not the one the spec pins for its version (None when it is)."""
-    check = pin_check(pack.digest, str(pack.manifest.get("spec_version", "")) or None)
-    return None if check.ok else f"warning: this pack is {check.describe()}"
-
-
-def validate_selection(pack: Pack, models: Sequence[str], exporters: Sequence[str]) -> None:
-    names = [m.name for m in pack.models]
-    unknown = [m for m in models if m not in names]
-    if unknown:
-        raise RunInputError(
-            f"unknown model(s) {', '.join(unknown)}; the pack has {', '.join(sorted(names))}"
-        )
-    known = list(pack.manifest["exporters"])
-    unknown = [e for e in exporters if e not in known]
-    if unknown:
-        raise RunInputError(
-            f"unknown exporter(s) {', '.join(unknown)}; the pack has {', '.join(sorted(known))}"
-        )
-
-
-def read_goldens(pack: Pack, models: Sequence[str]) -> None:
-    """Load the selected goldens now, so a malformed one is bad input before the first check
-    (PackError), not a traceback in the middle of the run; they are cached for the checks."""
-    for model in pack.models:
-        if not models or model.name in models:
-            model.golden  # noqa: B018 - the load is the point
-
-
-def writable_run_dir(run_dir: Path) -> None:
-    """Refuse a run folder that cannot hold the results before any check runs."""
-    run_dir = Path(run_dir)
-    if run_dir.exists() and not run_dir.is_dir():
-        raise RunInputError(f"--out {run_dir} is a file, not a folder: name a folder for the run")
-    probe = run_dir / ".write-probe"
-    try:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        probe.write_bytes(b"")
-        probe.unlink()
-    except OSError as error:
-        raise RunInputError(
-            f"--out {run_dir} is not a writable folder ({error.strerror or error}): "
-            "name a folder this user can write"
-        ) from error
-
-
-def other_pack(path: Path, run: dict[str, Any], pack: Pack) -> None:
-    digest = str(run.get("pack_digest"))
-    if digest != pack.digest:
-        raise RunInputError(f"{path} was measured on pack {digest[:12]}, not {pack.digest[:12]}")
-
-
-def read_resumable(path: Path, pack: Pack, live: bool) -> dict[str, Any]:
-    if not path.is_file():
-        raise RunInputError(f"nothing to resume: {path} does not exist")
-    try:
-        document = load_document(path)
-    except (OSError, ResultsFileError) as error:
-        raise RunInputError(f"cannot resume: {error}") from error
-    run = document.get("run")
-    if (
-        not isinstance(run, dict)
-        or not isinstance(document.get("checks"), list)
-        or not isinstance(document.get("targets"), dict)
-    ):
-        raise RunInputError(f"cannot resume: {path} is not a results document")
-    if document.get("schema_version") != SCHEMA_VERSION:
-        raise RunInputError(
-            f"cannot resume: {path} has results schema {document.get('schema_version')!r}, "
-            f"this suite writes {SCHEMA_VERSION!r}; start a new run"
-        )
-    if run.get("spec_version") != pack.manifest["spec_version"]:
-        raise RunInputError(
-            f"cannot resume: {path} was measured under spec {run.get('spec_version')!r}, "
-            f"this pack is spec {pack.manifest['spec_version']!r}; start a new run"
-        )
-    if "live" in run and not live:
-        raise RunInputError(f"{path} is a live run: resume it with --live")
-    other_pack(path, run, pack)
-    return document
 
 
 @dataclass(frozen=True)
