@@ -234,3 +234,31 @@ def test_the_pack_run_localises_its_numeric_runtime_findings(
     html = usermodel_sections(document)
     assert "Where the numeric runtime findings start" in html
     assert "first diverging node: /Relu (Relu" in html and "fails alone" in html
+
+
+def test_conformance_run_names_the_first_diverging_node(tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "conformance",
+            "run",
+            "--model",
+            "mlp",
+            "--exporter",
+            "torch-script",
+            "--target",
+            DEFECT,
+            "--out",
+            str(run),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**os.environ, NODE_DEFECT_ENV: "/Relu"},
+    )
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "first diverging node: /Relu (Relu" in result.stdout
+    page = (run / "report.html").read_text()
+    assert "Where the numeric runtime findings start" in page and "fails alone" in page

@@ -376,24 +376,10 @@ def write_report_beside(results_path: Path, message: Message) -> Path | None:
     target = results_path.with_name("report.html")
     try:
         write_report(results_path, target)
-        _ensure_section(target, results_path)
     except (ReportError, OSError) as error:
         message(f"warning: no report: {error}")
         return None
     return target
-
-
-def _ensure_section(page: Path, results_path: Path) -> None:
-    """Transitional, until the report page renders report.usermodel.usermodel_sections itself
-    (lead's wiring): the section goes in before </body>; nothing when the page has it."""
-    from conformance.report.usermodel import SECTION_ID, usermodel_sections
-    from conformance.results.document import load_document
-
-    text = page.read_text(encoding="utf-8")
-    if f'id="{SECTION_ID}"' in text or "</body>" not in text:
-        return
-    section = usermodel_sections(load_document(results_path))
-    page.write_text(text.replace("</body>", section + "</body>", 1), encoding="utf-8")
 
 
 def usermodel_section(
