@@ -262,3 +262,40 @@ def test_conformance_run_names_the_first_diverging_node(tmp_path: Path) -> None:
     assert "first diverging node: /Relu (Relu" in result.stdout
     page = (run / "report.html").read_text()
     assert "Where the numeric runtime findings start" in page and "fails alone" in page
+
+
+def test_the_pack_iree_finding_is_localised_to_a_wrong_intermediate_shape(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """IREE 3.13 on transformer_encoder/torch-dynamo with batch and sequence both dynamic: the
+    outputs are silently wrong at batch > 1. Localisation names the node where the target's
+    value first goes wrong: a Transpose whose output lost the batch axis."""
+    import conformance.localize.pack as pack_localize
+    from conformance.run.session import RunRequest, RunSession
+    from conformance.spec import PACK_DIR
+    from conformance.targets import get_target
+
+    if get_target("iree:llvm-cpu").unavailable_reason():
+        pytest.skip("IREE is not installed here")
+    monkeypatch.setattr(pack_localize, "MAX_FINDINGS", 1)  # one compile series, not five
+    request = RunRequest(
+        PACK_DIR,
+        tmp_path / "run",
+        targets=("iree:llvm-cpu",),
+        models=("transformer_encoder",),
+        exporters=("torch-dynamo",),
+    )
+    with RunSession.open(request) as session:
+        records = session.run_checks()
+        failing = [r for r in records if r.verdict == "failed"]
+        if not failing:
+            pytest.skip("this IREE build gets transformer_encoder/torch-dynamo right")
+        section = pack_localize.localize_run(session)
+    assert section is not None
+    (entry,) = section["localizations"]
+    assert "error" not in entry, entry.get("error")
+    found = entry["first_diverging"]
+    assert found["op_type"] == "Transpose" and "shape" in found["note"], found
+    batch = found["inputs"][0]["shape"][0]
+    assert "where the node gives [" in found["note"] and batch > 1
+    assert entry["reproducer"]["fails_alone"], entry["reproducer"]
