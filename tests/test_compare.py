@@ -319,11 +319,15 @@ def test_an_existing_run_folder_is_refused(tmp_path: Path) -> None:
 
 # ---- 6. the Python API ------------------------------------------------------------------------
 def test_python_api_on_a_path_and_a_model_proto(tmp_path: Path) -> None:
+    import conformance.compare
     from conformance.usermodel import compare as check
 
+    assert callable(
+        conformance.compare
+    )  # `conformance.compare(model, inputs, ...)`, the name
     path = mlp(tmp_path / "mlp.onnx")
     x = np.random.default_rng(1).standard_normal((2, 8)).astype(np.float32)
-    results = check(str(path), {"x": x}, targets=["ort:cpu"], run_dir=tmp_path / "a")
+    results = conformance.compare(str(path), {"x": x}, targets=["ort:cpu"], run_dir=tmp_path / "a")
     results.assert_conforms()
     assert [r.verdict for r in results.records] == ["passed"]
     proto = onnx.load(str(path))
