@@ -33,11 +33,12 @@ from conformance.certify.interface import (
     CertifyUsageError,
     Verification,
 )
+from conformance.run.session import REPORTS_DIR
 from conformance.spec import PACK_DIR
 from conformance.untrusted import printable
 
 FINDINGS_PER_REASON = 8
-DEFAULT_SCOREBOARD = Path("reports") / "scoreboard.html"
+DEFAULT_SCOREBOARD = REPORTS_DIR / "scoreboard.html"
 
 
 def usage_error(error: Exception) -> NoReturn:
