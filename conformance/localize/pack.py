@@ -55,6 +55,13 @@ def localize_run(
     ]
     if not failing:
         return None
+    # One localisation per (target, artifact): its other failing data sets share the graph and
+    # almost always the cause, and each localisation costs several runs (IREE: compiles).
+    also: dict[tuple[str, str, str], list[str]] = {}
+    for r in failing:
+        also.setdefault((r.target, r.model, r.exporter), []).append(r.check_id)
+    firsts = {ids[0] for ids in also.values()}
+    failing = [r for r in failing if r.check_id in firsts]
     entries: list[dict[str, Any]] = []
     try:
         for record in failing[:MAX_FINDINGS]:
@@ -73,6 +80,7 @@ def localize_run(
             runner = session.runner(record.target)
             entry = localize_record(runner, model, context, sample, record, plan.artifact.path)
             entry.update(model=record.model, exporter=record.exporter)
+            entry["same_artifact"] = also[(record.target, record.model, record.exporter)][1:]
             message(f"{record.check_id}: {entry.get('summary', entry.get('error'))}")
             entries.append(entry)
     finally:

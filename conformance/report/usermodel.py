@@ -60,6 +60,10 @@ def _failure(entry: Mapping[str, Any]) -> str:
             f"<p>op {_text(found.get('op_type'), 60)}; attributes: {attributes or 'none'}; "
             f"inputs: {shapes or 'none'}</p>"
         )
+    same = entry.get("same_artifact") or []
+    if same:
+        shown = ", ".join(_text(c, 200) for c in same[:20])
+        parts.append(f"<p>stands for the artifact's other failing checks: {shown}</p>")
     marking = entry.get("marking") or {}
     if marking:
         parts.append(f"<p>marking: {_text(marking.get('note'), 300)}</p>")
@@ -81,10 +85,11 @@ def _failure(entry: Mapping[str, Any]) -> str:
     )
     parts.append(
         "<details><summary>per-node error (total = inherited + introduced; introduced = the "
-        "node alone in float64 on the target's own inputs)</summary><table><tr><th>#</th>"
+        "node alone in float64 on the target's own inputs)</summary>"
+        '<div class="table-wrap"><table><tr><th>#</th>'
         "<th>node</th><th>op</th><th>total max abs</th><th>total margin</th>"
         "<th>introduced max abs</th><th>introduced margin</th><th></th></tr>"
-        f"{body}</table>{more}</details>"
+        f"{body}</table></div>{more}</details>"
     )
     return "".join(parts)
 
