@@ -243,6 +243,8 @@ def test_inputs_that_do_not_fit_list_what_the_model_expects(tmp_path: Path) -> N
     assert "does not fit x (float32, Nx8)" in line
     line = one_line_error(*run_cli(model, "--shape", "nope=2x8"))
     assert "no such input" in line
+    line = one_line_error(*run_cli(model, "--shape", "x=99999999999x8"))  # 6 TiB if drawn
+    assert "799,999,999,992 elements; drawn inputs have at most" in line
 
 
 def test_unresolved_dynamic_dims_are_named(tmp_path: Path) -> None:

@@ -3,6 +3,7 @@ checked against what the model declares, or drawn from a seeded generator."""
 
 from __future__ import annotations
 
+import math
 import re
 import zipfile
 from collections.abc import Mapping, Sequence
@@ -18,6 +19,7 @@ from conformance.usermodel.model import UserInputError, UserModel
 
 Sample = dict[str, np.ndarray]
 MAX_SAMPLES = 64
+MAX_DRAWN_ELEMENTS = 1 << 26  # per drawn input: 512 MiB in float64 (the reference's dtype)
 _SHAPE = re.compile(r"^([^=]+)=(\d+(?:x\d+)*|)$")
 
 
@@ -87,6 +89,11 @@ def parse_shapes(items: Sequence[str], specs: Sequence[InputSpec]) -> dict[str, 
             raise UserInputError(f"--shape {printable(item, 100)}: does not fit {spec.describe()}")
         if any(s <= 0 for s in shape):
             raise UserInputError(f"--shape {printable(item, 100)}: every size is at least 1")
+        if math.prod(shape) > MAX_DRAWN_ELEMENTS:
+            raise UserInputError(
+                f"--shape {printable(item, 100)}: {math.prod(shape):,} elements; drawn inputs "
+                f"have at most {MAX_DRAWN_ELEMENTS:,} (pass larger ones with --inputs)"
+            )
         shapes[name] = shape
     return shapes
 
