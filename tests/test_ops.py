@@ -455,6 +455,68 @@ def test_ops_command_exit_codes(tmp_path, cache) -> None:
     assert report.count('<section id="operators">') == 1 and "Range" in report
 
 
+def test_the_recorded_op_table_is_recomputed_from_the_results_file(tmp_path, cache) -> None:
+    """Contract P8: scoring.recompute(section) turns a results file's case records back into
+    the per-op table the run recorded (certify/verify use it); tampering shows."""
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "conformance",
+            "ops",
+            "--target",
+            "ort:cpu",
+            "--target",
+            "reference",
+            *("--op", "Range", "--op", "Bernoulli", "--op", "SequenceInsert", "--op", "Softmax"),
+            *("--cache", str(cache), "--no-matrix", "--out", str(tmp_path / "r")),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+    )
+    assert result.returncode in (0, 1), result.stderr
+    section = json.loads((tmp_path / "r" / "results.json").read_text())["ops"]
+    recorded = scoring.recorded_table(section)
+    assert scoring.recompute(section) == recorded
+    assert recorded["targets"] == ["ort:cpu", "reference"]
+    assert recorded["scores"]["ort:cpu"]["Softmax"] == scoring.ALL
+    assert recorded["scores"]["ort:cpu"]["Bernoulli"] == scoring.NONE  # no kernel for its body
+    assert recorded["scores"]["reference"]["SequenceInsert"] == scoring.NOT_TESTABLE
+    assert sum(recorded["categories"]["ort:cpu"].values()) == len(
+        [c for c in section["cases"] if c["target"] == "ort:cpu"]
+    )
+    # a table that claims more than its records is caught
+    claimed = json.loads(json.dumps(section))
+    claimed["headline"]["ort:cpu"]["all"] += 1
+    assert scoring.recompute(claimed) != scoring.recorded_table(claimed)
+    failing = next(c for c in claimed["cases"] if c["category"] == judge.NOT_IMPLEMENTED)
+    failing["category"] = judge.PASSED
+    assert scoring.recompute(claimed)["scores"] != recorded["scores"]
+    with pytest.raises(ValueError):
+        scoring.recompute({"cases": [{"case": "x"}]})
+
+
+def test_the_op_table_counts_untested_ops_as_recorded_and_imports_no_runtime() -> None:
+    section = {
+        "cases": [_record("a1", "A", judge.PASSED).as_dict()],
+        "targets": ["t"],
+        "untested": ["B", "ai.onnx.ml:C"],
+    }
+    table = scoring.recompute(section)
+    assert table["headline"]["t"] == {"all": 1, "untested": 2}
+    assert table["scores"] == {"t": {"A": "all"}}
+    probe = (
+        "import sys, conformance.ops.scoring; "
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in "
+        "('onnx', 'onnxruntime', 'openvino', 'tract', 'iree', 'torch', 'tensorflow')))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, cwd=ROOT, check=True
+    )
+    assert out.stdout.strip() == "[]"
+
+
 def test_weights_listed_as_graph_inputs_are_fed_their_initializer(tmp_path, case_set) -> None:
     """onnx's pytorch-converted models (IR < 4) list weights as graph inputs; an adapter that
     demands every listed input (the reference's) gets the initializer's value."""

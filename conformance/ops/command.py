@@ -63,19 +63,14 @@ def summarise(
 ) -> tuple[dict[str, Any], list[str], bool]:
     """Scores, movement against the known lists, and the terminal text; True when any target
     regressed. ``untested``: the operators onnx defines with no node case (whole-set runs)."""
+    keys = [scoring.op_key(d, o) for d, o in untested]
     table = scoring.op_scores(records, targets, untested)
     movements = []
     for target in targets:
         listed = known_lists.find_known(target, versions.get(target, ""), known_dir)
         movements.append(known_lists.movement(records, target, listed))
-    section = {
-        "scores": {
-            t: {op: row[t].score for op, row in table.items() if row[t].score != scoring.UNTESTED}
-            for t in targets
-        },
-        "headline": {t: dict(scoring.headline(table, t)) for t in targets},
-        "known": {m.target: m.as_dict() for m in movements},
-    }
+    section = scoring.op_table(records, targets, keys)  # recomputable: scoring.recompute
+    section["known"] = {m.target: m.as_dict() for m in movements}
     lines = [
         scoring.render_categories(records, targets),
         "",

@@ -19,93 +19,14 @@ import numpy as np
 from conformance.isolation import ChildCrashed, ChildTimedOut, IsolatedTarget
 from conformance.ops import judge
 from conformance.ops.cases import Case, CaseSet
+from conformance.ops.records import RECORD_KIND, OpRecord, case_id, records_of
 from conformance.run.session import RunSession
 from conformance.targets.interface import AdapterError, TargetError
 
-RECORD_KIND = "op-case"
 FLUSH_EVERY_S = 3.0
 STDERR_KEPT = 4000  # of a case that did not pass; a passing case keeps none
 MESSAGE_KEPT = 4000
 MISSING = "inputs missing: "  # the target contract's message (targets.interface.Session.run)
-
-
-def case_id(case: str, target: str) -> str:
-    return f"ops-{case}-{target}"
-
-
-@dataclass(frozen=True)
-class OpRecord:
-    """One case on one target: its category, the rule, the figures, the runtime's words."""
-
-    case: str
-    set: str
-    op: str
-    domain: str
-    target: str
-    category: str
-    rule: dict[str, Any]
-    problems: tuple[str, ...] = ()
-    message: str = ""  # the runtime's own message (errors), kept
-    stage: str = ""  # where it stopped: "load", "run" (errors), "" otherwise
-    figures: dict[str, float | None] | None = None
-    judged_by: str = "values"
-    case_digest: str = ""
-    duration_s: float = 0.0
-    stderr: str = ""
-
-    @property
-    def id(self) -> str:
-        return case_id(self.case, self.target)
-
-    @property
-    def op_key(self) -> str:
-        return f"{self.domain}:{self.op}" if self.domain not in ("", "ai.onnx") else self.op
-
-    def as_dict(self) -> dict[str, Any]:
-        data: dict[str, Any] = {
-            "id": self.id,
-            "kind": RECORD_KIND,
-            "case": self.case,
-            "set": self.set,
-            "op": self.op,
-            "domain": self.domain,
-            "target": self.target,
-            "category": self.category,
-            "rule": dict(self.rule),
-            "problems": list(self.problems),
-            "judged_by": self.judged_by,
-            "case_digest": self.case_digest,
-            "duration_s": self.duration_s,
-        }
-        if self.figures is not None:
-            data["figures"] = dict(self.figures)
-        if self.message:
-            data["message"] = self.message
-        if self.stage:
-            data["stage"] = self.stage
-        if self.stderr:
-            data["stderr"] = self.stderr
-        return data
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> OpRecord:
-        return cls(
-            case=data["case"],
-            set=data["set"],
-            op=data["op"],
-            domain=data["domain"],
-            target=data["target"],
-            category=data["category"],
-            rule=dict(data["rule"]),
-            problems=tuple(data.get("problems", ())),
-            message=data.get("message", ""),
-            stage=data.get("stage", ""),
-            figures=data.get("figures"),
-            judged_by=data.get("judged_by", "values"),
-            case_digest=data.get("case_digest", ""),
-            duration_s=float(data.get("duration_s", 0.0)),
-            stderr=data.get("stderr", ""),
-        )
 
 
 def _record(
@@ -298,5 +219,12 @@ def _with_stderr(record: OpRecord, stderr: str) -> OpRecord:
     return dataclasses.replace(record, stderr=stderr)
 
 
-def records_of(document: dict[str, Any]) -> list[OpRecord]:
-    return [OpRecord.from_dict(r) for r in document.get("ops", {}).get("cases", [])]
+__all__ = [
+    "RECORD_KIND",
+    "OpRecord",
+    "OpsRun",
+    "case_id",
+    "records_of",
+    "run_case",
+    "run_cases",
+]

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from conformance.ops import judge
-from conformance.ops.execute import OpRecord
+from conformance.ops.records import OpRecord
 from conformance.spec import SPEC_DIR
 
 KNOWN_DIR = SPEC_DIR / "ops" / "known"

@@ -5,17 +5,23 @@ excluded, as long as one case was tested), ``some``, ``none``, ``not-testable`` 
 could be handed to the target) or ``untested`` (an operator onnx defines with no node case).
 The headline is the count of op types whose every case passes, never "any case passes".
 On-disk model cases (simple, pytorch-*) test no single op: they are counted per set.
+
+The table a results file records (``ops.scores``, ``ops.headline``, ``ops.categories``) is
+``op_table(records, targets, untested)``; ``recompute(section)`` computes it again from the
+section's own case records (``ops.cases``, ``ops.targets``, ``ops.untested``), so certify and
+verify can check a recorded table against its records. Pure: no runtime, no onnx import.
 """
 
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from conformance.ops import judge
 from conformance.ops.cases import NODE, SETS, op_key
-from conformance.ops.execute import OpRecord
+from conformance.ops.records import OpRecord
 
 ALL, SOME, NONE, NOT_TESTABLE, UNTESTED = "all", "some", "none", "not-testable", "untested"
 SCORES = (ALL, SOME, NONE, NOT_TESTABLE, UNTESTED)
@@ -85,6 +91,60 @@ def set_counts(records: Iterable[OpRecord]) -> dict[tuple[str, str], Counter[str
     for record in records:
         counts[(record.target, record.set)][record.category] += 1
     return counts
+
+
+def key_parts(key: str) -> tuple[str, str]:
+    """(domain, op type) of an op key: "Softmax" -> ("", "Softmax")."""
+    domain, _, op = key.rpartition(":")
+    return domain, op
+
+
+def op_table(
+    records: Sequence[OpRecord], targets: Sequence[str], untested: Iterable[str] = ()
+) -> dict[str, Any]:
+    """The per-op-type table a results file records, from case records: ``targets``,
+    ``untested`` (op keys onnx defines with no node case; whole-set runs only), ``scores``
+    (target -> op key -> score, untested ops left out), ``headline`` (target -> score -> op
+    types; the headline is ``all``), ``categories`` (target -> category -> cases, every set)."""
+    untested = sorted(set(untested), key=lambda k: (":" in k, k.lower()))
+    table = op_scores(records, targets, [key_parts(k) for k in untested])
+    counts = category_counts(records)
+    return {
+        "targets": list(targets),
+        "untested": untested,
+        "scores": {
+            t: {op: row[t].score for op, row in table.items() if row[t].score != UNTESTED}
+            for t in targets
+        },
+        "headline": {t: dict(headline(table, t)) for t in targets},
+        "categories": {t: dict(counts.get(t, Counter())) for t in targets},
+    }
+
+
+TABLE_KEYS = ("targets", "untested", "scores", "headline", "categories")
+
+
+def recompute(section: Mapping[str, Any]) -> dict[str, Any]:
+    """The table again from a results file's ``ops`` section (its ``cases``; ``targets`` and
+    ``untested`` as recorded, ``targets`` defaulting to the records' own): equal to the
+    section's ``TABLE_KEYS`` entries when they were computed from those records. ValueError
+    for a section that is not one."""
+    try:
+        records = [OpRecord.from_dict(c) for c in section["cases"]]
+        targets = section.get("targets")
+        if targets is None:
+            targets = list(dict.fromkeys(r.target for r in records))
+        untested = section.get("untested", [])
+        if not all(isinstance(t, str) for t in [*targets, *untested]):
+            raise TypeError("targets and untested ops must be strings")
+        return op_table(records, list(targets), list(untested))
+    except (KeyError, TypeError, AttributeError, ValueError) as error:
+        raise ValueError(f"not an ops section of a results file: {error!r}") from error
+
+
+def recorded_table(section: Mapping[str, Any]) -> dict[str, Any]:
+    """The table as the section records it (the keys ``op_table`` writes)."""
+    return {k: section.get(k) for k in TABLE_KEYS}
 
 
 # ---- terminal tables ----------------------------------------------------------------------

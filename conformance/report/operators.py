@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from conformance.ops import judge, scoring
-from conformance.ops.execute import OpRecord, records_of
+from conformance.ops.records import OpRecord, records_of
 
 CSS_CLASS = {
     scoring.ALL: "op-all",
