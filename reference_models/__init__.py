@@ -25,6 +25,7 @@ FAMILIES: tuple[str, ...] = (
     "mobile_se_block",
     "detection_head",
     "padding_traps",
+    "digits",
 )
 
 REQUIRED_NAMES = ("SPEC", "make_params", "make_inputs", "build_torch", "build_keras")

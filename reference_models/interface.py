@@ -22,6 +22,10 @@ a normalisation, large arguments to exp/tanh/erf, long sequences). Their inputs 
 ``make_stress_inputs(stress, batch, seq_len, seed)`` when the family defines it, else from
 :func:`stress_inputs` (``make_inputs`` with every float input times ``stress.scale``).
 
+Optionally, ``make_task(seed) -> TaskData`` gives real task data (inputs with labels): the
+held-out split, shipped whole as one more test data set, and calibration inputs drawn from the
+training split (the int8 artifacts are calibrated on them, never on a test data set).
+
 Frameworks are imported inside the builders only, so reading ``SPEC`` never loads
 torch or TensorFlow.
 """
@@ -29,6 +33,7 @@ torch or TensorFlow.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -74,6 +79,21 @@ class ModelSpec:
     @property
     def is_sequence(self) -> bool:
         return bool(self.seq_lens)
+
+
+@dataclass(frozen=True)
+class TaskData:
+    """Real task data of a trained family (``make_task``), torch layout, float64 inputs."""
+
+    kind: str  # "classification"
+    output: str  # the output whose argmax is the predicted class
+    held_out: dict[str, np.ndarray]  # input name -> the whole held-out split
+    held_out_labels: np.ndarray  # int64, one per held-out sample
+    calibration: dict[str, np.ndarray]  # input name -> calibration inputs (training split)
+    calibration_indices: np.ndarray  # dataset indices of the calibration samples
+    held_out_indices: np.ndarray  # dataset indices of the held-out samples
+    source: str  # e.g. "scikit-learn 1.9.1 load_digits"
+    split: dict[str, Any]  # how the split was drawn, in words and numbers
 
 
 def keras_layout(layout: str) -> str:

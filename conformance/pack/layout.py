@@ -15,6 +15,8 @@ from conformance.pack.hashing import PackError
 MODEL_JSON = "model.json"
 GOLDEN_NPZ = "golden.npz"
 MODEL_ONNX = "model.onnx"
+LABELS_NPZ = "labels.npz"  # a task model's labels: data_set_<k> -> int64, one per sample
+CALIBRATION_NPZ = "calibration.npz"  # int8 calibration inputs (input name -> array)
 # In each artifact folder: the pack's tolerance for it, in the keys onnx's own test loader reads
 # (onnx.backend.test.loader.load_model_tests), so third-party runners judge it by our rule.
 DATA_JSON = "data.json"
@@ -27,6 +29,10 @@ def data_set_dir(artifact_dir: Path, index: int) -> Path:
 def golden_key(data_set: int, kind: str, name: str) -> str:
     """Key of one array in golden.npz: kind is "input" or "output", name the spec's tensor name."""
     return f"set{data_set}.{kind}.{name}"
+
+
+def labels_key(data_set: int) -> str:
+    return f"data_set_{data_set}"
 
 
 def write_case_tolerance(artifact_dir: Path, rtol: float, atol: float) -> None:

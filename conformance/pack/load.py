@@ -16,6 +16,7 @@ from conformance.pack import layout
 from conformance.pack.hashing import PackError, read_manifest
 
 GOLDEN_KINDS = "biuf"  # numpy dtype kinds a golden may have: bool, int, unsigned, float
+PRECISIONS = ("fp32", "fp16", "int8")  # an artifact's "precision" (absent: fp32)
 
 
 def _problem(path: Path, where: str, what: str) -> PackError:
@@ -72,6 +73,13 @@ def check_model_record(record: Any, path: Path) -> dict[str, Any]:
         for key in ("inputs", "outputs"):
             if key in artifact:
                 _check_tensors(artifact[key], path, f"{where}.{key}", True)
+        precision = artifact.get("precision", "fp32")
+        if precision not in PRECISIONS:
+            raise _problem(
+                path, f"{where}.precision", f"is {precision!r}, not one of {', '.join(PRECISIONS)}"
+            )
+        if "derived_from" in artifact:
+            _require(artifact, "derived_from", str, path, where)
         for j, found in enumerate(artifact.get("findings", [])):
             _require(found, "message", str, path, f"{where}.findings[{j}]")
         if not isinstance(artifact.get("fidelity", []), list):
@@ -79,12 +87,23 @@ def check_model_record(record: Any, path: Path) -> dict[str, Any]:
         for j, result in enumerate(artifact.get("fidelity", [])):
             _require(result, "test_data_set", int, path, f"{where}.fidelity[{j}]")
             _require(result, "passed", bool, path, f"{where}.fidelity[{j}]")
+    if record.get("task") is not None:
+        task = _require(record, "task", dict, path, "model")
+        for key in ("kind", "output", "labels"):
+            _require(task, key, str, path, "task")
+        held_out = _require(task, "held_out_data_set", int, path, "task")
+        if held_out not in {e["index"] for e in record["test_data_sets"]}:
+            raise _problem(path, "task.held_out_data_set", f"{held_out} is not a test data set")
+        _require(task, "fp32_accuracy", float, path, "task")
+    if record.get("calibration") is not None:
+        _require(record, "calibration", str, path, "model")
     return record
 
 
 def load_golden(path: Path) -> dict[str, np.ndarray]:
-    """Every array of golden.npz, read without pickle; a PackError names the file and the array
-    when one cannot be read or is not numeric (an object array, a string array)."""
+    """Every array of golden.npz (or labels.npz, calibration.npz), read without pickle; a
+    PackError names the file and the array when one cannot be read or is not numeric (an object
+    array, a string array)."""
     try:
         with open(path, "rb") as handle:
             data = np.load(handle, allow_pickle=False)
@@ -145,6 +164,16 @@ class Artifact:
         return self.record.get("findings", [])
 
     @property
+    def precision(self) -> str:
+        """ "fp32", or "fp16" / "int8" for an artifact derived from an fp32 one (contract P1)."""
+        return str(self.record.get("precision", "fp32"))
+
+    @property
+    def derived_from(self) -> str | None:
+        """The key of the fp32 artifact this one was converted from; None for an export."""
+        return self.record.get("derived_from")
+
+    @property
     def runnable(self) -> bool:
         """The file exists and the pack recorded its outputs (a failed export has neither)."""
         return "outputs" in self.record and self.exists
@@ -183,6 +212,31 @@ class PackModel:
             Artifact(self.name, exporter, self.directory / exporter, record)
             for exporter, record in self.record["artifacts"].items()
         ]
+
+    @property
+    def task(self) -> dict[str, Any] | None:
+        """The model's task record (contract P2: kind, output, held_out_data_set, labels,
+        fp32_accuracy, calibration, source, split); None for a model without real task data."""
+        return self.record.get("task")
+
+    def labels(self, data_set: int) -> np.ndarray:
+        """The int64 labels of one test data set (one per sample), from the task's labels.npz;
+        a PackError when the model has no task or that set has no labels."""
+        task = self.task
+        if task is None:
+            raise PackError(f"{self.directory / layout.MODEL_JSON}: model {self.name} has no task")
+        path = self.directory / task["labels"]
+        key = layout.labels_key(data_set)
+        labels = load_golden(path)
+        if key not in labels:
+            raise PackError(f"{path}: has no array {key!r}")
+        return labels[key].astype(np.int64)
+
+    def calibration(self) -> dict[str, np.ndarray]:
+        """The inputs the int8 artifacts were calibrated on (torch layout, keyed by the model's
+        input names); never a test data set. Empty when the pack has none for this model."""
+        name = self.record.get("calibration")
+        return load_golden(self.directory / name) if name else {}
 
     @property
     def golden_path(self) -> Path:
