@@ -24,7 +24,7 @@ from tests.conftest import needs_frameworks
 COMPARE = [sys.executable, "-m", "conformance.usermodel"]
 
 
-def mlp(path: Path, batch: object = "N", seed: int = 0) -> Path:
+def mlp(path: Path, batch: str | int | None = "N", seed: int = 0) -> Path:
     """x[N,8] -> MatMul -> Add -> Tanh -> MatMul -> Softmax (random weights, named nodes)."""
     rng = np.random.default_rng(seed)
 
@@ -379,19 +379,66 @@ if __name__ == "__main__":  # the targets' children are spawned
 """
 
 KERAS_API = r"""
-import sys
+import json, sys
 import numpy as np, keras
 from conformance.usermodel import compare
+
+
+class Doubler(keras.Model):  # subclassed: clone_model cannot clone it
+    def __init__(self):
+        super().__init__()
+        self.dense = keras.layers.Dense(3)
+
+    def call(self, x):
+        return self.dense(x) * 2.0
+
+
+def mobilenet():
+    # a library architecture, weights=None; BatchNorm statistics set from a batch (momentum 0,
+    # one training-mode call) so the logits vary with the input instead of vanishing (~1e-17)
+    net = keras.applications.MobileNet(input_shape=(32, 32, 3), alpha=0.25, weights=None,
+                                       classes=10, classifier_activation=None)
+    for layer in net.layers:
+        if isinstance(layer, keras.layers.BatchNormalization):
+            layer.momentum = 0.0
+    net(np.random.default_rng(1).standard_normal((8, 32, 32, 3)).astype(np.float32),
+        training=True)
+    return net
+
 
 if __name__ == "__main__":  # the targets' children are spawned
 
     keras.utils.set_random_seed(0)
+    x = np.random.default_rng(0).standard_normal((3, 6)).astype(np.float32)
     model = keras.Sequential([keras.Input((6,)), keras.layers.Dense(16, activation="tanh"),
                               keras.layers.Dense(3)])
-    x = np.random.default_rng(0).standard_normal((3, 6)).astype(np.float32)
-    results = compare(model, {"features": x}, targets=["ort:cpu"], run_dir=sys.argv[1])
+    results = compare(model, {"features": x}, targets=["ort:cpu"], run_dir=sys.argv[1] + "/seq")
+    results.assert_conforms()
+    print("sequential", [r.verdict for r in results.records], results.outcome.golden_source)
+    doubler = Doubler()
+    doubler(x)
+    results = compare(doubler, {"features": x}, targets=["ort:cpu"], run_dir=sys.argv[1] + "/sub")
     results.assert_conforms()
     print("keras", [r.verdict for r in results.records], results.outcome.golden_source)
+    image = np.random.default_rng(2).standard_normal((2, 32, 32, 3)).astype(np.float32)
+    net = mobilenet()
+    results = compare(net, {"image": image}, targets=["ort:cpu", "defect:noise"],
+                      run_dir=sys.argv[1] + "/mobilenet", localize=False)
+    print("mobilenet", [r.verdict for r in results.records], results.outcome.golden_source)
+    golden = np.load(sys.argv[1] + "/mobilenet/pack/model/golden.npz")
+    clone = golden[[k for k in golden if ".output." in k][0]]
+    float32 = np.asarray(net(image, training=False))
+    rewrite = next(iter(results.outcome.reference.run({"image": image}).values()))
+    scale = float(np.abs(clone).max())
+    # the clone is float64 (not the float32 model's values) and the same function as the
+    # export (whose rewrite carries the BatchNorm folded in float32: ~1e-7 apart)
+    print("scale", scale > 0.1, "clone-vs-float32", 1e-12 < np.abs(clone - float32).max() / scale,
+          "clone-vs-rewrite", np.abs(clone - rewrite).max() / scale < 1e-4)
+    print("figures", np.abs(clone - float32).max() / scale, np.abs(clone - rewrite).max() / scale)
+    section = json.load(open(sys.argv[1] + "/mobilenet/results.json"))["usermodel"]
+    html = open(sys.argv[1] + "/mobilenet/report.html").read()
+    print("report", "cloned in float64" in section["reference"]["golden"],
+          "reference: the Keras model cloned in float64" in html)
 """
 
 
@@ -407,7 +454,17 @@ if __name__ == "__main__":  # the targets' children are spawned
                 "caught: - model-onnx-sample0-defect:fp16: failed",
             ],
         ),
-        (KERAS_API, ["keras ['passed'] the float64 rewrite of the tf2onnx export"]),
+        (
+            KERAS_API,
+            [
+                "sequential ['passed'] the Keras model cloned in float64 (Keras 3",
+                "keras ['passed'] the float64 rewrite of the tf2onnx export (not the Keras model "
+                "cloned in float64: clone_model refused it",
+                "mobilenet ['passed', 'failed'] the Keras model cloned in float64",
+                "scale True clone-vs-float32 True clone-vs-rewrite True",
+                "report True True",
+            ],
+        ),
     ],
 )
 def test_python_api_takes_a_torch_module_or_a_keras_model(

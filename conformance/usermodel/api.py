@@ -114,7 +114,9 @@ def compare(
     """Check ``model`` (an ONNX path or ModelProto, a torch.nn.Module exported by ``exporter``
     "torch-script" or "torch-dynamo", or a Keras model exported by tf2onnx) on ``targets``
     (default: every available honest CPU target) against its float64 reference (for a torch
-    module: the eager module in float64). A framework model needs ``inputs`` by name."""
+    module: the eager module in float64; for a Keras model: the model cloned in float64 where
+    it can be, else the float64 rewrite of its export). A framework model needs ``inputs`` by
+    name."""
     paths: tuple[Path, ...] = ()
     given: tuple[dict[str, np.ndarray], ...] = ()
     if isinstance(inputs, (str, Path)):
@@ -152,7 +154,8 @@ def _onnx_of(
     framework: dict[str, Any],
 ) -> str | Path | onnx.ModelProto:
     """An ONNX path or ModelProto as given; a torch module or Keras model exported (into the
-    run folder's export/), with the eager float64 torch module as the goldens."""
+    run folder's export/), with the eager float64 torch module or the float64 Keras clone as
+    the goldens (where a Keras model cannot be cloned so: the float64 rewrite, saying why)."""
     if isinstance(model, (str, Path, onnx.ModelProto)):
         return model
     from conformance.usermodel import frameworks
@@ -163,10 +166,9 @@ def _onnx_of(
         return path
     if frameworks.is_keras_model(model):
         path = frameworks.export_keras(model, given, folder / "export")
-        framework.update(
-            golden_source="the float64 rewrite of the tf2onnx export (the Keras "
-            "model is not cloned to float64)"
-        )
+        outputs = [o.name for o in onnx.load(str(path), load_external_data=False).graph.output]
+        keras_golden, source = frameworks.keras_reference(model, given, outputs)
+        framework.update(golden=keras_golden, golden_source=source)
         return path
     raise UserInputError(
         f"model of type {type(model).__name__}: give an ONNX path, an onnx.ModelProto, a "
