@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, NoReturn
 import click
 
 from conformance import __version__
-from conformance.options import click_options
+from conformance.options import click_options, no_compile_cache_option
 from conformance.pack.hashing import PackManifestError, verify_pack
 from conformance.spec import PACK_DIR
 
@@ -295,6 +295,7 @@ def execute_run(
     "--pack", "pack_dir", type=click.Path(path_type=Path), default=PACK_DIR, show_default=True
 )
 @click_options
+@no_compile_cache_option
 @click.option(
     "--backend",
     "backends",
@@ -391,6 +392,7 @@ def run(
     default=None,
     help="Run folder for the evidence.",
 )
+@no_compile_cache_option
 def calibrate(pack_dir: Path, targets: tuple[str, ...], run_dir: Path | None) -> None:
     """Run honest targets and the value-perturbing negative controls; print the tolerance
     evidence."""

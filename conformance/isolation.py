@@ -182,7 +182,8 @@ def _serve(conn: Connection, target_name: str) -> None:
             while sessions:
                 sessions.pop().close()
             sessions.append(target.load(Path(payload)))
-            return None
+            facts = sessions[0].load_facts()
+            return dict(facts) if isinstance(facts, dict) else {}
         if request == "run" and sessions:
             return sessions[0].run(payload)
         raise TargetError(
@@ -325,6 +326,10 @@ class IsolatedTarget:
         self._child: ChildProcess | None = None
         self._loaded: Path | None = None
         self._stderr = ""  # what children replaced since the last take_stderr() said
+        # What the latest load said (Session.load_facts: {"compile_cache": "hit"}, ...), and
+        # how many loads said each compile_cache outcome.
+        self.load_facts: dict[str, Any] = {}
+        self.compile_cache_counts: dict[str, int] = {}
 
     def _ask(self, request: str, payload: Any) -> Any:
         if self._child is None or not self._child.alive:
@@ -350,8 +355,12 @@ class IsolatedTarget:
 
     def load(self, artifact_path: Path) -> None:
         if self._loaded != artifact_path or self._child is None or not self._child.alive:
-            self._loaded = None
-            self._ask("load", str(artifact_path))
+            self._loaded, self.load_facts = None, {}
+            facts = self._ask("load", str(artifact_path))
+            self.load_facts = dict(facts) if isinstance(facts, dict) else {}
+            cache = self.load_facts.get("compile_cache")
+            if isinstance(cache, str):
+                self.compile_cache_counts[cache] = self.compile_cache_counts.get(cache, 0) + 1
             self._loaded = artifact_path
 
     def run(self, feeds: dict) -> Outputs:

@@ -3,6 +3,7 @@ drift."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -44,6 +45,27 @@ SHARED_OPTIONS = (
         type=float,
     ),
 )
+
+
+def _bypass_compile_cache(ctx: click.Context, param: click.Parameter, value: bool) -> None:
+    if value:  # the environment reaches the isolated children, which do the compiling
+        from conformance.targets.compile_cache import NO_CACHE_ENV
+
+        os.environ[NO_CACHE_ENV] = "1"
+
+
+def no_compile_cache_option(command: Callable[..., Any]) -> Callable[..., Any]:
+    """``--no-compile-cache``: compile every model afresh (IREE's compile cache and OpenVINO's
+    model cache are neither read nor written). Adds no parameter to the command."""
+    return click.option(
+        "--no-compile-cache",
+        is_flag=True,
+        expose_value=False,
+        is_eager=True,
+        callback=_bypass_compile_cache,
+        help="Compile every model afresh: do not read or write the compile caches "
+        "(same as CONFORMANCE_NO_COMPILE_CACHE=1).",
+    )(command)
 
 
 def click_options(command: Callable[..., Any]) -> Callable[..., Any]:

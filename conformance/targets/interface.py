@@ -281,6 +281,11 @@ class Session(abc.ABC):
     @abc.abstractmethod
     def _run(self, inputs: dict[str, np.ndarray]) -> Outputs: ...
 
+    def load_facts(self) -> dict[str, Any]:
+        """What the load did that a check record should say, JSON-able: e.g.
+        ``{"compile_cache": "hit"}`` when the compiled model came from the compile cache."""
+        return {}
+
     def close(self) -> None:  # noqa: B027 - optional hook
         pass
 

@@ -1,10 +1,15 @@
 """IREE: import ONNX to MLIR, compile ahead of time for a backend, run on the matching driver.
 
 Each load imports and compiles one model (about a second on CPU) into a temporary directory
-that the session's close() removes; when the compiler fails, its input (``model.mlir``) is kept
-in ``artifacts_dir()`` and the message names that copy. ``target=`` overrides the code
-generation target: the CPU model for llvm-cpu (default ``host``), the SM architecture for cuda
-(default: the compiler's own, which embeds PTX that newer GPUs JIT-compile).
+that the session's close() removes, through the content-addressed compile cache
+(``compile_cache``: a model compiled before with the same compiler and flags is not compiled
+again; ``load_facts()`` says which); when the compiler fails, its input (``model.mlir``) is kept
+in ``artifacts_dir()`` and the message names that copy. ``threads=N`` (llvm-cpu) caps the task
+system's workers (``--task_topology_max_group_count``); IREE's flags are process-wide, so one
+process holds one thread count (the suite runs each target in its own child process).
+``target=`` overrides the code generation target: the CPU model for llvm-cpu (default
+``host``), the SM architecture for cuda (default: the compiler's own, which embeds PTX that
+newer GPUs JIT-compile).
 """
 
 from __future__ import annotations
@@ -13,12 +18,14 @@ import re
 import shutil
 import tempfile
 from collections.abc import Mapping
+from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from conformance.targets import compile_cache
 from conformance.targets.interface import (
     Option,
     Outputs,
@@ -32,6 +39,12 @@ from conformance.targets.interface import (
 # device (second part of the name) -> (compiler target backend, runtime driver)
 BACKENDS = {"llvm-cpu": ("llvm-cpu", "local-task"), "cuda": ("cuda", "cuda")}
 CODEGEN_TARGET = r"[A-Za-z0-9_.+\-]+"
+COMPILER = "iree-compile"
+IMPORTER = "iree.compiler.extras.onnx_importer (as iree-import-onnx, data_prop=True)"
+THREADS_FLAG = "--task_topology_max_group_count"  # IREE's recommended worker-count cap
+MAX_THREADS = 64  # the task system's most workers per executor
+# driver name -> the thread count its process-wide driver was created with (0: IREE's own)
+_DRIVERS_MADE: dict[str, int] = {}
 
 
 def _package_version(name: str) -> str:
@@ -56,12 +69,45 @@ def first_diagnostic(message: str) -> str:
 
 class IreeSession(Session):
     def __init__(
-        self, function, input_names: list[str], output_names: list[str], workdir: Path
+        self,
+        function,
+        input_names: list[str],
+        output_names: list[str],
+        workdir: Path,
+        loaded: LoadedModule,
     ) -> None:
         super().__init__(input_names)
         self._function = function
         self._output_names = output_names
         self._workdir = workdir
+        self._loaded = loaded
+
+    # Read-only handles for the benchmarks' bound loops and IREE's own tool (contract P7).
+    @property
+    def native(self):
+        """The ``iree.runtime.FunctionInvoker`` of the entry function."""
+        return self._function
+
+    @property
+    def device(self):
+        """The ``iree.runtime.HalDevice`` the module runs on."""
+        return self._loaded.device
+
+    @property
+    def output_names(self) -> list[str]:
+        return list(self._output_names)
+
+    @property
+    def vmfb_path(self) -> Path:
+        """The compiled module this session runs (a compile-cache entry, or its own copy)."""
+        return self._loaded.vmfb
+
+    @property
+    def entry_function(self) -> str:
+        return self._loaded.entry
+
+    def load_facts(self) -> dict[str, Any]:
+        return {"compile_cache": self._loaded.cache}
 
     def _run(self, inputs: dict[str, np.ndarray]) -> Outputs:
         result = self._function(
@@ -82,6 +128,32 @@ class IreeSession(Session):
     def close(self) -> None:
         self._function = None
         shutil.rmtree(self._workdir, ignore_errors=True)
+
+
+@dataclass(frozen=True)
+class LoadedModule:
+    vmfb: Path
+    entry: str
+    cache: str  # compile_cache.HIT, MISS or OFF
+    device: Any
+
+
+def _driver(name: str, threads: int):
+    """IREE's process-wide driver, created with ``threads`` (0: IREE's own count) the first
+    time; TargetError when this process made it with another count already."""
+    import iree.runtime
+
+    made = _DRIVERS_MADE.get(name)
+    if made is None:
+        if threads:
+            iree.runtime.flags.parse_flags(f"{THREADS_FLAG}={threads}")
+        _DRIVERS_MADE[name] = threads
+    elif made != threads:
+        raise TargetError(
+            f"IREE's {name} driver was created in this process with threads={made}; IREE's "
+            f"flags are process-wide, so threads={threads} needs its own process"
+        )
+    return iree.runtime.get_driver(name)
 
 
 class IreeTarget(Target):
@@ -108,8 +180,12 @@ class IreeTarget(Target):
             return "IREE is not installed: pip install iree-base-compiler iree-base-runtime"
         if self.backend not in iree.compiler.query_available_targets():
             return f"this IREE compiler has no {self.backend} target backend"
+        if self.driver not in iree.runtime.query_available_drivers():
+            return f"this IREE runtime has no {self.driver} driver"
+        if self.driver == "local-task":
+            return None  # the host is its device; creating the driver now would fix its threads
         try:
-            devices = iree.runtime.get_driver(self.driver).query_available_devices()
+            devices = _driver(self.driver, 0).query_available_devices()
         except (RuntimeError, ValueError) as error:
             return f"IREE's {self.driver} driver is not available: {str(error).splitlines()[0]}"
         if not devices:
@@ -123,9 +199,14 @@ class IreeTarget(Target):
             ("target_cpu" if self.device == "llvm-cpu" else "cuda_target"): self.options["target"]
             or "compiler default",
             "compile_args": self._extra_args(),
-            "importer": "iree.compiler.extras.onnx_importer (as iree-import-onnx, data_prop=True)",
+            "importer": IMPORTER,
             "runtime_version": _package_version("iree-base-runtime"),
+            "compile_cache": "on" if compile_cache.enabled() else "off",
         }
+        if self.device == "llvm-cpu":
+            threads = self.options["threads"]
+            options["threads"] = threads or "runtime default (one worker per physical core)"
+            options["runtime_flags"] = [f"{THREADS_FLAG}={threads}"] if threads else []
         return TargetInfo(
             self.name,
             "iree",
@@ -138,7 +219,9 @@ class IreeTarget(Target):
     def _config(self):
         import iree.runtime
 
-        return iree.runtime.Config(self.driver)
+        return iree.runtime.Config(
+            device=_driver(self.driver, self.options.get("threads") or 0).create_default_device()
+        )
 
     def _compile_failure(self, error: Exception, mlir: Path, model_path: Path) -> TargetError:
         """The compiler's message, led by its first diagnostic (the operator's name where it has
@@ -166,9 +249,19 @@ class IreeTarget(Target):
             shutil.rmtree(workdir, ignore_errors=True)
             raise
 
-    def _compile_and_load(self, model_path: Path, workdir: Path) -> Session:
+    def _compile_flags(self) -> list[str]:
+        """Everything besides the artifact that changes what the compiler writes."""
+        import onnx
+
+        return [
+            f"--iree-hal-target-backends={self.backend}",
+            *self._extra_args(),
+            f"importer={IMPORTER}",
+            f"onnx={onnx.__version__}",
+        ]
+
+    def _compile(self, model_path: Path, workdir: Path, vmfb: Path) -> None:
         import iree.compiler
-        import iree.runtime
         import onnx
         from iree.compiler.extras import onnx_importer
         from iree.compiler.ir import Context
@@ -181,7 +274,6 @@ class IreeTarget(Target):
         module.verify()
         mlir = workdir / "model.mlir"
         mlir.write_text(module.get_asm(assume_verified=True), encoding="utf-8")
-        vmfb = workdir / "model.vmfb"
         try:
             iree.compiler.compile_file(
                 str(mlir),
@@ -192,20 +284,37 @@ class IreeTarget(Target):
         except Exception as error:
             raise self._compile_failure(error, mlir, model_path) from error
 
-        vm_module = iree.runtime.VmModule.mmap(self._config.vm_instance, str(vmfb))
+    def _compile_and_load(self, model_path: Path, workdir: Path) -> Session:
+        import iree.runtime
+        import onnx
+
+        version = _package_version("iree-base-compiler")
+        flags = self._compile_flags()
+        key = compile_cache.cache_key(
+            compile_cache.artifact_digest(model_path), COMPILER, version, flags
+        )
+        compiled = compile_cache.CompileCache("iree").compiled(
+            key,
+            lambda vmfb: self._compile(model_path, workdir, vmfb),
+            workdir,
+            "model.vmfb",
+            about={"compiler": COMPILER, "version": version, "flags": flags},
+        )
+        vm_module = iree.runtime.VmModule.mmap(self._config.vm_instance, str(compiled.path))
         context = iree.runtime.SystemContext(config=self._config)
         context.add_vm_module(vm_module)
         # The importer names the function after the graph ("main_graph" from torch, "tf2onnx").
         public = [f for f in vm_module.function_names if not f.startswith("__") and "$" not in f]
-        graph_name = model.graph.name
-        entry = graph_name if graph_name in public else (public[0] if len(public) == 1 else None)
+        graph = onnx.load(str(model_path), load_external_data=False).graph
+        entry = graph.name if graph.name in public else (public[0] if len(public) == 1 else None)
         if entry is None:
-            raise TargetError(f"cannot tell the entry point among {public} (graph {graph_name!r})")
+            raise TargetError(f"cannot tell the entry point among {public} (graph {graph.name!r})")
         function = context.modules[vm_module.name][entry]
 
-        initializers = {t.name for t in model.graph.initializer}
-        input_names = [i.name for i in model.graph.input if i.name not in initializers]
-        return IreeSession(function, input_names, [o.name for o in model.graph.output], workdir)
+        initializers = {t.name for t in graph.initializer}
+        input_names = [i.name for i in graph.input if i.name not in initializers]
+        loaded = LoadedModule(compiled.path, entry, compiled.cache, self._config.device)
+        return IreeSession(function, input_names, [o.name for o in graph.output], workdir, loaded)
 
 
 class IreeCpuTarget(IreeTarget):
@@ -217,6 +326,15 @@ class IreeCpuTarget(IreeTarget):
             "host",
             "the CPU model to generate code for (--iree-llvmcpu-target-cpu)",
             pattern=CODEGEN_TARGET,
+        ),
+        Option(
+            "threads",
+            int,
+            0,
+            f"task-system worker threads ({THREADS_FLAG}; at most one per physical core); "
+            "0: IREE's own choice",
+            minimum=0,
+            maximum=MAX_THREADS,
         ),
     )
 
