@@ -40,6 +40,16 @@ class OrtSession(Session):
         self._session = session
         self._output_names = [o.name for o in session.get_outputs()]
 
+    # Read-only handles for the benchmarks' bound loops (contract P7).
+    @property
+    def native(self):
+        """The ``onnxruntime.InferenceSession``."""
+        return self._session
+
+    @property
+    def output_names(self) -> list[str]:
+        return list(self._output_names)
+
     def provider_options(self) -> dict[str, dict[str, str]]:
         """What each execution provider of the loaded session reports it uses."""
         return dict(self._session.get_provider_options())
