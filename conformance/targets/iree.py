@@ -94,6 +94,16 @@ class IreeSession(Session):
         return self._loaded.device
 
     @property
+    def vm_context(self):
+        """The ``iree.runtime.VmContext`` the module is loaded in."""
+        return self._loaded.context.vm_context
+
+    @property
+    def vm_function(self):
+        """The entry's ``iree.runtime.VmFunction`` (for ``VmContext.invoke``)."""
+        return self._function.vm_function
+
+    @property
     def output_names(self) -> list[str]:
         return list(self._output_names)
 
@@ -135,7 +145,8 @@ class LoadedModule:
     vmfb: Path
     entry: str
     cache: str  # compile_cache.HIT, MISS or OFF
-    device: Any
+    device: Any  # iree.runtime.HalDevice
+    context: Any  # iree.runtime.SystemContext
 
 
 def _driver(name: str, threads: int):
@@ -313,7 +324,7 @@ class IreeTarget(Target):
 
         initializers = {t.name for t in graph.initializer}
         input_names = [i.name for i in graph.input if i.name not in initializers]
-        loaded = LoadedModule(compiled.path, entry, compiled.cache, self._config.device)
+        loaded = LoadedModule(compiled.path, entry, compiled.cache, self._config.device, context)
         return IreeSession(function, input_names, [o.name for o in graph.output], workdir, loaded)
 
 

@@ -122,6 +122,12 @@ class OpenVinoTarget(Target):
 
         return openvino.Core()
 
+    def compile_config(self, cached: bool = False) -> dict[str, str]:
+        """The properties this target compiles with; ``cached``: with OpenVINO's model cache
+        (CACHE_DIR) unless bypassed. Compile an in-memory model with it (``read_model``): a
+        model compiled from a path is cached by its path, not its bytes."""
+        return self._config(cached)
+
     def _config(self, cached: bool = False) -> dict[str, str]:
         config = {"INFERENCE_PRECISION_HINT": self.options["precision"]}
         folder = compile_cache.runtime_cache_dir("openvino") if cached else None
