@@ -47,6 +47,30 @@ def pack() -> Pack:
     return Pack(PACK_DIR)
 
 
+COMPILE_CACHE_ENV = "CONFORMANCE_CACHE_DIR"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Tests never touch the user's cache folder: every IREE / OpenVINO compile of the session
+    (in-process and in the isolated children, which inherit the environment) caches under one
+    temporary folder of this session, shared by its tests. A caller's own folder is kept."""
+    if COMPILE_CACHE_ENV not in os.environ:
+        import tempfile
+
+        folder = tempfile.mkdtemp(prefix="conformance-test-cache-")
+        os.environ[COMPILE_CACHE_ENV] = config.stash[_OWN_CACHE] = folder
+
+
+_OWN_CACHE = pytest.StashKey[str]()
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    folder = config.stash.get(_OWN_CACHE, None)  # only the process that made it removes it
+    if folder is not None:
+        shutil.rmtree(folder, ignore_errors=True)
+        os.environ.pop(COMPILE_CACHE_ENV, None)
+
+
 # -- CI: no skip may hide a broken set-up ---------------------------------------------------
 
 # Targets the set-up installs (the runtimes extra and the core dependencies). GPU targets are

@@ -6,6 +6,8 @@ import enum
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from conformance.results.accuracy import ACCURACY, FIELDS, AccuracyFigures
+
 PASSED, FAILED, ERROR, CRASHED, TIMED_OUT, SKIPPED = (
     "passed",
     "failed",
@@ -24,6 +26,11 @@ PERCENTILES = ("p50", "p90", "p95", "p99", "p99.9")  # a benchmark record's late
 # wrong), the target's (a runtime finding), or the adapter's (the vendor's adapter broke the target
 # contract: an error of the harness around the runtime, never the runtime's numbers).
 EXPORTER, TARGET, ADAPTER = "exporter", "target", "adapter"
+# What a check judges: the values of one test data set against the golden, or the task accuracy
+# of an artifact over the held-out split (results/accuracy.py).
+VALUES = "values"
+KINDS = (VALUES, ACCURACY)
+FP32 = "fp32"  # a record without "precision" was judged at fp32
 
 
 class SkipKind(enum.StrEnum):
@@ -70,6 +77,13 @@ class CheckRecord:
     duration_s: float = 0.0
     skip: SkipKind | None = None  # set when verdict is SKIPPED; omitted from JSON otherwise
     stderr: str = ""  # what the target wrote on stderr during the check; omitted when empty
+    kind: str = VALUES  # VALUES or ACCURACY; omitted for VALUES (records before kinds existed)
+    precision: str = FP32  # the precision the check was judged at; omitted for a fp32 values check
+    accuracy: AccuracyFigures | None = None  # ACCURACY records: flat in JSON (FIELDS)
+    predictions: tuple[int, ...] = ()  # ACCURACY records: the per-sample argmax, for recompute
+    compile_cache: str | None = (
+        None  # "hit" | "miss" | "off" where the target compiles; else omitted
+    )
 
     @property
     def check_id(self) -> str:
@@ -88,12 +102,27 @@ class CheckRecord:
             data["skip"] = str(self.skip)
         if not self.stderr:
             del data["stderr"]
+        del data["accuracy"]
+        if self.compile_cache is None:
+            del data["compile_cache"]
+        if self.kind == VALUES:
+            del data["kind"], data["predictions"]
+            if self.precision == FP32:
+                del data["precision"]
+        else:
+            data.update(self.accuracy.as_dict() if self.accuracy else {})
+            data["predictions"] = list(self.predictions)
         return {"id": self.check_id, **data}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> CheckRecord:
         fields = {k: v for k, v in data.items() if k != "id"}
         fields["problems"] = tuple(fields.get("problems", ()))
+        if all(key in fields for key in FIELDS):
+            fields["accuracy"] = AccuracyFigures.from_dict(fields)
+        for key in FIELDS:
+            fields.pop(key, None)
+        fields["predictions"] = tuple(fields.get("predictions", ()))
         if fields.get("skip") is not None:
             fields["skip"] = SkipKind(fields["skip"])
         elif fields.get("verdict") == SKIPPED and fields["problems"]:
