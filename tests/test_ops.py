@@ -82,6 +82,20 @@ def test_each_case_digest_covers_its_data(case_set, tmp_path) -> None:
     assert len(digests) > 0.95 * len(case_set.cases)  # (a few onnx cases are byte-identical)
 
 
+def test_expected_outputs_rounded_from_float64_are_named_from_the_generator(case_set) -> None:
+    """Item 4 of the rule: onnx's Gelu generator computes in float64 (np.sqrt(2 / np.pi) is a
+    float64 scalar) and casts; Softmax's computes in float32; Identity and Constant copy."""
+    cases = case_set.by_name()
+    rounded = {c.name for c in case_set.cases if c.expected_rounded_from == "float64"}
+    assert {"test_gelu_tanh_2", "test_gelu_tanh_2_expanded", "test_hannwindow"} <= rounded
+    assert {"test_softmax_large_number", "test_identity", "test_constant", "test_abs"}.isdisjoint(
+        rounded
+    )
+    assert all(cases[name].set == NODE for name in rounded)
+    assert 20 < len(rounded) < 300  # a minority of the 1,344 float node cases
+    assert case_set.digest == pinned_case_set("0.1.0")["digest"]  # metadata, not case bytes
+
+
 def test_a_damaged_cache_index_is_rebuilt(cache, case_set) -> None:
     index = next((cache / "index").glob("*.json"))
     saved = index.read_text()
@@ -539,6 +553,24 @@ def test_the_operators_section_renders_the_matrix_escaped(tmp_path, case_set) ->
     assert "<script>" not in page and "&lt;script&gt;" in page
     assert "test_range_float_type_positive_delta_expanded: failed-structure" in page
     assert operators_section({"checks": []}) == ""
+
+
+def test_records_and_report_cells_say_when_the_expected_output_is_rounded(
+    tmp_path, case_set
+) -> None:
+    from conformance.report.operators import operators_section
+
+    _, session = run_ops(tmp_path, case_set, ["reference"], globs=["test_gelu_tanh_*", "test_abs"])
+    document = json.loads(session.path.read_text())
+    flags = {r["case"]: r.get("expected_rounded_from") for r in document["ops"]["cases"]}
+    assert flags["test_gelu_tanh_2"] == "float64" and flags["test_abs"] is None
+    schema = json.loads((SPEC_DIR / "ops" / "ops-section.schema.json").read_text())
+    jsonschema.Draft202012Validator(schema).validate(document["ops"])
+    page = operators_section(document)
+    gelu_row = next(line for line in page.splitlines() if line.startswith("<tr><td>Gelu"))
+    assert 'class="op-rounded"' in gelu_row and "test_gelu_tanh_2" in gelu_row
+    abs_row = next(line for line in page.splitlines() if line.startswith("<tr><td>Abs"))
+    assert "op-rounded" not in abs_row
 
 
 def test_the_profile_api_gives_pytest_ids_and_known_outcomes(tmp_path, case_set) -> None:

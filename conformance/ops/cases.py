@@ -36,7 +36,9 @@ DISK_SETS = (SIMPLE, PYTORCH_CONVERTED, PYTORCH_OPERATOR)
 RULE_RTOL, RULE_ATOL = 1e-3, 1e-7  # the ONNX backend runner's rule (onnx.backend.test.runner)
 CACHE_ENV = "CONFORMANCE_OPS_CACHE"
 MANIFEST = "manifest.json"
-MANIFEST_VERSION = 1
+MANIFEST_VERSION = 2  # 2: cases carry expected_rounded_from
+DIGEST_VERSION = 1  # what the case-set digest covers (the cases' bytes, not the manifest's form)
+ROUNDED_FROM_FLOAT64 = "float64"
 
 # Ops whose outputs are random draws: judged by properties, never by values.
 RANDOM_OPS: tuple[str, ...] = (
@@ -104,6 +106,9 @@ class Case:
     path: str = ""  # the case folder, relative to the case set folder
     expanded: bool = False  # a function op expanded into its body
     training: bool = False  # Dropout in training mode (judged by properties)
+    # "float64": onnx's generator computed an expected output in float64 and rounded it to the
+    # output's (narrower) float dtype; "" when it was not seen doing so (see expected_rounding)
+    expected_rounded_from: str = ""
     root: Path | None = field(default=None, compare=False)
 
     @property
@@ -157,6 +162,7 @@ class Case:
             "path": self.path,
             "expanded": self.expanded,
             "training": self.training,
+            "expected_rounded_from": self.expected_rounded_from,
         }
 
     @classmethod
@@ -176,6 +182,7 @@ class Case:
             path=data["path"],
             expanded=bool(data.get("expanded", False)),
             training=bool(data.get("training", False)),
+            expected_rounded_from=str(data.get("expected_rounded_from", "")),
             root=root,
         )
 
@@ -384,12 +391,20 @@ class _Draft:
     opset_imports: dict[str, int]
 
 
-def _node_drafts() -> list[_Draft]:
+def _node_drafts(rounded: dict[str, str] | None = None) -> list[_Draft]:
+    """onnx's generated node cases; ``rounded`` gets, per case name (as expect() named it),
+    ROUNDED_FROM_FLOAT64 where an expected output was computed in float64 and rounded."""
     from onnx.backend.test.loader import load_model_tests
 
     with warnings.catch_warnings(), np.errstate(all="ignore"):
         warnings.simplefilter("ignore")
-        cases = load_model_tests(kind=NODE)
+        trace = expected_rounding() if rounded is not None else None
+        try:
+            cases = load_model_tests(kind=NODE)
+        finally:
+            flags = trace.finish() if trace is not None else None
+    if rounded is not None:
+        rounded.update(flags if flags is not None else rounding_in_child())
     drafts = []
     for case in cases:
         model = case.model
@@ -416,6 +431,100 @@ def _node_drafts() -> list[_Draft]:
             )
         )
     return drafts
+
+
+class _RoundingTrace:
+    """Watches onnx's node case generators run (their export functions call ``expect`` with
+    the inputs and the expected outputs): every float64 array the generator casts with
+    ``astype`` or a Python function returns is remembered until the next ``expect``; an
+    expected output of a narrower float dtype that is one of them rounded (and differs from
+    it: the rounding changed something) was computed in float64 and rounded. An output equal
+    to a value the model holds (an input, a tensor attribute: Identity, Constant) is a copy,
+    not a computation. Outputs cast by ``np.float32(...)`` or ``np.array(..., dtype=...)``
+    from an inline float64 expression are not seen (they stay unflagged)."""
+
+    def __init__(self, expect_code: Any) -> None:
+        self.expect_code = expect_code
+        self.sources: list[np.ndarray] = []
+        self.flags: dict[str, str] = {}
+        self.seen = 0
+
+    def __call__(self, frame: Any, event: str, arg: Any) -> None:
+        if event == "c_call":
+            if getattr(arg, "__name__", None) == "astype":
+                source = getattr(arg, "__self__", None)
+                if isinstance(source, (np.ndarray, np.float64)) and source.dtype == np.float64:
+                    self.sources.append(np.asarray(source))
+        elif event == "return":
+            if isinstance(arg, np.ndarray) and arg.dtype == np.float64:
+                self.sources.append(arg)
+        elif event == "call" and frame.f_code is self.expect_code:
+            self._expect(frame.f_locals)
+
+    def _expect(self, local: dict[str, Any]) -> None:
+        from onnx import numpy_helper
+
+        self.seen += 1
+        held = [np.asarray(v) for v in local.get("inputs", ()) if isinstance(v, np.ndarray)]
+        node = local.get("node_op")
+        for attribute in getattr(node, "attribute", ()):
+            if attribute.HasField("t"):
+                held.append(numpy_helper.to_array(attribute.t))
+        sources, self.sources = self.sources, []
+        for y in local.get("outputs", ()):
+            if not isinstance(y, np.ndarray) or y.dtype.kind != "f" or y.dtype.itemsize >= 8:
+                continue
+            if any(h.dtype == y.dtype and _same(h, y) for h in held):
+                continue
+            wide = y.astype(np.float64)
+            if any(
+                s.shape == y.shape and _same(s.astype(y.dtype), y) and not _same(s, wide)
+                for s in sources
+            ):
+                self.flags[str(local.get("name"))] = ROUNDED_FROM_FLOAT64
+                return
+
+    def finish(self) -> dict[str, str]:
+        import sys
+
+        sys.setprofile(None)
+        return self.flags
+
+
+def rounding_in_child() -> dict[str, str]:
+    """The flags from a fresh interpreter (onnx runs its generators once per process)."""
+    import subprocess
+    import sys
+
+    probe = (
+        "import json, sys; from conformance.ops.cases import _node_drafts; "
+        "flags = {}; _node_drafts(flags); json.dump(flags, sys.stdout)"
+    )
+    root = str(Path(__file__).resolve().parents[2])
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([root, os.environ.get("PYTHONPATH", "")])}
+    done = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, env=env, check=True
+    )
+    flags = json.loads(done.stdout)
+    return {str(k): str(v) for k, v in flags.items()}
+
+
+def _same(a: np.ndarray, b: np.ndarray) -> bool:
+    return a.shape == b.shape and bool(np.array_equal(a, b, equal_nan=True))
+
+
+def expected_rounding() -> _RoundingTrace | None:
+    """Start tracing the generators (None: they already ran in this process, so onnx would
+    not run them again; the flags are then left unset)."""
+    import sys
+
+    import onnx.backend.test.case.node as node_cases
+
+    if node_cases._NodeTestCases:
+        return None
+    trace = _RoundingTrace(node_cases.expect.__code__)
+    sys.setprofile(trace)
+    return trace
 
 
 def _disk_drafts() -> list[_Draft]:
@@ -490,13 +599,14 @@ def write_case_set(cache_dir: Path) -> CaseSet:
     (an existing, complete folder of the same digest is kept as it is)."""
     import onnx
 
-    drafts = _node_drafts() + _disk_drafts()
+    rounded: dict[str, str] = {}
+    drafts = _node_drafts(rounded) + _disk_drafts()
     node_ops = {
         d.name: (d.graph.node[0].op_type, d.graph.node[0].domain)
         for d in drafts
         if d.set == NODE and "_expanded" not in d.name
     }
-    total = hashlib.sha256(f"onnx-ops-cases {MANIFEST_VERSION}\n".encode())
+    total = hashlib.sha256(f"onnx-ops-cases {DIGEST_VERSION}\n".encode())
     cases: list[dict[str, Any]] = []
     for draft in sorted(drafts, key=lambda d: (SETS.index(d.set), d.name)):
         digest = hashlib.sha256(draft.model)
@@ -522,13 +632,19 @@ def write_case_set(cache_dir: Path) -> CaseSet:
             "path": f"{draft.set}/{draft.name}",
             "expanded": expanded,
             "training": _training(draft),
+            "expected_rounded_from": rounded.get(draft.name.split("_expanded")[0], "")
+            if draft.set == NODE
+            else "",
         }
         total.update(f"{draft.set}/{draft.name} {case['digest']}\n".encode())
         cases.append(case)
     set_digest = total.hexdigest()
     folder = Path(cache_dir) / f"{onnx.__version__}-{set_digest[:16]}"
     if (folder / MANIFEST).is_file():
-        return read_case_set(folder)
+        try:
+            return read_case_set(folder)
+        except CaseSetError:  # an older manifest form: written again below
+            pass
     scratch = Path(cache_dir) / f".writing-{os.getpid()}-{set_digest[:16]}"
     by_name = {(d.set, d.name): d for d in drafts}
     for entry in cases:
@@ -542,6 +658,13 @@ def write_case_set(cache_dir: Path) -> CaseSet:
         "cases": cases,
     }
     (scratch / MANIFEST).write_text(json.dumps(manifest, indent=1), encoding="utf-8")
+    if folder.exists():  # of an older manifest form: set aside, then replaced
+        stale = Path(cache_dir) / f".stale-{os.getpid()}-{set_digest[:16]}"
+        try:
+            os.replace(folder, stale)
+        except OSError:
+            pass
+        _remove_tree(stale)
     try:
         os.replace(scratch, folder)
     except OSError:  # another process wrote the same content first

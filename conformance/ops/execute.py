@@ -45,6 +45,7 @@ def _record(
         judged_by=verdict.judged_by,
         case_digest=case.digest,
         duration_s=round(time.perf_counter() - started, 6),
+        expected_rounded_from=case.expected_rounded_from,
         **extra,
     )
 

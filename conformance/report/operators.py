@@ -33,24 +33,40 @@ STYLE = (
 )
 
 
-def _cell(score: scoring.OpScore, failing: list[OpRecord]) -> str:
+ROUNDED_NOTE = "expected output computed in float64 and rounded to {dtype} by onnx's generator"
+
+
+def _rounded_mark(rounded: list[OpRecord]) -> str:
+    """A cell's note on its cases whose expected outputs onnx computed in float64 and rounded
+    (an exact runtime may differ from them by half an ulp)."""
+    if not rounded:
+        return ""
+    names = ", ".join(r.case for r in rounded)
+    title = f"{len(rounded)} case(s) with {ROUNDED_NOTE.format(dtype='the output dtype')}: {names}"
+    return f' <abbr class="op-rounded" title="{html.escape(title)}">f64&rarr;{len(rounded)}</abbr>'
+
+
+def _cell(score: scoring.OpScore, failing: list[OpRecord], rounded: list[OpRecord]) -> str:
     text = f"{score.passed}/{score.tested}" if score.tested else scoring.MARKS[score.score]
+    mark = _rounded_mark(rounded)
     if not failing:
-        return f'<td class="{CSS_CLASS[score.score]}">{html.escape(text)}</td>'
+        return f'<td class="{CSS_CLASS[score.score]}">{html.escape(text)}{mark}</td>'
     items = []
     for record in failing:
         figures = ""
         if record.figures and record.category == judge.FAILED_VALUES:
             f = record.figures
             figures = f" (max abs {f['max_abs']}, min rtol {f['min_rtol']})"
+        if record.expected_rounded_from:
+            figures += f"; {ROUNDED_NOTE.format(dtype='the output dtype')}"
         reason = record.problems[0] if record.problems else ""
         items.append(
             f"<li>{html.escape(record.case)}: {html.escape(record.category)}"
             f"{html.escape(figures)}<br><small>{html.escape(reason[:300])}</small></li>"
         )
     return (
-        f'<td class="{CSS_CLASS[score.score]}"><details><summary>{html.escape(text)}</summary>'
-        f"<ul>{''.join(items)}</ul></details></td>"
+        f'<td class="{CSS_CLASS[score.score]}"><details><summary>{html.escape(text)}{mark}'
+        f"</summary><ul>{''.join(items)}</ul></details></td>"
     )
 
 
@@ -62,9 +78,12 @@ def operators_section(document: dict[str, Any]) -> str:
     targets = list(dict.fromkeys(r.target for r in records))
     table = scoring.op_scores(records, targets)
     failing: dict[tuple[str, str], list[OpRecord]] = defaultdict(list)
+    rounded: dict[tuple[str, str], list[OpRecord]] = defaultdict(list)
     for record in records:
         if record.set == "node" and record.category != judge.PASSED:
             failing[(record.op_key, record.target)].append(record)
+        if record.set == "node" and record.expected_rounded_from:
+            rounded[(record.op_key, record.target)].append(record)
     by_domain: dict[str, list[str]] = defaultdict(list)
     for op in table:
         by_domain[op.split(":")[0] if ":" in op else "ai.onnx"].append(op)
@@ -75,7 +94,10 @@ def operators_section(document: dict[str, Any]) -> str:
         f"(onnx {html.escape(str(case_set.get('onnx_version', '?')))}); rule rtol "
         f"{html.escape(str(ops.get('rule', {}).get('rtol')))} atol "
         f"{html.escape(str(ops.get('rule', {}).get('atol')))}; headline: op types whose every "
-        "case passes</p><table><tr><th>target</th><th>op types all-pass</th></tr>",
+        "case passes; <abbr>f64&rarr;n</abbr>: n of the cell's cases have an expected output "
+        "that onnx's generator computed in float64 and rounded to the output dtype (an exact "
+        "runtime may differ from it by half an ulp; nothing is widened for it)</p>"
+        "<table><tr><th>target</th><th>op types all-pass</th></tr>",
     ]
     for target in targets:
         count = scoring.headline(table, target).get(scoring.ALL, 0)
@@ -86,7 +108,10 @@ def operators_section(document: dict[str, Any]) -> str:
         parts += [f"<th>{html.escape(t)}</th>" for t in targets]
         parts.append("</tr>")
         for op in by_domain[domain]:
-            cells = "".join(_cell(table[op][t], failing.get((op, t), [])) for t in targets)
+            cells = "".join(
+                _cell(table[op][t], failing.get((op, t), []), rounded.get((op, t), []))
+                for t in targets
+            )
             parts.append(f"<tr><td>{html.escape(op)}</td>{cells}</tr>")
         parts.append("</table>")
     parts.append("</section>")
