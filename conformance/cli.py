@@ -234,7 +234,25 @@ def run_session_checks(session: RunSession) -> int:
         fail(str(error))
     finally:
         signal.signal(signal.SIGTERM, previous)
+    line = compile_cache_line(session.compile_cache_loads)
+    if line:
+        click.echo(line)
     return 0
+
+
+def compile_cache_line(loads: dict[str, dict[str, int]]) -> str:
+    """Where the targets' compiled models came from, e.g. "compile cache: iree:llvm-cpu 27
+    of 30 loads from the cache"; empty when no target compiles."""
+    parts = []
+    for target, counts in loads.items():
+        total = sum(counts.values())
+        if not total:
+            continue
+        if counts.get("off"):
+            parts.append(f"{target} off ({total} loads compiled afresh)")
+        else:
+            parts.append(f"{target} {counts.get('hit', 0)} of {total} loads from the cache")
+    return "compile cache: " + "; ".join(parts) if parts else ""
 
 
 def run_benchmark_phase(session: RunSession, mode: str, loadgen: bool) -> int:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -285,3 +286,29 @@ def test_live_mode_reexports_and_adds_the_native_targets(tmp_path):
         "tf": {"native"},
     }
     assert all(c["verdict"] == "passed" for c in document["checks"])
+
+
+def test_compile_cache_serves_the_second_run_and_no_compile_cache_reaches_the_children(tmp_path):
+    """The isolated children compile: the cache folder and the bypass reach them through the
+    environment, and the run says where its compiled models came from."""
+    cache = tmp_path / "cache"
+    env = {**os.environ, "CONFORMANCE_CACHE_DIR": str(cache)}
+    env.pop("CONFORMANCE_NO_COMPILE_CACHE", None)
+    select = ["--target", "iree:llvm-cpu", "--model", "mlp", "--exporter", "torch-script"]
+    lines, options = [], []
+    for index, extra in enumerate(([], [], ["--no-compile-cache"])):
+        if extra:
+            shutil.rmtree(cache)
+        run_dir = tmp_path / f"run{index}"
+        result = conformance("run", *select, *extra, "--out", str(run_dir), env=env, timeout=600)
+        if "iree:llvm-cpu: unavailable" in result.stderr:
+            pytest.skip("IREE is not available here")
+        assert result.returncode == 0, result.stderr[-3000:]
+        lines.append(next(line for line in result.stdout.splitlines() if "compile cache" in line))
+        document = load_document(run_dir / "results.json")
+        options.append(document["targets"]["iree:llvm-cpu"]["options"]["compile_cache"])
+    assert "0 of 1 loads from the cache" in lines[0], lines
+    assert "1 of 1 loads from the cache" in lines[1], lines
+    assert "off (1 loads compiled afresh)" in lines[2], lines
+    assert options == ["on", "on", "off"]
+    assert not cache.exists() or not any(cache.rglob("*.bin"))

@@ -505,3 +505,171 @@ def test_tract_refusals_capture_no_rust_backtrace(tmp_path: Path):
         env={**os.environ, "RUST_BACKTRACE": "1"},
     )
     assert result.stdout.split() == ["refused", "False", "True"], result.stdout + result.stderr
+
+
+# -- the compile cache (issue 15 item 5) and IREE's thread count (item 4) --------------------
+
+
+@pytest.fixture
+def compile_cache_dir(tmp_path: Path, monkeypatch) -> Path:
+    from conformance.targets import compile_cache
+
+    folder = tmp_path / "cache"
+    monkeypatch.setenv(compile_cache.CACHE_ENV, str(folder))
+    monkeypatch.delenv(compile_cache.NO_CACHE_ENV, raising=False)
+    monkeypatch.delenv(compile_cache.MAX_MB_ENV, raising=False)
+    return folder
+
+
+def test_compile_cache_serves_a_whole_entry_and_recompiles_a_damaged_one(
+    compile_cache_dir: Path, tmp_path: Path
+):
+    from conformance.targets.compile_cache import HIT, MISS, CompileCache, cache_key
+
+    compiled: list[Path] = []
+
+    def compile_to(path: Path) -> None:
+        compiled.append(path)
+        path.write_bytes(b"module " * 4096)
+
+    cache = CompileCache("demo")
+    key = cache_key("0" * 64, "democc", "1.0", ["-O2"])
+    assert key != cache_key("0" * 64, "democc", "1.1", ["-O2"])  # the version is in the key
+    assert key != cache_key("0" * 64, "democc", "1.0", ["-O3"])  # so are the flags
+    workdir = tmp_path / "work"
+    workdir.mkdir()
+    first = cache.compiled(key, compile_to, workdir)
+    assert first.cache == MISS and compile_cache_dir in first.path.parents
+    assert cache.compiled(key, compile_to, workdir).cache == HIT and len(compiled) == 1
+    whole = first.path.read_bytes()
+
+    damages = {
+        "truncated": lambda p: p.write_bytes(whole[: len(whole) // 2]),
+        "corrupted": lambda p: p.write_bytes(b"X" + whole[1:]),  # same size, other bytes
+        "record lost": lambda p: p.with_suffix(".json").unlink(),
+    }
+    for what, damage in damages.items():
+        damage(first.path)
+        again = cache.compiled(key, compile_to, workdir)
+        assert again.cache == MISS, what
+        assert again.path.read_bytes() == whole, what
+    assert len(compiled) == 1 + len(damages)
+    assert not list(compile_cache_dir.rglob("*.tmp")), "a temporary file was left behind"
+
+
+def test_compile_cache_keeps_within_its_bound(compile_cache_dir: Path, tmp_path: Path, monkeypatch):
+    from conformance.targets.compile_cache import MAX_MB_ENV, CompileCache, cache_key
+
+    monkeypatch.setenv(MAX_MB_ENV, "1")
+    cache = CompileCache("demo")
+    keys = [cache_key(str(i) * 64, "democc", "1.0", []) for i in range(3)]
+    for key in keys:
+        cache.compiled(key, lambda p: p.write_bytes(os.urandom(600 * 1024)), tmp_path)
+    sizes = [p.stat().st_size for p in (compile_cache_dir / "compile").rglob("*.bin")]
+    assert sum(sizes) <= 1024 * 1024, sizes
+    assert cache.get(keys[-1]) is not None  # the newest entry stays
+
+
+def mlp_outputs(session) -> list[np.ndarray]:
+    feeds = dict(layout.read_data_set(MODEL / "test_data_set_1", "input"))
+    return [value for _, value in session.run(feeds)]
+
+
+def test_iree_loads_a_compiled_model_from_the_cache_the_second_time(compile_cache_dir: Path):
+    from conformance.targets.compile_cache import HIT, MISS
+
+    target = available("iree:llvm-cpu")
+    first = target.load(MODEL / layout.MODEL_ONNX)
+    try:
+        assert first.load_facts() == {"compile_cache": MISS}
+        expected = mlp_outputs(first)
+        entry = first.vmfb_path
+    finally:
+        first.close()
+    assert entry.is_file() and compile_cache_dir in entry.parents
+    for cache, damage in ((HIT, None), (MISS, b"not a module")):
+        if damage is not None:
+            entry.write_bytes(damage)  # a truncated or foreign entry is recompiled, not loaded
+        session = target.load(MODEL / layout.MODEL_ONNX)
+        try:
+            assert session.load_facts() == {"compile_cache": cache}
+            for got, want in zip(mlp_outputs(session), expected):
+                np.testing.assert_array_equal(got, want)
+        finally:
+            session.close()
+    assert target.describe().options["compile_cache"] == "on"
+
+
+def test_no_compile_cache_compiles_afresh_and_writes_nothing(compile_cache_dir: Path, monkeypatch):
+    from conformance.targets.compile_cache import NO_CACHE_ENV, OFF
+
+    monkeypatch.setenv(NO_CACHE_ENV, "1")
+    for name, artifact in (("iree:llvm-cpu", MODEL), ("openvino:cpu", MODEL)):
+        target = available(name)
+        session = target.load(artifact / layout.MODEL_ONNX)
+        try:
+            assert session.load_facts() == {"compile_cache": OFF}, name
+        finally:
+            session.close()
+        assert target.describe().options["compile_cache"] == "off", name
+    assert not compile_cache_dir.exists() or not any(compile_cache_dir.rglob("*.*"))
+
+
+def test_openvino_model_cache_follows_the_bytes_not_the_path(compile_cache_dir: Path, tmp_path):
+    """OpenVINO caches a model compiled from a path by that path: new bytes at the same path
+    got the old compiled blob (and its old weights). The adapter compiles from memory."""
+    import onnx
+
+    from conformance.targets.compile_cache import HIT, MISS
+
+    target = available("openvino:cpu")
+    path = tmp_path / "mlp" / "copy" / layout.MODEL_ONNX
+    path.parent.mkdir(parents=True)
+    model = onnx.load(str(MODEL / layout.MODEL_ONNX))
+    onnx.save(model, str(path))
+    seen = []
+    for _ in range(2):
+        session = target.load(path)
+        seen.append((session.load_facts()["compile_cache"], mlp_outputs(session)))
+        session.close()
+    assert [cache for cache, _ in seen] == [MISS, HIT]
+    weights = next(t for t in model.graph.initializer if len(t.dims) == 2)
+    array = onnx.numpy_helper.to_array(weights)
+    weights.CopyFrom(onnx.numpy_helper.from_array(array * 2, weights.name))
+    onnx.save(model, str(path))  # the same path and size, other weights
+    session = target.load(path)
+    try:
+        assert session.load_facts()["compile_cache"] == MISS
+        changed = mlp_outputs(session)
+    finally:
+        session.close()
+    assert any(not np.allclose(a, b) for a, b in zip(changed, seen[0][1]))
+
+
+def test_iree_threads_option_sets_the_task_workers():
+    available("iree:llvm-cpu")
+    described = get_target("iree:llvm-cpu:threads=1").describe().options
+    assert described["threads"] == 1
+    assert described["runtime_flags"] == ["--task_topology_max_group_count=1"]
+    assert get_target("iree:llvm-cpu").describe().options["runtime_flags"] == []
+    # IREE's flags are process-wide: count the threads a load starts, each in its own process.
+    script = textwrap.dedent(f"""
+        import os, sys
+        from conformance.targets import get_target
+        count = lambda: len(os.listdir("/proc/self/task"))
+        before = count()
+        session = get_target(sys.argv[1]).load({str(MODEL / layout.MODEL_ONNX)!r})
+        print(count() - before)
+    """)
+    if not Path("/proc/self/task").is_dir():
+        pytest.skip("counting threads needs /proc")
+    started = {}
+    for name in ("iree:llvm-cpu:threads=1", "iree:llvm-cpu:threads=2"):
+        result = subprocess.run(
+            [sys.executable, "-c", script, name], capture_output=True, text=True, timeout=300
+        )
+        assert result.returncode == 0, result.stderr[-3000:]
+        started[name] = int(result.stdout.split()[-1])
+    if (os.cpu_count() or 1) < 2:
+        pytest.skip("one CPU: two workers are capped to one")
+    assert started["iree:llvm-cpu:threads=2"] == started["iree:llvm-cpu:threads=1"] + 1, started

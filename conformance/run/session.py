@@ -156,6 +156,8 @@ class RunSession:
     timeout_s: float = 0.0
     created: bool = True  # this session started the results document (not resumed, extended)
     _runners: dict[str, IsolatedTarget] = field(default_factory=dict)
+    # per target, how many loads said each compile-cache outcome ("hit", "miss", "off")
+    compile_cache_loads: dict[str, dict[str, int]] = field(default_factory=dict)
 
     # ---- opening -------------------------------------------------------------------------
     @classmethod
@@ -372,7 +374,10 @@ class RunSession:
 
     def close_runners(self) -> None:
         runners, self._runners = self._runners, {}
-        for runner in runners.values():
+        for name, runner in runners.items():
+            counts = self.compile_cache_loads.setdefault(name, {})
+            for outcome, count in runner.compile_cache_counts.items():
+                counts[outcome] = counts.get(outcome, 0) + count
             runner.close()
 
     def close(self) -> None:

@@ -228,7 +228,7 @@ class CompileCache:
     def compiled(
         self,
         key: str,
-        compile_to: Callable[[Path], None],
+        compile_to: Callable[[Path], object],
         workdir: Path,
         name: str = "module.bin",
         about: dict[str, object] | None = None,
