@@ -10,6 +10,7 @@ Layout (every path is relative, no links, no folders but logs/):
                       (bundle_report): verify renders it again and compares byte for byte
     environment.json  what the suite captured about this machine and the target
     system.json       {"attested": the vendor's file, "captured": what the suite saw}
+    ops.json          profile ops only: the target's op table, as its case records give it
     logs/certify.log  what certify did and printed
 """
 
@@ -37,6 +38,7 @@ REPORT = "report.html"
 ENVIRONMENT = "environment.json"
 SYSTEM = "system.json"
 LOG = "logs/certify.log"
+OPS = "ops.json"  # profile ops: the target's op table (conformance.certify.ops.table_member)
 REQUIRED_MEMBERS = (RESULTS, REPORT, ENVIRONMENT, SYSTEM)
 MAX_SYSTEM_BYTES = 64 * 1024
 

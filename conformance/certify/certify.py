@@ -25,6 +25,7 @@ from conformance.certify.interface import (
     ProfileOutcome,
 )
 from conformance.certify.judge import judge_profiles
+from conformance.certify.ops import OpsSelection, run_ops, table_member
 from conformance.certify.profiles import Profile, models_of, select
 from conformance.certify.verify import verify_bundle
 from conformance.results.document import RESULTS_JSON, command_line
@@ -128,6 +129,25 @@ def run_perf(
         session.bench(need.mode, need.scenarios, progress=progress, models=models, exporters=())
 
 
+def run_operator_cases(
+    session: RunSession,
+    request: CertifyRequest,
+    context: SpecContext,
+    profiles: tuple[Profile, ...],
+    progress: Progress,
+) -> None:
+    if not any(p.ops for p in profiles):
+        return
+    selection = OpsSelection(request.op_types, request.op_cases, request.op_sets)
+    try:
+        run_ops(session, request.target, selection, context.spec_version, progress)
+    except KeyboardInterrupt as error:
+        session.finish("interrupted")
+        raise CertifyError(
+            "interrupted during the operator cases; nothing was certified"
+        ) from error
+
+
 def bundle_files(
     session: RunSession, request: CertifyRequest, attested: dict[str, Any], log: list[str]
 ) -> dict[str, bytes]:
@@ -138,7 +158,13 @@ def bundle_files(
     except (ReportError, OSError) as error:
         raise CertifyError(f"cannot write the report: {error}") from error
     document = session.document
+    ops = (
+        {bundle.OPS: strict_json.dumps(table_member(document["ops"], request.target))}
+        if isinstance(document.get("ops"), dict)
+        else {}
+    )
     return {
+        **ops,
         bundle.RESULTS: session.path.read_bytes(),  # the bytes signed are the file's own
         bundle.REPORT: report,
         bundle.ENVIRONMENT: strict_json.dumps(
@@ -173,6 +199,12 @@ def certify(
 ) -> CertifyOutcome:
     """Everything is checked before the (long) run: profiles, system description, key, target."""
     profiles = select(context.profiles, request.profiles)
+    if not any(p.ops for p in profiles) and (
+        request.op_types or request.op_cases or request.op_sets
+    ):
+        raise CertifyUsageError(
+            "--op, --case and --set select operator cases: they need --profile ops"
+        )
     attested = bundle.load_attested(request.system_path)
     key = keys.load_private(request.key_path) if request.key_path else None
     check_target(request.target)
@@ -193,6 +225,7 @@ def certify(
     ):
         run_checks(session, profiles, note)
         log += run_summary(session)
+        run_operator_cases(session, request, context, profiles, note)
         run_perf(session, context, profiles, note)
         session.finish("complete")
         document = session.document

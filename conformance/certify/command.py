@@ -72,7 +72,7 @@ def context_or_exit(pack_dir: Path) -> SpecContext:
     multiple=True,
     default=("core",),
     show_default=True,
-    help="Profile of spec/profiles.json (repeatable): core, perf.",
+    help="Profile of spec/profiles.json (repeatable): core, perf, ops, fp16, bf16, int8.",
 )
 @click.option(
     "--system",
@@ -111,6 +111,24 @@ def context_or_exit(pack_dir: Path) -> SpecContext:
 @click.option(
     "--pack", "pack_dir", type=click.Path(path_type=Path), default=PACK_DIR, show_default=True
 )
+@click.option(
+    "--op",
+    "op_types",
+    multiple=True,
+    help="Profile ops: only the cases of this op type (repeatable), e.g. Softmax.",
+)
+@click.option(
+    "--case",
+    "op_cases",
+    multiple=True,
+    help="Profile ops: only cases whose name matches this glob (repeatable).",
+)
+@click.option(
+    "--set",
+    "op_sets",
+    multiple=True,
+    help="Profile ops: only this case set: node, simple, pytorch-converted, pytorch-operator.",
+)
 def certify_command(
     target: str,
     profiles: tuple[str, ...],
@@ -120,12 +138,26 @@ def certify_command(
     work_dir: Path | None,
     timeout_s: float | None,
     pack_dir: Path,
+    op_types: tuple[str, ...],
+    op_cases: tuple[str, ...],
+    op_sets: tuple[str, ...],
 ) -> None:
     """Run what the profiles require on TARGET and write a certification bundle."""
     from conformance.certify.certify import certify, outcome_lines
 
     context = context_or_exit(pack_dir)
-    request = CertifyRequest(target, profiles, system_path, out_path, key_path, work_dir, timeout_s)
+    request = CertifyRequest(
+        target,
+        profiles,
+        system_path,
+        out_path,
+        key_path,
+        work_dir,
+        timeout_s,
+        op_types,
+        op_cases,
+        op_sets,
+    )
     try:
         outcome = certify(request, context, progress=echo_lines)
     except CertifyUsageError as error:

@@ -76,6 +76,11 @@ class Reason(enum.StrEnum):
     GOLDEN_MISMATCH = "GOLDEN_MISMATCH"
     VERDICT_MISMATCH = "VERDICT_MISMATCH"
     ATTRIBUTION_MISMATCH = "ATTRIBUTION_MISMATCH"
+    # the operator cases (profile ops)
+    CASE_SET_NOT_PINNED = "CASE_SET_NOT_PINNED"  # measured on another case set than the pin
+    OP_TABLE_MISMATCH = "OP_TABLE_MISMATCH"  # an op table that its case records do not give
+    # the accuracy records (reduced-precision profiles)
+    ACCURACY_MISMATCH = "ACCURACY_MISMATCH"  # figures, tier or verdict not what the pack gives
     # the benchmarks
     MISSING_BENCHMARK = "MISSING_BENCHMARK"
     BENCHMARK_RULES_NOT_MET = "BENCHMARK_RULES_NOT_MET"
@@ -147,6 +152,23 @@ class CheckOutcome:
 
 
 @dataclass(frozen=True)
+class AccuracyOutcome:
+    """One accuracy record (model, artifact, target) as the verifier recomputes it from the
+    recorded predictions, the pack's labels and its float64 golden."""
+
+    record_id: str
+    model: str
+    exporter: str
+    precision: str
+    accuracy: float | None
+    relative: float | None
+    tier: str  # "99.9", "99" or "below 99" ("" when not answered)
+    top1_agreement: float | None
+    passed: bool
+    verdict: str = ""  # as recorded, for display only
+
+
+@dataclass(frozen=True)
 class SignatureStatus:
     present: bool
     valid: bool
@@ -181,6 +203,8 @@ class Verification:
         default_factory=dict
     )  # the target as the suite described it
     signature: SignatureStatus = SignatureStatus(False, False)
+    op_table: dict[str, Any] | None = None  # recomputed from the case records (profile ops)
+    accuracy: tuple[AccuracyOutcome, ...] = ()  # recomputed accuracy records
 
     @property
     def verified(self) -> bool:
@@ -224,6 +248,10 @@ class CertifyRequest:
     key_path: Path | None = None  # the Ed25519 private key (PEM); None: unsigned
     work_dir: Path | None = None  # where the run folder goes; None: a temporary folder
     timeout_s: float | None = None
+    # the ops profile's selection of the pinned case set (empty: every case)
+    op_types: tuple[str, ...] = ()
+    op_cases: tuple[str, ...] = ()
+    op_sets: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

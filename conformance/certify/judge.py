@@ -16,6 +16,7 @@ from conformance.certify.interface import (
     ProfileOutcome,
     Reason,
 )
+from conformance.certify.ops import OpsJudged, judge_ops
 from conformance.certify.perf import judge_benchmarks
 from conformance.certify.profiles import Profile, checks_outcome, models_of, required_checks
 from conformance.certify.recompute import recompute_checks
@@ -26,6 +27,8 @@ class Judged:
     findings: tuple[Finding, ...]
     outcomes: tuple[ProfileOutcome, ...]
     check_map: Mapping[str, CheckOutcome]
+    op_table: dict[str, Any] | None = None  # profile ops: the table the case records give
+    notes: tuple[str, ...] = ()
 
     @property
     def checks(self) -> tuple[CheckOutcome, ...]:
@@ -49,9 +52,12 @@ def judge_profile(
     context: SpecContext,
     target: str,
     outcomes: Mapping[str, CheckOutcome],
+    ops: OpsJudged | None = None,
 ) -> tuple[list[Finding], ProfileOutcome]:
     found: list[Finding] = []
     parts = []
+    if profile.ops is not None and ops is not None:
+        parts.append(ops.outcome)
     if profile.checks is not None:
         required = required_checks(context.pack, profile, target)
         found += [
@@ -91,9 +97,20 @@ def judge_profiles(
                 Reason.TARGET_MISMATCH, f"benchmarks of other targets {foreign}", "results.json"
             )
         )
+    ops = None
+    if any(p.ops for p in profiles):
+        name = next(p.name for p in profiles if p.ops)
+        ops = judge_ops(name, document, target, context.spec_version)
+        found += ops.findings
     results = []
     for profile in profiles:
-        profile_found, outcome = judge_profile(profile, document, context, target, outcomes)
+        profile_found, outcome = judge_profile(profile, document, context, target, outcomes, ops)
         found += profile_found
         results.append(outcome)
-    return Judged(tuple(found), tuple(results), outcomes)
+    return Judged(
+        tuple(found),
+        tuple(results),
+        outcomes,
+        ops.table if ops else None,
+        ops.notes if ops else (),
+    )

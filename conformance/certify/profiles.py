@@ -19,6 +19,7 @@ from conformance.certify.interface import (
     CheckOutcome,
     ProfileOutcome,
 )
+from conformance.certify.ops import OpsRequirement
 from conformance.pack.load import Artifact, Pack, PackModel
 from conformance.results.profile import Outcome, ProfileStatus, apply_rule
 from conformance.run.plan import DEFAULT_PRECISION, CheckPlan, runnable_checks
@@ -28,6 +29,7 @@ CONFORMANT, NOT_RUN = ProfileStatus.CONFORMANT, ProfileStatus.NOT_RUN
 PROFILES_JSON = "profiles.json"
 EVERY = "*"
 EXAMPLES = 6  # failing checks named in a "not certified" reason
+TIERS = ("99.9", "99")  # accuracy tiers, best first (MLPerf's names); below both: "below 99"
 
 
 @dataclass(frozen=True)
@@ -35,6 +37,8 @@ class CheckRequirement:
     models: tuple[str, ...] | None  # None: every model of the pack
     exporters: tuple[str, ...] | None  # None: every exported artifact
     precision: str
+    accuracy_tier: str | None = None  # the lowest accuracy tier certified ("99", "99.9"); None:
+    # accuracy records are reported, not required
 
 
 @dataclass(frozen=True)
@@ -52,6 +56,7 @@ class Profile:
     summary: str
     checks: CheckRequirement | None = None
     benchmarks: BenchmarkRequirement | None = None
+    ops: OpsRequirement | None = None
 
 
 # A check a profile requires is a check plan: its id, model, artifact, data set, precision, and
@@ -73,6 +78,13 @@ def parse_profile(name: str, data: Mapping[str, Any]) -> Profile:
     try:
         checks = data.get("checks")
         benchmarks = data.get("benchmarks")
+        ops = data.get("ops")
+        tier = checks.get("accuracy_tier") if checks else None
+        if tier is not None and tier not in TIERS:
+            raise CertifyUsageError(
+                f"{PROFILES_JSON}: profile {name!r}: accuracy_tier {tier!r} is not one of "
+                f"{', '.join(TIERS)}"
+            )
         return Profile(
             name=name,
             title=str(data["title"]),
@@ -81,6 +93,7 @@ def parse_profile(name: str, data: Mapping[str, Any]) -> Profile:
                 _names(checks.get("models")),
                 _names(checks.get("exporters")),
                 str(checks.get("precision", DEFAULT_PRECISION)),
+                tier,
             )
             if checks
             else None,
@@ -92,6 +105,7 @@ def parse_profile(name: str, data: Mapping[str, Any]) -> Profile:
             )
             if benchmarks
             else None,
+            ops=OpsRequirement(str(ops.get("case_set", "pinned"))) if ops else None,
         )
     except (KeyError, TypeError, AttributeError) as error:
         raise CertifyUsageError(

@@ -13,12 +13,16 @@ from conformance.spec import SPEC_DIR
 RESULTS = "results.schema.json"
 MANIFEST = "bundle-manifest.schema.json"
 SYSTEM = "system.schema.json"
+OPS_SECTION = "ops-section"  # the results' ops section, whose schema lives with the ops spec
+OP_TABLE = "op-table.schema.json"  # ops.json of a bundle
+PATHS = {OPS_SECTION: SPEC_DIR / "ops" / "ops-section.schema.json"}
 ERRORS_SHOWN = 5
 
 
 @cache
 def validator(name: str, pointer: str = "") -> jsonschema.Draft202012Validator:
-    schema = json.loads((SPEC_DIR / "schemas" / name).read_text(encoding="utf-8"))
+    path = PATHS.get(name, SPEC_DIR / "schemas" / name)
+    schema = json.loads(path.read_text(encoding="utf-8"))
     if pointer:  # one definition of the schema, e.g. "$defs/attested"
         schema = {"$schema": schema["$schema"], "$defs": schema["$defs"], "$ref": f"#/{pointer}"}
     return jsonschema.Draft202012Validator(schema, format_checker=jsonschema.FormatChecker())

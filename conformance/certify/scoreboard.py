@@ -108,6 +108,29 @@ class PerfRow:
 
 
 @dataclass(frozen=True)
+class OpsCell:
+    """A bundle's op coverage (profile ops), recomputed from its case records: op types whose
+    every case passes (the headline), op types with a case that ran, op types in its table."""
+
+    all_passing: int
+    tested: int
+    total: int
+    cases: int
+    selection: str  # "every case" or the certify selection (--op/--case/--set)
+
+
+@dataclass(frozen=True)
+class PrecisionCell:
+    """A bundle's verdict at one reduced precision and its worst accuracy tier (recomputed)."""
+
+    precision: str
+    status: str  # the profile outcome: certified / not certified
+    tier: str  # the worst tier over its accuracy records ("" when it has none)
+    records: int  # accuracy records recomputed
+    worst_relative: float | None  # the lowest accuracy relative to fp32 among them
+
+
+@dataclass(frozen=True)
 class Scoreboard:
     generated_at: str
     spec_version: str
@@ -120,6 +143,13 @@ class Scoreboard:
     perf: tuple[PerfRow, ...]
     median_p50_ms: tuple[float | None, ...]  # per compared entry, over the perf rows
     trusted_keys: bool = False  # compared entries are signed by their submitter's listed key
+    ops: tuple[OpsCell | None, ...] = ()  # per compared entry (None: no ops profile)
+    precisions: tuple[str, ...] = ()  # the reduced precisions some compared bundle certifies
+    precision_cells: tuple[tuple[PrecisionCell | None, ...], ...] = ()  # entry -> precision
+
+    @property
+    def has_ops(self) -> bool:
+        return any(cell is not None for cell in self.ops)
 
 
 def entry_of(path: Path, verification: Verification) -> Entry:
@@ -285,6 +315,56 @@ def median_p50(rows: Sequence[PerfRow], column: int) -> float | None:
     return statistics.median(values) if values else None
 
 
+TIER_ORDER = ("99.9", "99", "below 99")
+
+
+def ops_cell(entry: Entry) -> OpsCell | None:
+    table = entry.verification.op_table
+    if not isinstance(table, dict):
+        return None
+    cov = table["coverage"]
+    selection = table["selection"]
+    described = (
+        "every case"
+        if not any(selection.values())
+        else " ".join(f"{k} {', '.join(v)}" for k, v in selection.items() if v)
+    )
+    return OpsCell(cov["all_passing"], cov["tested"], cov["total"], table["cases"], described)
+
+
+def precision_of_profile(context: SpecContext, profile: str) -> str | None:
+    found = context.profiles.get(profile)
+    return found.checks.precision if found is not None and found.checks else None
+
+
+def precision_cells(
+    entry: Entry, context: SpecContext, precisions: Sequence[str]
+) -> tuple[PrecisionCell | None, ...]:
+    cells: list[PrecisionCell | None] = []
+    for precision in precisions:
+        outcome = next(
+            (
+                o
+                for o in entry.verification.outcomes
+                if precision_of_profile(context, o.profile) == precision
+            ),
+            None,
+        )
+        if outcome is None:
+            cells.append(None)
+            continue
+        mine = [a for a in entry.verification.accuracy if a.precision == precision]
+        tiers = [a.tier if a.tier else "below 99" for a in mine]
+        worst = max(tiers, key=TIER_ORDER.index) if tiers else ""
+        relatives = [a.relative for a in mine if a.relative is not None]
+        cells.append(
+            PrecisionCell(
+                precision, outcome.status, worst, len(mine), min(relatives) if relatives else None
+            )
+        )
+    return tuple(cells)
+
+
 def build_scoreboard(
     entries: Sequence[Entry], context: SpecContext, trusted: TrustedKeys | None = None
 ) -> Scoreboard:
@@ -295,6 +375,13 @@ def build_scoreboard(
     families, interop = family_rows(compared, models)
     profiles = tuple(dict.fromkeys(o.profile for e in compared for o in e.verification.outcomes))
     perf = perf_rows(compared, models)
+    precisions = tuple(
+        dict.fromkeys(
+            p
+            for name in profiles
+            if (p := precision_of_profile(context, name)) is not None and p != "fp32"
+        )
+    )
     return Scoreboard(
         datetime.now(UTC).isoformat(timespec="seconds"),
         context.spec_version,
@@ -307,4 +394,7 @@ def build_scoreboard(
         perf,
         tuple(median_p50(perf, column) for column in range(len(compared))),
         trusted is not None,
+        tuple(ops_cell(e) for e in compared),
+        precisions,
+        tuple(precision_cells(e, context, precisions) for e in compared),
     )

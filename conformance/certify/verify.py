@@ -19,6 +19,7 @@ from conformance.certify import keys, schemas, strict_json
 from conformance.certify.bundle import (
     ENVIRONMENT,
     MANIFEST,
+    OPS,
     REPORT,
     REQUIRED_MEMBERS,
     RESULTS,
@@ -38,6 +39,7 @@ from conformance.certify.interface import (
     Verification,
 )
 from conformance.certify.judge import Judged, judge_profiles
+from conformance.certify.ops import table_difference
 from conformance.certify.safe_zip import Limits, open_archive
 from conformance.targets.interface import TargetError, parse_target_name
 from conformance.untrusted import TooLargeError, UntrustedInputError, loads_strict_json, printable
@@ -251,6 +253,36 @@ def check_claims(
             )
 
 
+def check_op_table(
+    members: dict[str, bytes],
+    table: dict[str, Any] | None,
+    claims_ops: bool,
+    found: _Found,
+    limits: Limits,
+) -> None:
+    """ops.json must be the op table the case records give (rebuilt by the ops profile's
+    judge); a bundle without the ops profile has no op table."""
+    if table is None:
+        if OPS in members and not claims_ops:
+            found.add(
+                Reason.OP_TABLE_MISMATCH, "an op table, but the bundle claims no ops profile", OPS
+            )
+        return
+    claimed = member_json(members, OPS, found, limits)
+    if claimed is None:
+        if OPS not in members:
+            found.add(Reason.MISSING_MEMBER, "the ops profile's op table is missing", OPS)
+        return
+    if not schema_ok(OPS, claimed, schemas.OP_TABLE, found):
+        return
+    if claimed != table:
+        found.add(
+            Reason.OP_TABLE_MISMATCH,
+            "is not the op table the case records give: " + table_difference(claimed, table),
+            OPS,
+        )
+
+
 def shaped(results: Any) -> bool:
     """Enough structure to recompute from, even where the schema is broken elsewhere (so one pass
     names the schema errors and the recomputed ones)."""
@@ -273,6 +305,7 @@ def deep_stages(
     options: VerifyOptions,
     found: _Found,
     signature: SignatureStatus,
+    members: dict[str, bytes],
 ) -> Judged | None:
     """Consistency between members, every check and profile recomputed, the claims, the rerun."""
     try:
@@ -294,7 +327,12 @@ def deep_stages(
         found.add(Reason.SCHEMA_INVALID, message, RESULTS)
         return None
     found.findings += judged.findings
+    found.notes += judged.notes
     check_claims(manifest, judged.outcomes, found)
+    claims_ops = any(
+        getattr(context.profiles.get(str(name)), "ops", None) for name in manifest["profiles"]
+    )
+    check_op_table(members, judged.op_table, claims_ops, found, options.limits)
     if options.rerun:
         from conformance.certify.rerun import rerun_sample
 
@@ -353,12 +391,13 @@ def verify_bundle(
         )
     outcomes: tuple[ProfileOutcome, ...] = ()
     checks: tuple[CheckOutcome, ...] = ()
+    op_table = None
     if manifest_ok and shaped(results):
         judged = deep_stages(
-            manifest, results, system, environment, context, options, found, signature
+            manifest, results, system, environment, context, options, found, signature, members
         )
         if judged is not None:
-            outcomes, checks = judged.outcomes, judged.checks
+            outcomes, checks, op_table = judged.outcomes, judged.checks, judged.op_table
     else:
         found.notes.append(
             "checks not recomputed: the manifest or results.json is unreadable or malformed"
@@ -376,6 +415,7 @@ def verify_bundle(
         else {},
         target_info=target_description(results, manifest) if shaped(results) else {},
         signature=signature,
+        op_table=op_table,
     )
 
 
