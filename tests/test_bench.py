@@ -393,6 +393,14 @@ COMMON_KEYS = [
     "id", "model", "exporter", "target", "scenario", "mode", "status", "problems", "rules",
     "environment", "inputs",
 ]  # fmt: skip
+# issue 15: a measured SingleStream record appends what its two latencies are, and the runtime
+# latency where the session has a bound call (ort:cpu here; the controls' sessions have none)
+ADDED_KEYS = {
+    ("SingleStream", True): [
+        "latency_kinds", "runtime_latency_ms", "runtime_valid", "runtime_queries",
+    ],
+    ("SingleStream", False): ["latency_kinds"],
+}  # fmt: skip
 
 
 def test_typed_records_write_the_json_readers_know(bench_run):
@@ -400,6 +408,10 @@ def test_typed_records_write_the_json_readers_know(bench_run):
     for data in document["benchmarks"]:
         assert data["status"] in STATUSES
         measured = SCHEMA_1_KEYS[data["scenario"]] if data["status"] == MEASURED else []
+        if data["status"] == MEASURED:
+            measured = measured + ADDED_KEYS.get(
+                (data["scenario"], data["target"] == "ort:cpu"), []
+            )
         assert list(data) == COMMON_KEYS + measured, data["id"]
         timed = data["status"] == MEASURED and data["scenario"] != "ColdStart"
         assert ("timer" in data["environment"]) == timed
@@ -592,3 +604,72 @@ def test_pytest_xdist_workers_skip_benchmarks(tmp_path):
     assert result.returncode == 0, result.stdout[-3000:]
     assert "benchmarks never run beside other work" in result.stdout
     assert "4 skipped" in result.stdout  # SingleStream + Offline at three batch sizes
+
+
+# --- issue 15: two latencies per SingleStream result -------------------------------------------
+
+
+def test_single_stream_records_both_latencies_and_names_them(bench_run):
+    """End-to-end (session.run) and runtime (the bound call) are both recorded on ort:cpu, each
+    named; a control's session has no bound call and its record says so instead of a figure."""
+    _, document, _ = bench_run
+    single = by_id(document, "ort:cpu", "SingleStream")
+    kinds = single["latency_kinds"]
+    assert kinds["latency_ms"].startswith("end-to-end: session.run(feeds)")
+    assert kinds["runtime_latency_ms"].startswith("runtime: onnxruntime IO binding")
+    runtime = single["runtime_latency_ms"]
+    ordered = [runtime["min"], *(runtime[p] for p in PERCENTILES), runtime["max"]]
+    assert ordered == sorted(ordered) and runtime["min"] > 0
+    assert single["runtime_queries"] >= load_rules("dev").single_stream.min_queries
+    assert single["runtime_valid"] == {
+        p: single["runtime_queries"] >= load_rules("dev").min_queries_for(p) for p in PERCENTILES
+    }
+    stale = by_id(document, "defect:stale", "SingleStream")
+    assert "runtime_latency_ms" not in stale
+    assert stale["latency_kinds"]["runtime_latency_ms"].startswith("runtime: not measured")
+
+
+@pytest.mark.parametrize("target", ["ort:cpu", "openvino:cpu", "iree:llvm-cpu"])
+def test_the_bound_call_computes_what_run_returns(pack, target):
+    """The runtime latency times the same model on the same inputs: each prepared input's
+    outputs, read back from the runtime's buffers, are run()'s; and a mismatch is caught."""
+    from conformance.bench import bound
+    from conformance.targets import get_target
+
+    chosen = get_target(f"{target}:threads=1" if target != "iree:llvm-cpu" else target)
+    reason = chosen.unavailable_reason()
+    if reason:
+        pytest.skip(reason)
+    case = plan_cases(pack, [target], ["embedding_mlp"], ["torch-script"], load_rules("dev"))[0]
+    pool = sample_pool(Path(case.artifact_dir), case.data_set, 3, 0.05, seed=1)
+    session = chosen.load(Path(case.model_path))
+    try:
+        calls = bound.bind(session, pool)
+        assert calls is not None and calls.binding.startswith("runtime: ")
+        for index, feeds in enumerate(pool):
+            expected = [array for _, array in session.run(feeds)]
+            got = calls.outputs(index)
+            assert [a.shape for a in got] == [a.shape for a in expected]
+            for a, b in zip(got, expected):
+                np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+        bound.checked(calls, session, pool)
+        with pytest.raises(bound.BindingMismatch):  # prepared input 1 is not run()'s pool[0]
+            bound.checked(dataclasses.replace(calls, items=calls.items[1:]), session, pool)
+    finally:
+        session.close()
+
+
+def test_the_report_reads_both_latencies_each_named(bench_run):
+    from conformance.report.performance import build_performance
+
+    _, document, _ = bench_run
+    performance = build_performance(document["benchmarks"])
+    (end_to_end,) = [r for r in performance.single_stream if r.target == "ort:cpu"]
+    (runtime,) = [r for r in performance.single_stream_runtime if r.target == "ort:cpu"]
+    record = by_id(document, "ort:cpu", "SingleStream")
+    assert end_to_end.latency("p50") == record["latency_ms"]["p50"]
+    assert runtime.latency("p50") == record["runtime_latency_ms"]["p50"]
+    assert runtime.record["queries"] == record["runtime_queries"]
+    assert end_to_end.latency_kind.startswith("end-to-end")
+    assert runtime.latency_kind.startswith("runtime: onnxruntime IO binding")
+    assert all(r.target != "defect:stale" for r in performance.single_stream_runtime)

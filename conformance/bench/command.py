@@ -16,6 +16,7 @@ from conformance.bench.registry import SCENARIOS
 from conformance.bench.rules import MODES, RulesError
 from conformance.bench.runner import run_benchmarks
 from conformance.bench.table import render
+from conformance.options import no_compile_cache_option
 from conformance.results.document import RESULTS_JSON
 from conformance.spec import PACK_DIR
 
@@ -67,6 +68,7 @@ __all__ = ["bench_command", "run_benchmarks"]
     default=None,
     help="Run folder (default: reports/<timestamp>); an existing one gets the records added.",
 )
+@no_compile_cache_option
 def bench_command(
     pack_dir: Path,
     targets: tuple[str, ...],

@@ -58,10 +58,11 @@ def _suite_block(
 ) -> tuple[float, list[float], str]:
     """One SingleStream series as the suite measures and records it: its p50 (ms), raw, engine."""
     single = registry.get("SingleStream")
-    raw = scenarios.single_stream(bench.session, bench.pool, rules.single_stream)
+    series = scenarios.timed_series(bench.session, bench.pool, rules.single_stream)
+    raw = scenarios.SingleStreamRaw(series, None, "runtime: not measured here")
     figures = single.record(single.base(case, rules, bench.environment), raw, rules, Path()).figures
     assert isinstance(figures, SingleStreamFigures), "the series had timed calls"
-    return figures.latency_ms["p50"], list(raw.latencies_s), raw.engine
+    return figures.latency_ms["p50"], list(series.latencies_s), series.engine
 
 
 def measure(

@@ -24,7 +24,7 @@ from conformance.bench.cases import BenchCase, BenchEnvironment
 from conformance.bench.guard import GuardRaw, GuardVerdict
 from conformance.bench.loadgen import LoadGenResult
 from conformance.bench.rules import BenchRules
-from conformance.bench.scenarios import BatchPart, ColdStart, Series
+from conformance.bench.scenarios import BatchPart, ColdStart, Series, SingleStreamRaw
 from conformance.results.records import (
     BENCH_STATUSES,
     CRASHED,
@@ -59,6 +59,7 @@ __all__ = [
     "Series",
     "SingleStreamFigures",
     "Throughput",
+    "ToolFigure",
     "base_record",
     "caching_guard",
     "cold_start",
@@ -69,6 +70,7 @@ __all__ = [
     "record_id",
     "single_stream",
     "throughput_entry",
+    "with_tool",
 ]
 Json: TypeAlias = dict[str, Any]
 
@@ -118,21 +120,55 @@ class Throughput:
 
 
 @dataclass(frozen=True)
+class ToolFigure:
+    """A runtime's own benchmark tool on the same artifact, shape, threads and precision
+    (``conformance bench --compare-tools``; conformance.bench.tools runs it)."""
+
+    tool: str  # e.g. "benchmark_app", "iree-benchmark-module", "onnxruntime bound loop"
+    version: str
+    command: str  # what was run, as a shell line
+    p50_ms: float  # the tool's own median
+    measures: str  # what the tool's figure is, in words
+    ratio: float | None = None  # the suite's runtime p50 / the tool's p50
+
+    def as_dict(self) -> Json:
+        return {k: v for k, v in asdict(self).items() if v is not None}
+
+
+@dataclass(frozen=True)
 class SingleStreamFigures:
+    """``latency_ms`` (and ``valid``, ``queries``, the histogram) is the end-to-end latency;
+    ``runtime_latency_ms`` the runtime's bound call (absent where the session has none);
+    ``latency_kinds`` names what each of the two is."""
+
     latency_ms: Mapping[str, float]  # PERCENTILES, mean, min, max
     valid: Mapping[str, bool]  # percentile -> measured with enough queries
     queries: int
     duration_s: float
     latency_histogram: Histogram
+    latency_kinds: Mapping[str, str] | None = None  # "latency_ms" / "runtime_latency_ms" -> what
+    runtime_latency_ms: Mapping[str, float] | None = None
+    runtime_valid: Mapping[str, bool] | None = None
+    runtime_queries: int | None = None
+    tool: ToolFigure | None = None
 
     def as_dict(self) -> Json:
-        return {
+        data: Json = {
             "latency_ms": dict(self.latency_ms),
             "valid": dict(self.valid),
             "queries": self.queries,
             "duration_s": self.duration_s,
             "latency_histogram": self.latency_histogram.as_dict(),
         }
+        if self.latency_kinds is not None:
+            data["latency_kinds"] = dict(self.latency_kinds)
+        if self.runtime_latency_ms is not None:
+            data["runtime_latency_ms"] = dict(self.runtime_latency_ms)
+            data["runtime_valid"] = dict(self.runtime_valid or {})
+            data["runtime_queries"] = self.runtime_queries
+        if self.tool is not None:
+            data["tool"] = self.tool.as_dict()
+        return data
 
 
 @dataclass(frozen=True)
@@ -296,12 +332,18 @@ def _figures_from_dict(data: Mapping[str, Any]) -> Figures | None:
         )
     if "latency_histogram" in data:
         histogram = data["latency_histogram"]
+        tool = data.get("tool")
         return SingleStreamFigures(
             data["latency_ms"],
             data["valid"],
             data["queries"],
             data["duration_s"],
             Histogram(tuple(histogram["edges_ms"]), tuple(histogram["counts"])),
+            data.get("latency_kinds"),
+            data.get("runtime_latency_ms"),
+            data.get("runtime_valid"),
+            data.get("runtime_queries"),
+            ToolFigure(**tool) if tool is not None else None,
         )
     if "throughput" in data:
         return OfflineFigures(_throughput(data["throughput"]), data["queries"], data["duration_s"])
@@ -354,17 +396,43 @@ def latency_figures(series: Series, rules: BenchRules) -> SingleStreamFigures:
     )
 
 
-def single_stream(base: BenchRecord, raw: Series, rules: BenchRules) -> BenchRecord:
-    if not raw.latencies_s:
-        return base.failed(SKIPPED, f"no timed calls ({raw.engine})")
-    figures = latency_figures(raw, rules)
-    problems = []
-    if figures.queries < rules.single_stream.min_queries:
-        problems.append(
-            f"max_duration_s stopped the series at {figures.queries} queries "
-            f"< min_queries {rules.single_stream.min_queries}"
-        )
-    return base.with_timer(raw.engine).measured_as(figures, problems)
+def _stopped_early(label: str, queries: int, rules: BenchRules) -> list[str]:
+    if queries >= rules.single_stream.min_queries:
+        return []
+    return [
+        f"max_duration_s stopped the {label} series at {queries} queries "
+        f"< min_queries {rules.single_stream.min_queries}"
+    ]
+
+
+def single_stream(base: BenchRecord, raw: SingleStreamRaw, rules: BenchRules) -> BenchRecord:
+    """The end-to-end figures, the runtime latency beside them, each named in latency_kinds."""
+    end_to_end = raw.end_to_end
+    if not end_to_end.latencies_s:
+        return base.failed(SKIPPED, f"no timed calls ({end_to_end.engine})")
+    figures = latency_figures(end_to_end, rules)
+    problems = _stopped_early("end-to-end", figures.queries, rules)
+    kinds = {"latency_ms": raw.end_to_end_binding, "runtime_latency_ms": raw.runtime_binding}
+    runtime: dict[str, Any] = {}
+    if raw.runtime is not None and raw.runtime.latencies_s:
+        latencies = raw.runtime.latencies_s
+        runtime = {
+            "runtime_latency_ms": stats.latency_summary_ms(latencies),
+            "runtime_valid": stats.validity(len(latencies), rules.early_stopping_min_queries),
+            "runtime_queries": len(latencies),
+        }
+        problems += _stopped_early("runtime", len(latencies), rules)
+    figures = replace(figures, latency_kinds=kinds, **runtime)
+    return base.with_timer(end_to_end.engine).measured_as(figures, problems)
+
+
+def with_tool(record: BenchRecord, tool: ToolFigure) -> BenchRecord:
+    """A SingleStream record with a tool's figure beside its runtime latency (ratio filled in)."""
+    figures = record.figures
+    assert isinstance(figures, SingleStreamFigures), "a tool is compared with SingleStream"
+    ours = (figures.runtime_latency_ms or figures.latency_ms)["p50"]
+    ratio = ours / tool.p50_ms if tool.p50_ms > 0 else None
+    return replace(record, figures=replace(figures, tool=replace(tool, ratio=ratio)))
 
 
 def throughput_entry(batch: int, series: Series) -> Throughput:

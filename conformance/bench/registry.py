@@ -26,7 +26,7 @@ from conformance.bench.inputs import Feeds
 from conformance.bench.loadgen import LoadGenResult
 from conformance.bench.records import BenchEnvironment, BenchRecord
 from conformance.bench.rules import BenchRules
-from conformance.bench.scenarios import BatchPart, ColdStart, Series
+from conformance.bench.scenarios import BatchPart, ColdStart, SingleStreamRaw
 from conformance.bench.table import first_line
 from conformance.targets.interface import Session
 
@@ -118,7 +118,7 @@ class Scenario(Generic[Raw]):
 # --- the entries ---------------------------------------------------------------------------------
 
 
-def _single_stream(loaded: Loaded, how: Measure) -> Series:
+def _single_stream(loaded: Loaded, how: Measure) -> SingleStreamRaw:
     return scenarios.single_stream(
         loaded.session, loaded.pool, loaded.rules.single_stream, how.benchmark, how.name
     )
@@ -154,7 +154,10 @@ def _loadgen(kind: str) -> Callable[[Loaded, Measure], LoadGenResult]:
 def _show_single_stream(record: BenchRecord) -> str:
     figures = record.figures
     assert isinstance(figures, records.SingleStreamFigures)
-    return f"p50 {figures.latency_ms['p50']:.4f} ms over {figures.queries} queries"
+    line = f"p50 {figures.latency_ms['p50']:.4f} ms end-to-end over {figures.queries} queries"
+    if figures.runtime_latency_ms is not None:
+        line += f", runtime p50 {figures.runtime_latency_ms['p50']:.4f} ms"
+    return line
 
 
 def _show_offline(record: BenchRecord) -> str:
@@ -182,9 +185,9 @@ _ENTRIES: tuple[Scenario[Any], ...] = (
         record=lambda base, raw, rules, run_dir: records.cold_start(base, raw, rules),
         show=_show_ok,
     ),
-    Scenario[Series](
+    Scenario[SingleStreamRaw](
         "SingleStream",
-        "batch 1, one query after another: latency percentiles",
+        "batch 1, one query after another: end-to-end and runtime latency percentiles",
         measure=_single_stream,
         record=lambda base, raw, rules, run_dir: records.single_stream(base, raw, rules),
         show=_show_single_stream,

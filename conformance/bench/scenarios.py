@@ -3,7 +3,9 @@
 - ColdStart: session creation and first inference (wall time, perf_counter_ns), and the
   process's resident memory before the load and its peak during load and first inference
   (the whole process: interpreter and runtime libraries included; ``model_rss_mb`` is the growth).
-- SingleStream: batch 1, one query after another, rotating inputs; raw per-call latencies.
+- SingleStream: batch 1, one query after another, rotating inputs; raw per-call latencies, twice:
+  end-to-end through ``session.run`` and runtime latency through the runtime's bound call
+  (conformance.bench.bound) where the session has one.
 - Offline: the same at each batch size of the sweep, capped by the memory budget.
 
 Statistics and records are made from the raw data elsewhere (stats.py, records.py), so the
@@ -13,10 +15,12 @@ pytest path and the child-process path share every number's definition.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from conformance.bench import bound
 from conformance.bench.inputs import Feeds, batched, feeds_nbytes
 from conformance.bench.rss import current_rss_mb, peak_rss_mb, reset_peak
 from conformance.bench.rules import OfflineRules, SeriesRules
@@ -51,6 +55,17 @@ class Series:
 
 
 @dataclass(frozen=True)
+class SingleStreamRaw:
+    """SingleStream's two series: end-to-end (session.run) and runtime (the bound call; None
+    where the session has none), and what each one times."""
+
+    end_to_end: Series
+    runtime: Series | None
+    runtime_binding: str
+    end_to_end_binding: str = bound.END_TO_END
+
+
+@dataclass(frozen=True)
 class BatchPart:
     """One Offline batch size: its series, or why it was skipped."""
 
@@ -79,6 +94,26 @@ def cold_start(target: Target, model_path: Path, first_feeds: Feeds) -> tuple[Se
     )
 
 
+def timed_calls(
+    call: Callable[[Any], Any],
+    items: Sequence[Any],
+    rules: SeriesRules,
+    benchmark: Any = None,
+    name: str = "series",
+    prepare: Callable[[Any], None] | None = None,
+) -> Series:
+    """Warm up, size the series from the warm-up estimate, time ``call(item)`` rotating over
+    ``items`` (``prepare(item)`` before each, untimed); raw per-call latencies."""
+    estimate_s = warm_up(call, items, rules.warmup_queries, prepare)
+    rounds = planned_rounds(estimate_s, rules)
+    series = time_calls(
+        call, items, rounds, benchmark, name, start_at=rules.warmup_queries, prepare=prepare
+    )
+    return Series(
+        tuple(series.latencies_s), series.wall_s, series.engine, rounds, rules.warmup_queries
+    )
+
+
 def timed_series(
     session: Session,
     feeds: list[Feeds],
@@ -86,13 +121,24 @@ def timed_series(
     benchmark: Any = None,
     name: str = "series",
 ) -> Series:
-    """Warm up, size the series from the warm-up estimate, time it; raw per-call latencies."""
-    estimate_s = warm_up(session.run, feeds, rules.warmup_queries)
-    rounds = planned_rounds(estimate_s, rules)
-    series = time_calls(session.run, feeds, rounds, benchmark, name, start_at=rules.warmup_queries)
-    return Series(
-        tuple(series.latencies_s), series.wall_s, series.engine, rounds, rules.warmup_queries
-    )
+    """End-to-end: ``session.run`` over the rotating feeds."""
+    return timed_calls(session.run, feeds, rules, benchmark, name)
+
+
+def runtime_series(
+    session: Session, pool: list[Feeds], rules: SeriesRules, name: str = "runtime"
+) -> tuple[Series | None, str]:
+    """The runtime latency series (its bound call over the same rotation) and what it times;
+    (None, why) for a session without a bound call."""
+    calls = bound.bind(session, pool)
+    if calls is None:
+        return None, bound.not_bound(session)
+    try:
+        bound.checked(calls, session, pool)
+    except bound.BindingMismatch as error:
+        return None, f"runtime: not measured ({error})"
+    series = timed_calls(calls.call, calls.items, rules, None, name, calls.prepare)
+    return series, calls.binding
 
 
 def single_stream(
@@ -101,8 +147,12 @@ def single_stream(
     rules: SeriesRules,
     benchmark: Any = None,
     name: str = "SingleStream",
-) -> Series:
-    return timed_series(session, pool, rules, benchmark, name)
+) -> SingleStreamRaw:
+    """Both latencies: end-to-end first (the pytest item's own ``benchmark`` fixture times it),
+    then the runtime's bound call (a standalone fixture)."""
+    end_to_end = timed_series(session, pool, rules, benchmark, name)
+    runtime, binding = runtime_series(session, pool, rules, f"{name}[runtime]")
+    return SingleStreamRaw(end_to_end, runtime, binding)
 
 
 def over_budget(

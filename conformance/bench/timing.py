@@ -27,7 +27,7 @@ from typing import Any
 
 from conformance.bench.rules import SeriesRules
 
-Feeds = dict[str, Any]
+Feeds = Any  # what one call takes: a feeds dict, or a prepared binding (conformance.bench.bound)
 Call = Callable[[Feeds], Any]
 
 
@@ -129,6 +129,7 @@ def standalone_fixture(name: str) -> Any:
 
 
 def _perf_counter_loop(call: Call, setup: Callable[[], Feeds], rounds: int) -> list[float]:
+    """``setup()`` (untimed) gives each call's argument."""
     latencies = []
     for _ in range(rounds):
         feeds = setup()
@@ -145,15 +146,20 @@ def time_calls(
     benchmark: Any = None,
     name: str = "series",
     start_at: int = 0,
+    prepare: Callable[[Feeds], None] | None = None,
 ) -> TimedSeries:
     """Time ``rounds`` calls of ``call(feeds[i])``, rotating i, one call per pytest-benchmark round.
 
-    ``benchmark``: a pytest ``benchmark`` fixture; None builds a standalone one.
+    ``benchmark``: a pytest ``benchmark`` fixture; None builds a standalone one. ``prepare``
+    (e.g. binding the input to the runtime) runs before each call, in the untimed setup.
     """
     rotation = itertools.islice(itertools.cycle(feeds), start_at % len(feeds), None)
 
     def setup() -> tuple[tuple[Feeds], dict]:
-        return (next(rotation),), {}
+        item = next(rotation)
+        if prepare is not None:
+            prepare(item)
+        return (item,), {}
 
     fixture = benchmark if benchmark is not None else standalone_fixture(name)
     started = time.perf_counter()
@@ -170,10 +176,22 @@ def time_calls(
     return TimedSeries(list(fixture.stats.stats.data), wall_s, _engine_name(kind))
 
 
-def warm_up(call: Call, feeds: Sequence[Feeds], queries: int) -> float:
+def warm_up(
+    call: Call,
+    feeds: Sequence[Feeds],
+    queries: int,
+    prepare: Callable[[Feeds], None] | None = None,
+) -> float:
     """Run the warm-up queries (rotating) and return the median per-call estimate in seconds."""
     rotation = itertools.cycle(feeds)
-    latencies = _perf_counter_loop(call, lambda: next(rotation), max(1, queries))
+
+    def setup() -> Feeds:
+        item = next(rotation)
+        if prepare is not None:
+            prepare(item)
+        return item
+
+    latencies = _perf_counter_loop(call, setup, max(1, queries))
     latencies.sort()
     return latencies[len(latencies) // 2]
 

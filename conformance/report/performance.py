@@ -2,6 +2,13 @@
 
 Benchmark records come from another part of the suite and may lack any key; whatever is
 present is shown, and a missing figure is an em dash, never an error.
+
+A SingleStream record holds two latencies (conformance.bench.bound): ``latency_ms``, end-to-end
+through the target's Python API, and ``runtime_latency_ms``, the runtime's own call with inputs
+bound before the clock; ``latency_kinds`` says what each one is. ``single_stream`` rows show the
+first, ``single_stream_runtime`` rows (the same records, read at their runtime figures) the
+second, each row naming its kind; ``tools`` are the records that carry a runtime tool's figure
+beside ours (``conformance bench --compare-tools``).
 """
 
 from __future__ import annotations
@@ -81,6 +88,16 @@ class BenchRow:
         return value if isinstance(value, dict) else {}
 
     @property
+    def latency_kind(self) -> str:
+        """What this row's latency_ms is, in words (older records: end-to-end, unnamed)."""
+        kinds = self.section("latency_kinds")
+        return str(kinds.get("latency_ms") or "end-to-end (not named in this record)")
+
+    def tool(self, key: str) -> Any:
+        """A field of the runtime tool's figure beside this record (None when absent)."""
+        return self.section("tool").get(key)
+
+    @property
     def caching_flagged(self) -> bool | None:
         guard = self.section("caching_guard")
         return bool(guard["flagged"]) if "flagged" in guard else None
@@ -110,6 +127,39 @@ class Performance:
     rules: tuple[
         tuple[str, str], ...
     ]  # the distinct rule sets in force, as (mode, "key=value, ...")
+    single_stream_runtime: tuple[BenchRow, ...] = ()  # the runtime latency of each record
+    tools: tuple[BenchRow, ...] = ()  # SingleStream records with a runtime tool's figure
+    offline_apis: tuple[tuple[BenchRow, str], ...] = ()  # (Offline row, the API it went through)
+
+
+def runtime_row(row: BenchRow) -> BenchRow | None:
+    """The row read at its runtime latency (latency_ms, valid and queries are the runtime's;
+    latency_kinds names it); None for a record without one."""
+    record = row.record
+    runtime = record.get("runtime_latency_ms")
+    if not isinstance(runtime, dict):
+        return None
+    kinds = row.section("latency_kinds")
+    kind = kinds.get("runtime_latency_ms") or "runtime (not named in this record)"
+    view = {
+        **record,
+        "latency_ms": runtime,
+        "valid": record.get("runtime_valid") or {},
+        "queries": record.get("runtime_queries"),
+        "latency_kinds": {"latency_ms": kind},
+        "latency_histogram": {},
+    }
+    return BenchRow(row.target, row.model, row.exporter, row.mode, view)
+
+
+def offline_api(row: BenchRow) -> str:
+    """The API an Offline record's throughput went through, in words."""
+    api = row.section("offline_api")
+    if not api:
+        return "not recorded (session.run, one batch after another)"
+    return ", ".join(
+        f"{k}={v if isinstance(v, str) else json.dumps(v)}" for k, v in sorted(api.items())
+    )
 
 
 def bench_row(record: dict[str, Any]) -> BenchRow:
@@ -178,4 +228,7 @@ def build_performance(benchmarks: list[Any] | None) -> Performance:
             for t in targets
         ),
         rules=rules_of(rows),
+        single_stream_runtime=tuple(v for r in single if (v := runtime_row(r)) is not None),
+        tools=tuple(r for r in single if r.section("tool")),
+        offline_apis=tuple((r, offline_api(r)) for r in offline),
     )
