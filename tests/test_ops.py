@@ -531,6 +531,32 @@ def test_the_op_table_counts_untested_ops_as_recorded_and_imports_no_runtime() -
     assert out.stdout.strip() == "[]"
 
 
+def test_ops_records_say_whether_the_compile_came_from_the_cache(
+    tmp_path, case_set, monkeypatch
+) -> None:
+    """IREE compiles each case: the first run misses the compile cache, the second hits it,
+    the bypass (CONFORMANCE_NO_COMPILE_CACHE=1, what --no-compile-cache sets) turns it off."""
+    monkeypatch.setenv("CONFORMANCE_CACHE_DIR", str(tmp_path / "compile"))
+    seen = []
+    for index, bypass in enumerate((False, False, True)):
+        if bypass:
+            monkeypatch.setenv("CONFORMANCE_NO_COMPILE_CACHE", "1")
+        run, session = run_ops(
+            tmp_path / str(index), case_set, ["iree:llvm-cpu"], globs=["test_abs"]
+        )
+        if not session.target("iree:llvm-cpu").available:
+            pytest.skip(f"iree:llvm-cpu unavailable: {session.target('iree:llvm-cpu').reason}")
+        (record,) = run.records
+        assert record.category == judge.PASSED
+        seen.append(json.loads(session.path.read_text())["ops"]["cases"][0]["compile_cache"])
+    assert seen == ["miss", "hit", "off"]
+    from click.testing import CliRunner
+
+    from conformance.ops.command import ops_command
+
+    assert "--no-compile-cache" in CliRunner().invoke(ops_command, ["--help"]).output
+
+
 def test_weights_listed_as_graph_inputs_are_fed_their_initializer(tmp_path, case_set) -> None:
     """onnx's pytorch-converted models (IR < 4) list weights as graph inputs; an adapter that
     demands every listed input (the reference's) gets the initializer's value."""

@@ -18,6 +18,7 @@ from conformance.ops import known as known_lists
 from conformance.ops import scoring
 from conformance.ops.cases import CaseSet, CaseSetError, all_op_types, load_case_set
 from conformance.ops.execute import OpRecord, run_cases
+from conformance.options import no_compile_cache_option
 from conformance.spec import PACK_DIR, SPEC_DIR, load_json
 
 # Without --target: the default CPU runtimes (IREE compiles every case: opt in with --target).
@@ -145,6 +146,7 @@ def untested_ops(case_set: CaseSet) -> list[tuple[str, str]]:
 @click.option(
     "--matrix/--no-matrix", default=True, show_default=True, help="Print the op x target matrix."
 )
+@no_compile_cache_option
 def ops_command(
     targets: tuple[str, ...],
     ops: tuple[str, ...],

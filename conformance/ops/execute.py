@@ -67,10 +67,11 @@ def run_case(runner: IsolatedTarget, case: Case, target: str) -> OpRecord:
     untestable = case.untestable_reason()
     if untestable:
         return _record(case, target, judge.Verdict(judge.NOT_TESTABLE, (untestable,)), started)
-    stage = "load"
+    stage, cache = "load", ""
     verdict = judge.Verdict(judge.PASSED, (), judge.Figures())
     try:
         runner.load(case.model_path)
+        cache = str(getattr(runner, "load_facts", {}).get("compile_cache", ""))
         stage = "run"
         for index in range(case.data_sets):
             feeds = case.feeds(index)
@@ -101,7 +102,7 @@ def run_case(runner: IsolatedTarget, case: Case, target: str) -> OpRecord:
                 case, target, verdict, started, message=message[:MESSAGE_KEPT], stage=stage
             )
         return _error(case, target, judge.classify(stage, message), stage, message, started)
-    return _record(case, target, verdict, started)
+    return _record(case, target, verdict, started, compile_cache=cache)
 
 
 def _run_with_defaults(

@@ -38,6 +38,7 @@ class OpRecord:
     # "float64": the case's expected outputs were computed in float64 and rounded to the
     # output dtype by onnx's generator (an exact runtime may differ by half an ulp)
     expected_rounded_from: str = ""
+    compile_cache: str = ""  # "hit" | "miss" | "off" where the target compiles (IREE, OpenVINO)
 
     @property
     def id(self) -> str:
@@ -73,6 +74,8 @@ class OpRecord:
             data["stderr"] = self.stderr
         if self.expected_rounded_from:
             data["expected_rounded_from"] = self.expected_rounded_from
+        if self.compile_cache:
+            data["compile_cache"] = self.compile_cache
         return data
 
     @classmethod
@@ -94,6 +97,7 @@ class OpRecord:
             duration_s=float(data.get("duration_s", 0.0)),
             stderr=data.get("stderr", ""),
             expected_rounded_from=data.get("expected_rounded_from", ""),
+            compile_cache=data.get("compile_cache", ""),
         )
 
 
