@@ -673,3 +673,23 @@ def test_iree_threads_option_sets_the_task_workers():
     if (os.cpu_count() or 1) < 2:
         pytest.skip("one CPU: two workers are capped to one")
     assert started["iree:llvm-cpu:threads=2"] == started["iree:llvm-cpu:threads=1"] + 1, started
+
+
+def test_targets_listing_does_not_import_the_frameworks_without_a_cuda_driver():
+    """torch takes ~2 s and TensorFlow ~5 s to import: asking them for a GPU on a machine with
+    no CUDA driver made `conformance targets` take ~10 s."""
+    from conformance.targets.native import cuda_driver_missing
+
+    if cuda_driver_missing("torch") is None or cuda_driver_missing("tensorflow") is None:
+        pytest.skip("this machine has a CUDA driver (or a ROCm build): the frameworks are asked")
+    result = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "conformance", "targets"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    imported = {line.split("|")[-1].strip() for line in result.stderr.splitlines() if "|" in line}
+    assert not {"torch", "tensorflow", "keras"} & imported
+    for name in ("torch:cuda", "tf:gpu"):
+        assert re.search(rf"^{re.escape(name)}\s+unavailable: no CUDA driver", result.stdout, re.M)

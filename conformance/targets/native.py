@@ -26,6 +26,28 @@ def artifact_record(model_path: Path) -> tuple[str, dict, dict]:
     return model_dir.name, record, record["artifacts"][model_path.parent.name]
 
 
+def cuda_driver_missing(package: str) -> str | None:
+    """Why no CUDA device can be visible here, found without importing the framework (torch
+    takes ~2 s to import, TensorFlow ~5 s: ``conformance targets`` must not wait on them), or
+    None when a framework probe is needed. Linux only; a ROCm build of the framework (no
+    libcuda needed) is always probed."""
+    import ctypes
+    from importlib.metadata import PackageNotFoundError, version
+
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        if "rocm" in version(package).lower():
+            return None
+    except PackageNotFoundError:
+        return None
+    try:
+        ctypes.CDLL("libcuda.so.1")
+    except OSError:
+        return "no CUDA driver on this machine (libcuda.so.1 cannot be loaded)"
+    return None
+
+
 class NativeSession(Session):
     def __init__(self, forward, input_names: list[str], output_names: list[str]) -> None:
         super().__init__(input_names)
@@ -57,7 +79,7 @@ class NativeTarget(Target):
         if importlib.util.find_spec(self.package) is None:
             return f"{self.package} is not installed: pip install 'ml-conformance[frameworks]'"
         if self.device == "gpu":
-            return self._gpu_missing()
+            return cuda_driver_missing(self.package) or self._gpu_missing()
         return None
 
     def _gpu_missing(self) -> str | None:
