@@ -14,6 +14,7 @@ import click
 from conformance import __version__
 from conformance.options import click_options, no_compile_cache_option
 from conformance.pack.hashing import PackManifestError, verify_pack
+from conformance.run.plan import check_profiles
 from conformance.spec import PACK_DIR
 
 if TYPE_CHECKING:
@@ -349,10 +350,12 @@ def execute_run(
 )
 @click.option(
     "--profile",
-    type=click.Choice(["core", "ops"]),
+    type=click.Choice(["ops", *check_profiles()]),
     default="core",
     show_default=True,
-    help="core: the pack's checks; ops: every ONNX node case (as `conformance ops`).",
+    help="core: fp32 checks; fp16/int8: the pack's fp16/int8 artifacts; bf16: fp32 artifacts "
+    "on a target's bf16 mode (openvino:cpu:precision=bf16); ops: every ONNX node case "
+    "(as `conformance ops`).",
 )
 def run(
     pack_dir: Path,
@@ -392,6 +395,7 @@ def run(
         resume,
         timeout_s,
         live,
+        precision=check_profiles()[profile],
     )
     sys.exit(execute_run(request, bench, bench_mode, loadgen))
 
@@ -410,8 +414,17 @@ def run(
     default=None,
     help="Run folder for the evidence.",
 )
+@click.option(
+    "--precision",
+    type=click.Choice(["fp32", "fp16", "bf16", "int8"]),
+    default="fp32",
+    show_default=True,
+    help="The precision whose tolerances to calibrate (its own negative controls join).",
+)
 @no_compile_cache_option
-def calibrate(pack_dir: Path, targets: tuple[str, ...], run_dir: Path | None) -> None:
+def calibrate(
+    pack_dir: Path, targets: tuple[str, ...], run_dir: Path | None, precision: str
+) -> None:
     """Run honest targets and the value-perturbing negative controls; print the tolerance
     evidence."""
     from conformance.calibrate import calibrate_session, calibration_rows, render_markdown
@@ -422,7 +435,9 @@ def calibrate(pack_dir: Path, targets: tuple[str, ...], run_dir: Path | None) ->
         honest = [t.name for t in choose_targets(list(targets))]
     except TargetError as error:
         fail(str(RunInputError(str(error))))
-    request = calibrate_session(pack_dir, run_dir or default_run_dir("calibrate-"), honest)
+    request = calibrate_session(
+        pack_dir, run_dir or default_run_dir("calibrate-"), honest, precision
+    )
     session = open_or_exit(request)
     code = run_session_checks(session)
     if code:

@@ -48,7 +48,12 @@ from conformance.run.inputs import (  # check_timeout_s: re-exported for callers
     verified_pack,
     writable_run_dir,
 )
-from conformance.run.plan import DEFAULT_PRECISION, CheckPlan, plan_checks
+from conformance.run.plan import (
+    DEFAULT_PRECISION,
+    CheckPlan,
+    check_precision_error,
+    plan_checks,
+)
 from conformance.targets import Target, TargetError
 from conformance.targets import choose_targets as choose_named_targets
 from conformance.targets.interface import ARTIFACTS_ENV
@@ -164,6 +169,9 @@ class RunSession:
     def open(cls, request: RunRequest, message: Message = ignore) -> RunSession:
         """Validate every input and open the results document; raises RunInputError."""
         timeout_s = valid_timeout(request.timeout_s)
+        precision_error = check_precision_error(request.precision)
+        if precision_error:
+            raise RunInputError(precision_error)
         if request.resume and (request.targets or request.models or request.exporters):
             raise RunInputError(
                 "--resume finishes the interrupted run with its own targets and selection: "
@@ -314,7 +322,12 @@ class RunSession:
             )
         else:
             try:
-                record = run_check(self.runner(plan.target), plan, description.deterministic)
+                record = run_check(
+                    self.runner(plan.target),
+                    plan,
+                    description.deterministic,
+                    description.options,
+                )
             except PackManifestError as error:  # a test data file of the pack is malformed
                 raise RunInputError(str(error)) from error
         self.writer.add(record)
