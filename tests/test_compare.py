@@ -509,3 +509,23 @@ def test_a_folder_of_test_data_sets_gives_one_sample_each(tmp_path: Path) -> Non
     run_set = tmp_path / "run" / "pack" / "model" / "onnx" / "test_data_set_1"
     _, reference = read_tensor(run_set / "output_0.pb")
     np.testing.assert_allclose(reference, golden, rtol=1e-4, atol=1e-5)
+
+
+def test_no_compile_cache_reaches_the_targets_children(tmp_path: Path) -> None:
+    model = mlp(tmp_path / "m.onnx", batch=2)
+    env = {"CONFORMANCE_CACHE_DIR": str(tmp_path / "cache")}
+    result = compare(str(model), "--target", "openvino:cpu", "--out", str(tmp_path / "a"), env=env)
+    assert result.returncode == 0, result.stdout + result.stderr
+    cached = load_document(tmp_path / "a" / "results.json")["checks"][0]
+    assert cached.get("compile_cache") in ("hit", "miss"), cached
+    result = compare(
+        str(model),
+        "--target",
+        "openvino:cpu",
+        "--no-compile-cache",
+        "--out",
+        str(tmp_path / "b"),
+        env=env,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert load_document(tmp_path / "b" / "results.json")["checks"][0]["compile_cache"] == "off"

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 
 import click
 
+from conformance.options import no_compile_cache_option
 from conformance.untrusted import printable
 
 if TYPE_CHECKING:
@@ -56,6 +57,7 @@ if TYPE_CHECKING:
     help="Seconds per request to a target (default: the spec's).",
 )
 @click.option("--no-localize", is_flag=True, help="Do not localise failures.")
+@no_compile_cache_option
 def compare_command(
     model: Path,
     inputs: tuple[Path, ...],
