@@ -149,6 +149,10 @@ def drop_record(document: dict) -> None:
     document["ops"]["cases"].pop()
 
 
+def another_case_set(document: dict) -> None:
+    document["ops"]["case_set"]["digest"] = "0" * 64  # measured on cases the spec does not pin
+
+
 TAMPERS = {
     "ops.json claims more": ({OPS_JSON: claim_more}, Reason.OP_TABLE_MISMATCH),
     "both tables claim more": (
@@ -161,6 +165,7 @@ TAMPERS = {
     ),
     "record of another op": ({RESULTS: record_of_another_op}, Reason.STRUCTURE_MISMATCH),
     "a record missing": ({RESULTS: drop_record}, Reason.MISSING_CHECK),
+    "another case set": ({RESULTS: another_case_set}, Reason.CASE_SET_NOT_PINNED),
 }
 
 

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 import test_certify
 import test_verify_archive
+import test_verify_ops
 import test_verify_scoreboard
 import test_verify_trust
 from certify_fixtures import (
@@ -174,6 +175,7 @@ def test_every_reason_code_is_triggered_by_a_test():
         *CASES,
         *test_certify.CASES.values(),
         *(reason for _, reason in test_verify_archive.SHAPES.values()),
+        *(reason for _, reason in test_verify_ops.TAMPERS.values()),
     }
     for reason, (module, name) in ELSEWHERE.items():
         assert callable(getattr(module, name, None)), (reason, module.__name__, name)

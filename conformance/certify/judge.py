@@ -11,6 +11,7 @@ from conformance.certify.context import SpecContext
 from conformance.certify.interface import (
     CERTIFIED,
     NOT_CERTIFIED,
+    AccuracyOutcome,
     CheckOutcome,
     Finding,
     ProfileOutcome,
@@ -19,7 +20,7 @@ from conformance.certify.interface import (
 from conformance.certify.ops import OpsJudged, judge_ops
 from conformance.certify.perf import judge_benchmarks
 from conformance.certify.profiles import Profile, checks_outcome, models_of, required_checks
-from conformance.certify.recompute import recompute_checks
+from conformance.certify.recompute import accuracy_outcomes, recompute_checks
 
 
 @dataclass(frozen=True)
@@ -29,6 +30,7 @@ class Judged:
     check_map: Mapping[str, CheckOutcome]
     op_table: dict[str, Any] | None = None  # profile ops: the table the case records give
     notes: tuple[str, ...] = ()
+    accuracy: tuple[AccuracyOutcome, ...] = ()  # every accuracy record, recomputed
 
     @property
     def checks(self) -> tuple[CheckOutcome, ...]:
@@ -46,6 +48,24 @@ def combine(name: str, parts: list[ProfileOutcome]) -> ProfileOutcome:
     )
 
 
+def tier_outcome(profile: Profile, accuracy: tuple[AccuracyOutcome, ...]) -> list[ProfileOutcome]:
+    """A profile that asks for the 99.9 tier: every accuracy record at it (99 is the verdict of
+    each accuracy check already, counted with the other checks)."""
+    need = profile.checks.accuracy_tier if profile.checks else None
+    if need != "99.9":
+        return []
+    short = [a.record_id for a in accuracy if a.tier != "99.9"]
+    if not short:
+        return []
+    return [
+        ProfileOutcome(
+            profile.name,
+            NOT_CERTIFIED,
+            (f"{len(short)} accuracy checks below tier 99.9: {', '.join(short[:6])}",),
+        )
+    ]
+
+
 def judge_profile(
     profile: Profile,
     document: Mapping[str, Any],
@@ -53,6 +73,7 @@ def judge_profile(
     target: str,
     outcomes: Mapping[str, CheckOutcome],
     ops: OpsJudged | None = None,
+    accuracy: tuple[AccuracyOutcome, ...] = (),
 ) -> tuple[list[Finding], ProfileOutcome]:
     found: list[Finding] = []
     parts = []
@@ -66,6 +87,7 @@ def judge_profile(
             if r.check_id not in outcomes
         ]
         parts.append(checks_outcome(profile, required, outcomes))
+        parts += tier_outcome(profile, accuracy)
     if profile.benchmarks is not None:
         models = [m.name for m in models_of(context.pack, profile.benchmarks.models)]
         bench_found, outcome = judge_benchmarks(
@@ -87,6 +109,7 @@ def judge_profiles(
     profiles = [context.profiles[n] for n in names if n in context.profiles]
     precision = next((p.checks.precision for p in profiles if p.checks), "fp32")
     recomputed, outcomes = recompute_checks(document, context.pack, target, precision)
+    accuracy = accuracy_outcomes(document, context.pack, target, precision)
     found += recomputed
     foreign = sorted(
         {str(b.get("target")) for b in document.get("benchmarks", []) if b.get("target") != target}
@@ -104,7 +127,9 @@ def judge_profiles(
         found += ops.findings
     results = []
     for profile in profiles:
-        profile_found, outcome = judge_profile(profile, document, context, target, outcomes, ops)
+        profile_found, outcome = judge_profile(
+            profile, document, context, target, outcomes, ops, accuracy
+        )
         found += profile_found
         results.append(outcome)
     return Judged(
@@ -113,4 +138,5 @@ def judge_profiles(
         outcomes,
         ops.table if ops else None,
         ops.notes if ops else (),
+        accuracy,
     )

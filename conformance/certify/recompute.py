@@ -18,11 +18,13 @@ from typing import Any
 
 import numpy as np
 
+from conformance.certify.accuracy import recompute_accuracy
 from conformance.certify.figures import stats_findings
-from conformance.certify.interface import CheckOutcome, Finding, Reason
+from conformance.certify.interface import AccuracyOutcome, CheckOutcome, Finding, Reason
 from conformance.certify.profiles import RequiredCheck
 from conformance.compare.tolerance import tolerance_for
 from conformance.pack.load import Pack
+from conformance.results.accuracy import ACCURACY
 from conformance.results.records import ADAPTER, EXPORTER, NOT_PASSED, PASSED, TARGET
 from conformance.run.plan import DEFAULT_PRECISION, runnable_checks
 
@@ -121,6 +123,24 @@ def side_checks_pass(
     return why
 
 
+def attribution_findings(record: dict[str, Any], where: RequiredCheck) -> list[Finding]:
+    if record["verdict"] not in NOT_PASSED:
+        return []
+    attributed = TARGET if where.normative else EXPORTER
+    # an adapter's contract error is on the vendor's side, as a runtime finding is
+    allowed = (TARGET, ADAPTER) if where.normative else (EXPORTER,)
+    if record.get("attributed_to") in allowed:
+        return []
+    return [
+        Finding(
+            Reason.ATTRIBUTION_MISMATCH,
+            f"attributed to {record.get('attributed_to')!r}, but the "
+            f"pack makes it the {attributed}'s",
+            record["id"],
+        )
+    ]
+
+
 def recompute_check(
     record: dict[str, Any],
     where: RequiredCheck,
@@ -129,6 +149,9 @@ def recompute_check(
 ) -> tuple[list[Finding], CheckOutcome]:
     cid = record["id"]
     verdict = record["verdict"]
+    if where.kind == ACCURACY:
+        accuracy_found, outcome, _ = recompute_accuracy(record, where, precision)
+        return accuracy_found + attribution_findings(record, where), outcome
     found: list[Finding] = []
     margin = math.inf
     if verdict in ANSWERED or record.get("outputs"):
@@ -153,19 +176,7 @@ def recompute_check(
                 Reason.VERDICT_MISMATCH, "recorded failed, but every recorded figure passes", cid
             )
         )
-    if verdict in NOT_PASSED:
-        attributed = TARGET if where.normative else EXPORTER
-        # an adapter's contract error is on the vendor's side, as a runtime finding is
-        allowed = (TARGET, ADAPTER) if where.normative else (EXPORTER,)
-        if record.get("attributed_to") not in allowed:
-            found.append(
-                Finding(
-                    Reason.ATTRIBUTION_MISMATCH,
-                    f"attributed to {record.get('attributed_to')!r}, but the "
-                    f"pack makes it the {attributed}'s",
-                    cid,
-                )
-            )
+    found += attribution_findings(record, where)
     outcome = CheckOutcome(
         cid,
         where.model.name,
@@ -185,7 +196,7 @@ def identity_findings(record: dict[str, Any], where: RequiredCheck) -> list[Find
         where.model.name,
         where.artifact.exporter,
         where.data_set.index,
-        where.data_set.label,
+        where.label,  # the data set's label, or "accuracy" for a task's accuracy check
     )
     actual = (
         record.get("model"),
@@ -202,6 +213,23 @@ def identity_findings(record: dict[str, Any], where: RequiredCheck) -> list[Find
             )
         ]
     return []
+
+
+def accuracy_outcomes(
+    document: Mapping[str, Any], pack: Pack, target: str, precision: str = DEFAULT_PRECISION
+) -> tuple[AccuracyOutcome, ...]:
+    """Every accuracy record of ``target``, recomputed (in results order; duplicates and
+    records that are not the pack's checks are findings of recompute_checks)."""
+    index = index_pack(pack, target, precision)
+    out = []
+    for record in document["checks"]:
+        where = index.get(str(record.get("id"))) if isinstance(record, dict) else None
+        if where is None or where.kind != ACCURACY or record.get("target") != target:
+            continue
+        if not isinstance(record.get("verdict"), str):
+            continue
+        out.append(recompute_accuracy(record, where, precision)[2])
+    return tuple(out)
 
 
 def recompute_checks(

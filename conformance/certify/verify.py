@@ -31,6 +31,7 @@ from conformance.certify.bundle import (
 )
 from conformance.certify.context import SpecContext
 from conformance.certify.interface import (
+    AccuracyOutcome,
     CheckOutcome,
     Finding,
     ProfileOutcome,
@@ -392,12 +393,14 @@ def verify_bundle(
     outcomes: tuple[ProfileOutcome, ...] = ()
     checks: tuple[CheckOutcome, ...] = ()
     op_table = None
+    accuracy: tuple[AccuracyOutcome, ...] = ()
     if manifest_ok and shaped(results):
         judged = deep_stages(
             manifest, results, system, environment, context, options, found, signature, members
         )
         if judged is not None:
             outcomes, checks, op_table = judged.outcomes, judged.checks, judged.op_table
+            accuracy = judged.accuracy
     else:
         found.notes.append(
             "checks not recomputed: the manifest or results.json is unreadable or malformed"
@@ -416,6 +419,7 @@ def verify_bundle(
         target_info=target_description(results, manifest) if shaped(results) else {},
         signature=signature,
         op_table=op_table,
+        accuracy=accuracy,
     )
 
 
