@@ -301,3 +301,87 @@ def test_the_pack_iree_finding_is_localised_to_a_wrong_intermediate_shape(
     batch = found["inputs"][0]["shape"][0]
     assert "where the node gives [" in found["note"] and batch > 1
     assert entry["reproducer"]["fails_alone"], entry["reproducer"]
+
+
+def _pack_run(run: Path) -> dict:
+    from conformance.localize.pack import localize_run
+    from conformance.run.session import RunRequest, RunSession
+    from conformance.spec import PACK_DIR
+
+    request = RunRequest(
+        PACK_DIR, run, targets=(DEFECT,), models=("mlp",), exporters=("torch-script",)
+    )
+    with RunSession.open(request) as session:
+        session.run_checks()
+        section = localize_run(session)
+    assert section is not None
+    (entry,) = section["localizations"]
+    return dict(entry)
+
+
+def test_a_second_pack_run_takes_its_localisation_from_the_cache(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from conformance.localize import cache
+
+    monkeypatch.setenv("CONFORMANCE_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.delenv(cache.NO_CACHE_ENV, raising=False)
+    monkeypatch.setenv(NODE_DEFECT_ENV, "/Relu")
+    first = _pack_run(tmp_path / "one")
+    assert not first.get("cached") and first["first_diverging"]["node"] == "/Relu"
+    stored = list((tmp_path / "cache" / cache.FOLDER).glob(f"*/*/{cache.ENTRY}"))
+    assert len(stored) == 1
+    second = _pack_run(tmp_path / "two")
+    assert second["cached"] is True
+    drop = ("cached", "reproducer")
+    assert {k: v for k, v in second.items() if k not in drop} == {
+        k: v for k, v in first.items() if k not in drop
+    }
+    # the reproducer is the second run's own folder, whole
+    repro = second["reproducer"]
+    assert repro["folder"].startswith(str(tmp_path / "two"))
+    assert str(tmp_path / "one") not in json.dumps(second)
+    assert Path(repro["model"]).is_file() and repro["fails_alone"]
+    assert sorted(p.name for p in Path(repro["folder"]).rglob("*")) == sorted(
+        p.name for p in Path(first["reproducer"]["folder"]).rglob("*")
+    )
+    from conformance.report.usermodel import usermodel_sections
+
+    document = json.loads((tmp_path / "two" / "results.json").read_text())
+    assert "(localisation cache)" in usermodel_sections(document)
+    # the target now fails another way (another node perturbed): localised afresh, not served
+    monkeypatch.setenv(NODE_DEFECT_ENV, "/fc2/Gemm")
+    third = _pack_run(tmp_path / "three")
+    assert not third.get("cached") and third["first_diverging"]["node"] == "/fc2/Gemm"
+    # bypassed on request
+    monkeypatch.setenv(NODE_DEFECT_ENV, "/Relu")
+    monkeypatch.setenv(cache.NO_CACHE_ENV, "1")
+    assert not _pack_run(tmp_path / "four").get("cached")
+
+
+def test_a_damaged_localisation_entry_is_a_miss_and_removed(tmp_path: Path) -> None:
+    from conformance.localize.cache import ENTRY, LocalizationCache
+
+    run = tmp_path / "run"
+    folder = run / "repro" / "t" / "case"
+    folder.mkdir(parents=True)
+    (folder / "model.onnx").write_bytes(b"not really onnx, only bytes to copy")
+    entry = {
+        "check": "c",
+        "summary": "first diverging node: n",
+        "reproducer": {"folder": str(folder), "model": str(folder / "model.onnx")},
+    }
+    store = LocalizationCache(tmp_path / "cache")
+    key = "ab" * 32
+    assert store.put(key, entry, run)
+    assert not store.put("cd" * 32, {**entry, "error": "localisation failed"}, run)
+    again = store.get(key, tmp_path / "other")
+    assert again is not None and again["cached"] is True
+    assert (tmp_path / "other" / "repro" / "t" / "case" / "model.onnx").read_bytes() == (
+        folder / "model.onnx"
+    ).read_bytes()
+    stored = store.folder / key[:2] / key / ENTRY
+    stored.write_text(stored.read_text()[:20])  # truncated
+    assert store.get(key, tmp_path / "third") is None
+    assert not stored.parent.exists()
+    assert not list(store.folder.rglob(".*-*")), "a temporary folder was left behind"

@@ -5,6 +5,8 @@ For each check that failed on values on the runtime's account, the artifact's fl
 runner) runs the marked model, and the first diverging node and the reproducer go into
 the results document's "localization" section (reproducers in ``repro/<target>/<case>/``), for
 the report's drill-down. Native targets (eager torch / tf) have no ONNX graph to mark: skipped.
+A localisation an earlier run made of the same failure is taken from the localisation cache
+(conformance.localize.cache) and says so (``"cached": true``).
 """
 
 from __future__ import annotations
@@ -17,9 +19,13 @@ from typing import TYPE_CHECKING, Any
 import onnx
 
 from conformance.compare.tolerance import Tolerance
+from conformance.localize.cache import LocalizationCache, cache_key
+from conformance.localize.cache import enabled as cache_enabled
 from conformance.usermodel.reference import Reference, ReferenceError, reference_for
 
 if TYPE_CHECKING:
+    from conformance.results.records import CheckRecord
+    from conformance.run.plan import CheckPlan
     from conformance.run.session import RunSession
 
 LOCALIZATION = "localization"  # the results document's section
@@ -43,7 +49,6 @@ def localize_run(
     """Localise the session's numeric runtime findings into the results document's
     "localization" section (written to the results file); the section, or None when there was
     nothing to localise."""
-    from conformance.localize.localize import localize_record
     from conformance.run.plan import NATIVE
     from conformance.usermodel.comparison import failing_on_values, jsonable
 
@@ -63,22 +68,26 @@ def localize_run(
     firsts = {ids[0] for ids in also.values()}
     failing = [r for r in failing if r.check_id in firsts]
     entries: list[dict[str, Any]] = []
+    cache = LocalizationCache() if cache_enabled() else None
     try:
         for record in failing[:MAX_FINDINGS]:
             plan = plans[record.check_id]
-            message(f"localising {record.check_id}")
-            model = onnx.load(str(plan.artifact.path))
             sample = dict(plan.artifact.inputs(plan.data_set.index))
-            try:
-                reference = reference_for(model, [sample])
-            except ReferenceError as error:
-                entries.append(
-                    {"check": record.check_id, "error": f"no float64 reference: {error}"}
-                )
-                continue
-            context = FindingContext(session.run_dir, plan.tolerance, reference)
-            runner = session.runner(record.target)
-            entry = localize_record(runner, model, context, sample, record, plan.artifact.path)
+            key = cache_key(
+                plan.artifact.path,
+                session.target(record.target).as_dict(),
+                sample,
+                plan.tolerance,
+                record.outputs,
+            )
+            entry = cache.get(key, session.run_dir) if cache is not None else None
+            if entry is None:
+                message(f"localising {record.check_id}")
+                entry = _localize(session, plan, record, sample)
+                if cache is not None:
+                    cache.put(key, entry, session.run_dir)
+            else:
+                message(f"{record.check_id}: localised by an earlier run (localisation cache)")
             entry.update(model=record.model, exporter=record.exporter)
             entry["same_artifact"] = also[(record.target, record.model, record.exporter)][1:]
             message(f"{record.check_id}: {entry.get('summary', entry.get('error'))}")
@@ -91,3 +100,19 @@ def localize_run(
     session.document[LOCALIZATION] = section
     session.writer.flush()
     return section
+
+
+def _localize(
+    session: RunSession, plan: CheckPlan, record: CheckRecord, sample: dict[str, Any]
+) -> dict[str, Any]:
+    """One failing check localised on the target's own child process."""
+    from conformance.localize.localize import localize_record
+
+    model = onnx.load(str(plan.artifact.path))
+    try:
+        reference = reference_for(model, [sample])
+    except ReferenceError as error:
+        return {"check": record.check_id, "error": f"no float64 reference: {error}"}
+    context = FindingContext(session.run_dir, plan.tolerance, reference)
+    runner = session.runner(record.target)
+    return localize_record(runner, model, context, sample, record, plan.artifact.path)

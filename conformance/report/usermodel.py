@@ -60,6 +60,8 @@ def _failure(entry: Mapping[str, Any]) -> str:
             f"<p>op {_text(found.get('op_type'), 60)}; attributes: {attributes or 'none'}; "
             f"inputs: {shapes or 'none'}</p>"
         )
+    if entry.get("cached"):
+        parts.append("<p>localised by an earlier run of the same failure (localisation cache)</p>")
     same = entry.get("same_artifact") or []
     if same:
         shown = ", ".join(_text(c, 200) for c in same[:20])
