@@ -115,7 +115,7 @@ def choose_targets(names: Sequence[str], live: bool = False) -> list[Target]:
 
 
 def describe_target(target: Target) -> TargetDescription:
-    reason = target.unavailable_reason()
+    reason = target.availability()
     if reason:
         return TargetDescription.unavailable(target.name, reason)
     info = target.info()

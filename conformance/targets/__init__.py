@@ -140,7 +140,7 @@ def choose_targets(names: Sequence[str], extra: Sequence[str] = ()) -> list[Targ
     if names:
         return [get_target(name) for name in dict.fromkeys([*names, *extra])]
     candidates = [get_target(name) for name in dict.fromkeys([*DEFAULT_TARGETS, *extra])]
-    return [target for target in candidates if target.unavailable_reason() is None]
+    return [target for target in candidates if target.availability() is None]
 
 
 def all_target_names() -> list[str]:

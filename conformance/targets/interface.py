@@ -318,6 +318,15 @@ class Target(abc.ABC):
     def unavailable_reason(self) -> str | None:
         """None when the runtime can be used here, else why not (missing package, device)."""
 
+    def availability(self) -> str | None:
+        """``unavailable_reason()``, asked once per target object: it may import a runtime or
+        probe a device, and a run asks when choosing, describing and at every load."""
+        memo = self.__dict__.get("_availability_memo", self)
+        if memo is self:
+            memo = self.unavailable_reason()
+            self.__dict__["_availability_memo"] = memo
+        return memo
+
     @abc.abstractmethod
     def describe(self) -> TargetInfo: ...
 
@@ -350,7 +359,7 @@ class Target(abc.ABC):
         return info
 
     def load(self, model_path: Path) -> Session:
-        reason = self.unavailable_reason()
+        reason = self.availability()
         if reason:
             raise TargetUnavailable(reason)
         try:

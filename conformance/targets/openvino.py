@@ -165,7 +165,7 @@ class OpenVinoTarget(Target):
             "precision_requested": self.options["precision"],
             "compile_cache": "on" if compile_cache.enabled() else "off",
         }
-        if self.unavailable_reason() is None:
+        if self.availability() is None:
             options.update(self._probe)
         return TargetInfo(
             self.name, "openvino", openvino.get_version(), self.device.lower(), options
