@@ -21,8 +21,10 @@ from report_fixtures import (
     hostile,
     ops_size,
     run_bench,
+    run_bf16,
     run_small,
     save,
+    with_accuracy,
     with_iree_error,
     with_regression,
 )
@@ -541,3 +543,54 @@ def test_exporter_findings_are_counted_only_in_their_own_column(document, tmp_pa
     line = next(x for x in markdown.splitlines() if x.startswith("| ort:cpu |"))
     cells = [c.strip() for c in line.strip("|").split("|")]
     assert cells[3:7] == ["0", "0", "0", "0"] and int(cells[-1]) > 0, line
+
+
+# ---- the precision section (issue 13 item 5) ----
+
+
+@pytest.fixture(scope="module")
+def bf16_document(tmp_path_factory) -> dict:
+    return load_document(run_bf16(tmp_path_factory.mktemp("bf16") / "run"))
+
+
+def test_precision_section_only_for_reduced_precision_runs(document, bf16_document):
+    from conformance.compare.tolerance import tolerance_for
+    from conformance.pack.load import Pack
+    from conformance.spec import PACK_DIR
+
+    assert build_view(document).precision is None  # fp32 only: no section
+    view = build_view(bf16_document).precision
+    assert view is not None and view.precisions == ("bf16",) and view.accuracy == ()
+    mlp = next(m for m in Pack(PACK_DIR).models if m.name == "mlp")
+    rule = tolerance_for("bf16", "mlp", mlp.record["tolerance_class"])
+    values = [c for c in bf16_document["checks"] if c.get("kind", "values") == "values"]
+    assert values and all(c["precision"] == "bf16" for c in values)
+    passed = sum(c["verdict"] == "passed" for c in values)
+    (row,) = view.tolerances
+    assert row.model == "mlp" and row.cells == (
+        f"atol {number(rule.atol)}, rtol {number(rule.rtol)} ({passed}/{len(values)} passed)",
+    )
+
+
+def test_precision_section_in_chromium(browser, bf16_document, tmp_path):
+    document = with_accuracy(bf16_document)
+    view = build_view(document).precision
+    assert view is not None
+    tiers = {(t.target, t.precision): (t.counts, t.worst) for t in view.tiers}
+    assert tiers[("openvino:cpu:precision=bf16", "bf16")] == ((0, 1, 1), "below 99")
+    assert tiers[("ort:cpu", "bf16")] == ((1, 0, 0), "99.9")
+    path = write_report(save(document, tmp_path / "results.json"), tmp_path / "report.html")
+    report = OpenedReport(browser, path)
+    page = report.page
+    section = page.locator("#precision")
+    assert section.is_visible() and page.locator("nav a[href='#precision']").count() == 1
+    rows = page.locator("table.precision.accuracy tbody tr")
+    assert rows.count() == 4
+    below = rows.filter(has_text="tf2onnx").filter(has_text="openvino").inner_text()
+    assert "below 99" in below and "failed" in below and "0.9694" in below  # 95/98
+    assert page.locator("#precision svg circle.accuracy-mark").count() == 4
+    assert page.locator("#precision svg line.tier-line").count() == 3
+    assert HOSTILE in section.inner_text() and page.locator("img").count() == 0
+    assert "bf16" in page.inner_text("table.precision.tolerances")
+    page.screenshot(path=str(tmp_path / "precision.png"), full_page=True)
+    report.assert_quiet()

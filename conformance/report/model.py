@@ -15,6 +15,7 @@ from conformance.report.drilldown import CheckView, check_view
 from conformance.report.matrix import Matrix, MatrixCell, build_matrix
 from conformance.report.messages import cause
 from conformance.report.performance import Performance, build_performance
+from conformance.report.precision import PrecisionView, build_precision
 from conformance.report.verdicts import TargetVerdict, target_names, target_verdicts
 from conformance.results.document import records_of
 from conformance.results.records import NOT_PASSED, PASSED, VERDICTS, CheckRecord
@@ -89,6 +90,7 @@ class ReportView:
     provenance: Provenance
     compact: bool = False  # more than COMPACT_ABOVE checks: passed checks are not listed
     extra: str = ""  # the results' own sections (operators, user model): escaped HTML fragments
+    precision: PrecisionView | None = None  # reduced-precision runs only
 
     @property
     def complete(self) -> bool:
@@ -211,4 +213,5 @@ def build_view(
         provenance=provenance(document),
         compact=len(records) > COMPACT_ABOVE,
         extra=extra_sections(document),
+        precision=build_precision(records),
     )
