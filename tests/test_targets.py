@@ -693,3 +693,20 @@ def test_targets_listing_does_not_import_the_frameworks_without_a_cuda_driver():
     assert not {"torch", "tensorflow", "keras"} & imported
     for name in ("torch:cuda", "tf:gpu"):
         assert re.search(rf"^{re.escape(name)}\s+unavailable: no CUDA driver", result.stdout, re.M)
+
+
+def test_ort_spinning_is_off_when_the_environment_says_so(monkeypatch):
+    from conformance.targets.ort import ALLOW_SPINNING_ENV
+
+    key = "session.intra_op.allow_spinning"
+    for value, expected in (("0", False), ("", True)):
+        monkeypatch.setenv(ALLOW_SPINNING_ENV, value)
+        target = available("ort:cpu")
+        assert target.describe().options["allow_spinning"] is expected
+        session = target.load(MODEL / layout.MODEL_ONNX)
+        options = session.native.get_session_options()
+        try:
+            entry = options.get_session_config_entry(key)
+        except Exception:  # ORT raises when the entry was never set: its default, spinning
+            entry = None
+        assert (entry == "0") is (not expected), entry

@@ -311,8 +311,10 @@ class RunSession:
             self._runners[target] = IsolatedTarget(target, self.timeout_s)
         return self._runners[target]
 
-    def check(self, plan: CheckPlan) -> CheckRecord:
-        """Run one check (or record why it is skipped) and write its record."""
+    def measure(self, plan: CheckPlan) -> CheckRecord:
+        """Run one check (or say why it is skipped); nothing is written. Checks of different
+        targets may be measured from different threads at once, once ``runner(target)`` was
+        first called for each from one thread."""
         description = self.target(plan.target)
         if not description.available:
             record = skipped(
@@ -330,6 +332,11 @@ class RunSession:
                 )
             except PackManifestError as error:  # a test data file of the pack is malformed
                 raise RunInputError(str(error)) from error
+        return record
+
+    def check(self, plan: CheckPlan) -> CheckRecord:
+        """Run one check (or record why it is skipped) and write its record."""
+        record = self.measure(plan)
         self.writer.add(record)
         return record
 

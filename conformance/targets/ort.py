@@ -6,6 +6,7 @@ providers, its device and any extra options; the session and the option checking
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -21,6 +22,10 @@ from conformance.targets.interface import (
 )
 
 OPT_LEVELS = ("all", "extended", "basic", "disabled")
+# "0": ORT's thread pools do not spin-wait for work (no numbers change, only CPU use: a run of
+# many small sessions on a busy machine is several times faster). Set by the ops profile; the
+# benchmarks keep ORT's default (spinning). Children inherit it from the environment.
+ALLOW_SPINNING_ENV = "CONFORMANCE_ORT_ALLOW_SPINNING"
 MAX_THREADS = 1024  # far above any host; a bigger count is a typo, not a setting
 
 # Shared with every adapter that takes a thread count (OpenVINO's CPU plugin too).
@@ -32,6 +37,11 @@ THREADS = Option(
     minimum=0,
     maximum=MAX_THREADS,
 )
+
+
+def allow_spinning() -> bool:
+    """False when ``CONFORMANCE_ORT_ALLOW_SPINNING=0``: idle ORT threads then sleep."""
+    return os.environ.get(ALLOW_SPINNING_ENV, "").strip() != "0"
 
 
 class OrtSession(Session):
@@ -112,6 +122,7 @@ class OrtTarget(Target):
                 "graph_optimization_level": self.options["opt"],
                 "intra_op_num_threads": self.options["threads"],
                 "providers": [p for p, _ in self.providers()],
+                "allow_spinning": allow_spinning(),
                 **self.provider_info(),
             },
         )
@@ -129,6 +140,9 @@ class OrtTarget(Target):
         options.graph_optimization_level = levels[self.options["opt"]]
         options.intra_op_num_threads = self.options["threads"]
         options.log_severity_level = 3
+        if not allow_spinning():
+            options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+            options.add_session_config_entry("session.inter_op.allow_spinning", "0")
         providers = self.providers()
         session = ort.InferenceSession(
             str(model_path),
