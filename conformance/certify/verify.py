@@ -83,8 +83,13 @@ def within_limits(results: Any, limits: Limits, found: _Found) -> bool:
     """Whether results.json is small enough to validate and recompute (TOO_LARGE if not)."""
     if not isinstance(results, dict):
         return True
-    for key, cap in (("checks", limits.max_checks), ("benchmarks", limits.max_benchmarks)):
-        records = results.get(key)
+    ops = results.get("ops")
+    sections = (
+        ("checks", results.get("checks"), limits.max_checks),
+        ("benchmarks", results.get("benchmarks"), limits.max_benchmarks),
+        ("ops cases", ops.get("cases") if isinstance(ops, dict) else None, limits.max_checks),
+    )
+    for key, records, cap in sections:
         if isinstance(records, list) and len(records) > cap:
             found.add(
                 Reason.TOO_LARGE,
