@@ -529,3 +529,27 @@ def test_no_compile_cache_reaches_the_targets_children(tmp_path: Path) -> None:
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert load_document(tmp_path / "b" / "results.json")["checks"][0]["compile_cache"] == "off"
+
+
+def test_targets_run_side_by_side_and_their_records_keep_plan_order(tmp_path: Path) -> None:
+    model = mlp(tmp_path / "m.onnx")
+    targets = ["ort:cpu", "defect:noise", "reference"]
+    result = compare(
+        str(model),
+        "--shape",
+        "x=3x8",
+        "--samples",
+        "2",
+        *[a for t in targets for a in ("--target", t)],
+        "--no-localize",
+        "--out",
+        str(tmp_path / "run"),
+    )
+    assert result.returncode == 1, result.stdout + result.stderr
+    checks = load_document(tmp_path / "run" / "results.json")["checks"]
+    assert [c["id"] for c in checks] == [f"m-onnx-sample{k}-{t}" for t in targets for k in range(2)]
+    assert [c["verdict"] for c in checks] == ["passed"] * 2 + ["failed"] * 2 + ["passed"] * 2
+    printed = [
+        line[: -len(": passed")] for line in result.stdout.splitlines() if line.endswith(": passed")
+    ]
+    assert printed == [c["id"] for c in checks if c["verdict"] == "passed"]

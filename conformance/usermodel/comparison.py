@@ -314,6 +314,7 @@ def prepare(
 def run_compare(request: CompareRequest, message: Message = _quiet) -> CompareOutcome:
     """Run the comparison; UserInputError for bad input (before any check runs)."""
     from conformance.run.session import RunInputError, RunRequest, RunSession
+    from conformance.usermodel.checks import run_plans
 
     model, specs, samples, reference, tolerance, targets = prepare(request)
     if not targets:
@@ -339,11 +340,7 @@ def run_compare(request: CompareRequest, message: Message = _quiet) -> CompareOu
     with session:
         for name, reason in session.unavailable.items():
             message(f"{name}: unavailable, its checks are skipped ({reason})")
-        records = []
-        for plan in plans:
-            record = session.check(plan)
-            records.append(record)
-            message(f"{record.check_id}: {record.verdict}")
+        records = run_plans(session, plans, message)  # side by side where it can
         outcome = CompareOutcome(
             run_dir,
             session.path,
