@@ -559,6 +559,9 @@ def test_precision_section_only_for_reduced_precision_runs(document, bf16_docume
     from conformance.spec import PACK_DIR
 
     assert build_view(document).precision is None  # fp32 only: no section
+    assert build_view(document).profile == "core"
+    assert build_view(bf16_document).profile == "bf16"  # the verdict names the run's profile
+    assert "conformant for the **bf16** profile" in render_markdown(build_view(bf16_document))
     view = build_view(bf16_document).precision
     assert view is not None and view.precisions == ("bf16",) and view.accuracy == ()
     mlp = next(m for m in Pack(PACK_DIR).models if m.name == "mlp")
@@ -584,6 +587,7 @@ def test_precision_section_in_chromium(browser, bf16_document, tmp_path):
     page = report.page
     section = page.locator("#precision")
     assert section.is_visible() and page.locator("nav a[href='#precision']").count() == 1
+    assert "conformant for the bf16 profile" in page.inner_text("#headline")
     rows = page.locator("table.precision.accuracy tbody tr")
     assert rows.count() == 4
     below = rows.filter(has_text="tf2onnx").filter(has_text="openvino").inner_text()

@@ -21,7 +21,7 @@ def md(value: object) -> str:
 def verdict_table(view: ReportView) -> list[str]:
     verdicts = list(view.totals)
     lines = [
-        "| target | core | " + " | ".join(verdicts) + " | exporter findings |",
+        f"| target | {view.profile} | " + " | ".join(verdicts) + " | exporter findings |",
         "|---|---|" + "---:|" * (len(verdicts) + 1),
     ]
     for tv in view.verdicts:
@@ -99,7 +99,8 @@ def headline(view: ReportView) -> list[str]:
     totals = ", ".join(f"{n} {v}" for v, n in view.totals.items() if n)
     run = {k: md(v) for k, v in view.run.items() if isinstance(v, str)}
     verdict = (
-        f"**{len(conformant)} of {len(honest)}** targets conformant for the **core** profile; "
+        f"**{len(conformant)} of {len(honest)}** targets conformant for the "
+        f"**{view.profile}** profile; "
         f"{sum(view.totals.values())} checks" + (f": {totals}." if totals else ".")
     )
     provenance = (

@@ -16,7 +16,12 @@ from conformance.report.matrix import Matrix, MatrixCell, build_matrix
 from conformance.report.messages import cause
 from conformance.report.performance import Performance, build_performance
 from conformance.report.precision import PrecisionView, build_precision
-from conformance.report.verdicts import TargetVerdict, target_names, target_verdicts
+from conformance.report.verdicts import (
+    TargetVerdict,
+    run_profile,
+    target_names,
+    target_verdicts,
+)
 from conformance.results.document import records_of
 from conformance.results.records import NOT_PASSED, PASSED, VERDICTS, CheckRecord
 
@@ -91,6 +96,7 @@ class ReportView:
     compact: bool = False  # more than COMPACT_ABOVE checks: passed checks are not listed
     extra: str = ""  # the results' own sections (operators, user model): escaped HTML fragments
     precision: PrecisionView | None = None  # reduced-precision runs only
+    profile: str = "core"  # the profile the checks belong to (core, or a precision profile)
 
     @property
     def complete(self) -> bool:
@@ -214,4 +220,5 @@ def build_view(
         compact=len(records) > COMPACT_ABOVE,
         extra=extra_sections(document),
         precision=build_precision(records),
+        profile=run_profile(records),
     )

@@ -30,7 +30,18 @@ from conformance.results.records import (
 )
 
 CORE_PROFILE = "core"
+FP32 = "fp32"
 NEGATIVE_CONTROL_PREFIX = "defect:"
+
+
+def run_profile(records: list[CheckRecord]) -> str:
+    """The profile a run's checks belong to: ``core`` at fp32, else the precision profile of
+    the same name (spec/profiles.json: fp16, bf16, int8), read from the records themselves."""
+    precisions = {r.precision for r in records}
+    if len(precisions) == 1 and FP32 not in precisions:
+        return precisions.pop()
+    return CORE_PROFILE
+
 
 CONFORMANT, NOT_CONFORMANT, INCOMPLETE, NOT_RUN = (
     ProfileStatus.CONFORMANT,
@@ -87,23 +98,24 @@ def core_verdict(
     info: Mapping[str, Any] | TargetDescription | None,
     records: list[CheckRecord],
     selection: Mapping[str, Any] | Selection | None = None,
+    profile: str = CORE_PROFILE,
 ) -> ProfileVerdict:
     """The profile rule (results/profile.py) over the checks this run recorded for one target."""
     if isinstance(info, Mapping):
         info = TargetDescription.from_dict("", info) if info else None
     if info is not None and not info.available:
-        return ProfileVerdict(CORE_PROFILE, NOT_RUN, info.describe())
+        return ProfileVerdict(profile, NOT_RUN, info.describe())
     rule = apply_rule(Outcome.of_record(r) for r in records)
     if rule.status is NOT_RUN:
-        return ProfileVerdict(CORE_PROFILE, NOT_RUN, "no checks in this run")
+        return ProfileVerdict(profile, NOT_RUN, "no checks in this run")
     if rule.status is NOT_CONFORMANT:
-        return ProfileVerdict(CORE_PROFILE, NOT_CONFORMANT, why_not_conformant(rule, records))
+        return ProfileVerdict(profile, NOT_CONFORMANT, why_not_conformant(rule, records))
     if rule.status is INCOMPLETE:
         return ProfileVerdict(
-            CORE_PROFILE, INCOMPLETE, f"{len(rule.not_assessed)} checks skipped, so not assessed"
+            profile, INCOMPLETE, f"{len(rule.not_assessed)} checks skipped, so not assessed"
         )
     return ProfileVerdict(
-        CORE_PROFILE, CONFORMANT, "every check on the runtime's account passed" + partial(selection)
+        profile, CONFORMANT, "every check on the runtime's account passed" + partial(selection)
     )
 
 
@@ -137,6 +149,7 @@ def target_verdict(
     info: Mapping[str, Any] | TargetDescription | None,
     records: list[CheckRecord],
     selection: Mapping[str, Any] | Selection | None = None,
+    profile: str = CORE_PROFILE,
 ) -> TargetVerdict:
     """Counts per verdict are the target's own checks: an exporter finding is counted in its
     own column only, never in a target's failed or error columns."""
@@ -149,7 +162,7 @@ def target_verdict(
         available=info.available if info is not None else bool(records),
         description=info.describe() if info is not None else "not described in the results file",
         negative_control=name.startswith(NEGATIVE_CONTROL_PREFIX),
-        profiles=(core_verdict(info, records, selection),),
+        profiles=(core_verdict(info, records, selection, profile),),
         counts={v: counts.get(v, 0) for v in VERDICTS},
         exporter_findings=sum(1 for r in records if exporter_finding(r)),
         skip_reasons=tuple(reasons.most_common()),
@@ -166,7 +179,10 @@ def target_names(document: Mapping[str, Any], records: list[CheckRecord]) -> lis
 def target_verdicts(document: Mapping[str, Any], records: list[CheckRecord]) -> list[TargetVerdict]:
     targets = targets_of(document)
     selection = Selection.from_dict((document.get("run") or {}).get("selection"))
+    profile = run_profile(records)
     return [
-        target_verdict(name, targets.get(name), [r for r in records if r.target == name], selection)
+        target_verdict(
+            name, targets.get(name), [r for r in records if r.target == name], selection, profile
+        )
         for name in target_names(document, records)
     ]
