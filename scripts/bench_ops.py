@@ -12,6 +12,7 @@ with the figures (cores, load average at start and end): on a shared machine the
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import resource
 import sys
@@ -43,6 +44,13 @@ def main() -> int:
         action="store_true",
         help="keep RUST_BACKTRACE as the environment has it (1 makes each failing tract load "
         "about 100x slower: ~45 ms instead of ~0.4 ms, for the backtrace it captures)",
+    )
+    parser.add_argument(
+        "--lean-ort",
+        action="store_true",
+        help="also run ORT in this process over onnx's in-memory node cases with the ONNX "
+        "runner's own comparison (no isolation, sequences fed as lists: the issue's lean "
+        "driver) and print which cases pass there but not in the suite's ort:cpu run, and why",
     )
     args = parser.parse_args()
     if not args.keep_rust_backtrace:
@@ -118,8 +126,78 @@ def main() -> int:
     print()
     for target, *_, counts in rows:
         print(f"{target}: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))
+    if args.lean_ort:
+        ours = {}
+        for target, *_ in rows:
+            if target == "ort:cpu":
+                document = json.loads((args.out / "ort_cpu" / "results.json").read_text())
+                ours = {r["case"]: r for r in document["ops"]["cases"] if r["set"] == NODE}
+        lean_ort(ours)
     print(f"load average at end {os.getloadavg()[0]:.2f}")
     return 0
+
+
+def lean_ort(ours: dict[str, dict]) -> None:
+    """The issue's lean driver: onnx's in-memory node cases on one in-process ORT session
+    each, judged by onnx.backend.test.runner's own assert_similar_outputs."""
+    import warnings
+
+    import numpy as np
+    import onnxruntime as ort
+    from onnx import TensorProto, numpy_helper
+    from onnx.backend.test.loader import load_model_tests
+    from onnx.backend.test.runner import Runner
+
+    from conformance.ops import judge
+    from conformance.ops.cases import NODE
+
+    def value(v: object) -> object:
+        if isinstance(v, TensorProto):
+            return numpy_helper.to_array(v)
+        return v if isinstance(v, (list, dict)) or v is None else np.asarray(v)
+
+    warnings.simplefilter("ignore")
+    with np.errstate(all="ignore"):
+        cases = load_model_tests(kind=NODE)
+    begin = time.perf_counter()
+    lean: dict[str, str] = {}
+    for case in cases:
+        assert case.model is not None and case.data_sets is not None
+        options = ort.SessionOptions()
+        options.log_severity_level = 4
+        try:
+            session = ort.InferenceSession(
+                case.model.SerializeToString(), options, providers=["CPUExecutionProvider"]
+            )
+            wanted = [i.name for i in session.get_inputs()]
+            for inputs, outputs in case.data_sets:
+                given = dict(zip([i.name for i in case.model.graph.input], map(value, inputs)))
+                got = session.run(None, {name: given[name] for name in wanted})
+                Runner.assert_similar_outputs(
+                    [value(v) for v in outputs], list(got), case.rtol, case.atol
+                )
+            lean[case.name] = judge.PASSED
+        except Exception as error:  # noqa: BLE001 - a failing case, by the runner's rule
+            lean[case.name] = type(error).__name__
+    wall = time.perf_counter() - begin
+    passed = sum(v == judge.PASSED for v in lean.values())
+    print(f"\nlean in-process ORT, runner rule: {passed}/{len(lean)} node cases in {wall:.1f} s")
+    if not ours:
+        return
+    only_lean = Counter(
+        ours[k]["category"]
+        for k, v in lean.items()
+        if v == judge.PASSED and k in ours and ours[k]["category"] != judge.PASSED
+    )
+    only_ours = [
+        (k, ours[k].get("judged_by", "values"), v)
+        for k, v in lean.items()
+        if v != judge.PASSED and k in ours and ours[k]["category"] == judge.PASSED
+    ]
+    print(f"passed by the lean driver only, by the suite's category: {dict(only_lean)}")
+    print(f"passed by the suite only ({len(only_ours)}):")
+    for name, judged_by, why in only_ours:
+        print(f"  {name} (suite judged by {judged_by}; lean: {why})")
 
 
 def _cpu() -> float:
