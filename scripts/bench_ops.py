@@ -55,6 +55,9 @@ def main() -> int:
     args = parser.parse_args()
     if not args.keep_rust_backtrace:
         os.environ["RUST_BACKTRACE"] = "0"  # inherited by the target child processes
+    from conformance.ops.command import quiet_runtimes
+
+    quiet_runtimes()  # as conformance ops does: ORT without spin-waiting
     targets = args.targets or list(DEFAULT)
 
     started = time.perf_counter()
