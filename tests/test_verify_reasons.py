@@ -15,6 +15,7 @@ import pytest
 import test_certify
 import test_verify_archive
 import test_verify_ops
+import test_verify_precision
 import test_verify_scoreboard
 import test_verify_trust
 from certify_fixtures import (
@@ -176,6 +177,7 @@ def test_every_reason_code_is_triggered_by_a_test():
         *test_certify.CASES.values(),
         *(reason for _, reason in test_verify_archive.SHAPES.values()),
         *(reason for _, reason in test_verify_ops.TAMPERS.values()),
+        *(reason for _, reason in test_verify_precision.TAMPERS.values()),
     }
     for reason, (module, name) in ELSEWHERE.items():
         assert callable(getattr(module, name, None)), (reason, module.__name__, name)
