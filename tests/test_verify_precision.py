@@ -100,7 +100,7 @@ def test_accuracy_is_certified_and_recomputed_from_the_pack(profile, bundles, co
     model = next(m for m in context.pack.models if m.name == MODEL)
     artifacts = [
         a
-        for a in model.artifacts.values()
+        for a in model.artifacts
         if a.runnable and a.precision == ("fp32" if profile == "bf16" else profile)
     ]
     assert len(records) == len(artifacts) > 0 and all(r["precision"] == profile for r in records)

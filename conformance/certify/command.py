@@ -217,6 +217,21 @@ def render_verification(verification: Verification) -> list[str]:
             f"{outcome.required} required passed){caveat}"
         )
         lines += [f"  - {reason}" for reason in outcome.reasons]
+    table = verification.op_table
+    if table is not None:
+        cov = table["coverage"]
+        lines.append(
+            f"op table (recomputed from {table['cases']} case records): {cov['all_passing']} op "
+            f"types every case passes, {cov['tested']} tested, {cov['total']} in the table"
+        )
+    for a in verification.accuracy:
+        figures = (
+            f"accuracy {a.accuracy:.4f}, {a.relative:.4f} of fp32, tier {a.tier}, top-1 "
+            f"agreement {a.top1_agreement:.4f}"
+            if a.accuracy is not None and a.relative is not None and a.top1_agreement is not None
+            else f"no figures (verdict {a.verdict})"
+        )
+        lines.append(f"accuracy {a.model}/{a.exporter} ({a.precision}): {figures} (recomputed)")
     lines += [f"note: {note}" for note in verification.notes]
     by_reason = defaultdict(list)
     for finding in verification.findings:
@@ -249,6 +264,19 @@ def as_json(verification: Verification) -> dict:
         "target": verification.manifest.get("target"),
         "profiles": {o.profile: o.as_dict() for o in verification.outcomes},
         "signature": verification.signature.describe(),
+        "op_coverage": (verification.op_table or {}).get("coverage"),
+        "accuracy": [
+            {
+                "id": a.record_id,
+                "precision": a.precision,
+                "accuracy": a.accuracy,
+                "relative": a.relative,
+                "tier": a.tier,
+                "top1_agreement": a.top1_agreement,
+                "passed": a.passed,
+            }
+            for a in verification.accuracy
+        ],
     }
 
 
