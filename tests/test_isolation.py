@@ -404,3 +404,39 @@ def test_the_record_of_a_crashed_or_hung_check_says_where_the_runtime_was(
     for check in checks:
         assert said in check.get("stderr", ""), check
         assert "defects.py" in check["stderr"]  # the control's own frame
+
+
+def test_children_take_the_parents_environment_as_it_is_when_they_start(tmp_path):
+    """Children are forks of a fork server started once: its environment is from its start,
+    yet each child must see the parent's as it is now (the run folder's artifacts folder, the
+    compile-cache bypass are set after the first child). No runtime is imported in the server
+    (a fork of a process holding a runtime's threads is unsafe)."""
+    parent = run_script(
+        tmp_path,
+        """
+        import os, sys
+        from conformance.isolation import ChildProcess, serve_requests
+
+        def report(conn):
+            runtimes = ("onnxruntime", "openvino", "iree.runtime", "tract", "torch")
+            serve_requests(conn, lambda request, payload: (
+                os.environ.get("H5_PROBE"), [m for m in runtimes if m in sys.modules]
+            ))
+
+        def main():
+            import onnxruntime  # the parent may hold a runtime: the children must not
+            os.environ["H5_PROBE"] = "first"
+            first = ChildProcess(report, ())
+            os.environ["H5_PROBE"] = "second"
+            second = ChildProcess(report, ())
+            print(first.ask("env", None, 60), second.ask("env", None, 60), flush=True)
+            first.close()
+            second.close()
+
+        if __name__ == "__main__":
+            main()
+        """,
+    )
+    out, err = parent.communicate(timeout=BOUND_S)
+    assert parent.returncode == 0, err[-3000:]
+    assert out.strip() == "('first', []) ('second', [])", out

@@ -20,7 +20,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from conformance.isolation import IsolatedTarget
+from conformance.isolation import IsolatedTarget, start_children_early
 from conformance.live import LIVE_PACK, NATIVE_TARGETS, LiveModeError, build_live_pack, live_section
 from conformance.pack.hashing import PackManifestError, Verification
 from conformance.pack.load import Pack
@@ -168,6 +168,7 @@ class RunSession:
     @classmethod
     def open(cls, request: RunRequest, message: Message = ignore) -> RunSession:
         """Validate every input and open the results document; raises RunInputError."""
+        start_children_early()  # the fork server starts while the pack is verified
         timeout_s = valid_timeout(request.timeout_s)
         precision_error = check_precision_error(request.precision)
         if precision_error:
