@@ -354,74 +354,28 @@ def with_iree_error(document: dict[str, Any]) -> tuple[dict[str, Any], list[str]
 
 
 # ---- reduced precision ----
-BF16_RUN = [
+# The pack's int8 (QDQ) artifacts of mlp and of digits (the model with a task: accuracy checks),
+# on ORT and on a negative control whose int8 zero point is wrong on one activation.
+INT8_RUN = [
     "--profile",
-    "bf16",
-    "--target",
-    "openvino:cpu:precision=bf16",
+    "int8",
     "--target",
     "ort:cpu",
+    "--target",
+    "defect:int8-zero-point",
     "--model",
     "mlp",
+    "--model",
+    "digits",
 ]
 
 
-def run_bf16(run_dir: Path) -> Path:
-    """A real bf16 run: OpenVINO in its bf16 mode and ORT, judged under the bf16 tolerances."""
+def run_int8(run_dir: Path) -> Path:
     result = subprocess.run(
-        [sys.executable, "-m", "conformance", "run", *BF16_RUN, "--out", str(run_dir)],
+        [sys.executable, "-m", "conformance", "run", *INT8_RUN, "--out", str(run_dir)],
         capture_output=True,
         text=True,
         check=False,
     )
     assert result.returncode in (0, 1), result.stdout[-2000:] + result.stderr[-2000:]
     return run_dir / "results.json"
-
-
-def accuracy_record(target: str, exporter: str, precision: str, correct: int) -> dict[str, Any]:
-    """An accuracy record as the run writes one (conformance.run.check), its figures computed by
-    the run's own function from predictions that get ``correct`` of 1000 samples right, against
-    a golden that gets 980 right."""
-    import numpy as np
-
-    from conformance.results.accuracy import accuracy_figures
-
-    labels = np.arange(1000) % 10
-    golden = labels.copy()
-    golden[:20] = (golden[:20] + 1) % 10
-    predictions = labels.copy()
-    predictions[: 1000 - correct] = (predictions[: 1000 - correct] + 1) % 10
-    figures = accuracy_figures(predictions, labels, golden, 0.98)
-    return {
-        "id": f"digits-{exporter}-accuracy-{target}",
-        "model": "digits",
-        "exporter": exporter,
-        "data_set": 2,
-        "data_set_label": "accuracy",
-        "target": target,
-        "verdict": "passed" if figures.passed else "failed",
-        "problems": [] if figures.passed else [f"accuracy {figures.accuracy:.4f} below 99%"],
-        "margin": figures.margin,
-        "outputs": {},
-        "tolerance": {},
-        "determinism": {},
-        "batch_invariance": {},
-        "attributed_to": None if figures.passed else "target",
-        "duration_s": 0.1,
-        "kind": "accuracy",
-        "precision": precision,
-        **figures.as_dict(),
-        "predictions": [int(p) for p in predictions],
-    }
-
-
-def with_accuracy(document: dict[str, Any]) -> dict[str, Any]:
-    """The run with accuracy records added: tiers 99.9, 99 and below 99, one hostile target."""
-    document = copy.deepcopy(document)
-    document["checks"] += [
-        accuracy_record("ort:cpu", "torch-script", "bf16", 980),
-        accuracy_record("openvino:cpu:precision=bf16", "torch-script", "bf16", 975),
-        accuracy_record("openvino:cpu:precision=bf16", "tf2onnx", "bf16", 950),
-        accuracy_record(HOSTILE, "tf2onnx", "bf16", 980),
-    ]
-    return document

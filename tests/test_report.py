@@ -20,11 +20,11 @@ from report_fixtures import (
     full_size,
     hostile,
     ops_size,
+    rename_target,
     run_bench,
-    run_bf16,
+    run_int8,
     run_small,
     save,
-    with_accuracy,
     with_iree_error,
     with_regression,
 )
@@ -549,52 +549,68 @@ def test_exporter_findings_are_counted_only_in_their_own_column(document, tmp_pa
 
 
 @pytest.fixture(scope="module")
-def bf16_document(tmp_path_factory) -> dict:
-    return load_document(run_bf16(tmp_path_factory.mktemp("bf16") / "run"))
+def int8_document(tmp_path_factory) -> dict:
+    return load_document(run_int8(tmp_path_factory.mktemp("int8") / "run"))
 
 
-def test_precision_section_only_for_reduced_precision_runs(document, bf16_document):
+def accuracy_checks(document: dict) -> list[dict]:
+    return [c for c in document["checks"] if c.get("kind") == "accuracy"]
+
+
+def test_precision_section_only_for_reduced_precision_runs(document, int8_document):
     from conformance.compare.tolerance import tolerance_for
     from conformance.pack.load import Pack
     from conformance.spec import PACK_DIR
 
     assert build_view(document).precision is None  # fp32 only: no section
     assert build_view(document).profile == "core"
-    assert build_view(bf16_document).profile == "bf16"  # the verdict names the run's profile
-    assert "conformant for the **bf16** profile" in render_markdown(build_view(bf16_document))
-    view = build_view(bf16_document).precision
-    assert view is not None and view.precisions == ("bf16",) and view.accuracy == ()
-    mlp = next(m for m in Pack(PACK_DIR).models if m.name == "mlp")
-    rule = tolerance_for("bf16", "mlp", mlp.record["tolerance_class"])
-    values = [c for c in bf16_document["checks"] if c.get("kind", "values") == "values"]
-    assert values and all(c["precision"] == "bf16" for c in values)
-    passed = sum(c["verdict"] == "passed" for c in values)
-    (row,) = view.tolerances
-    assert row.model == "mlp" and row.cells == (
-        f"atol {number(rule.atol)}, rtol {number(rule.rtol)} ({passed}/{len(values)} passed)",
-    )
+    assert build_view(int8_document).profile == "int8"  # the verdict names the run's profile
+    assert "conformant for the **int8** profile" in render_markdown(build_view(int8_document))
+    view = build_view(int8_document).precision
+    assert view is not None and view.precisions == ("int8",)
+    records = accuracy_checks(int8_document)
+    assert records and len(view.accuracy) == len(records)
+    for row, record in zip(view.accuracy, records, strict=True):
+        assert (row.relative, row.tier) == (record.get("relative"), record.get("tier", ""))
+    tiers = {(t.target, t.precision): t.counts for t in view.tiers}
+    for target in {r["target"] for r in records}:
+        mine = [r for r in records if r["target"] == target and "tier" in r]
+        assert tiers[(target, "int8")] == tuple(
+            sum(r["tier"] == t for r in mine) for t in ("99.9", "99", "below 99")
+        )
+    models = {m.name: m for m in Pack(PACK_DIR).models}
+    for row in view.tolerances:
+        rule = tolerance_for("int8", row.model, models[row.model].record["tolerance_class"])
+        values = [
+            c
+            for c in int8_document["checks"]
+            if c["model"] == row.model and c.get("kind") != "accuracy" and c["verdict"] != "skipped"
+        ]
+        passed = sum(c["verdict"] == "passed" for c in values)
+        assert row.cells == (
+            f"atol {number(rule.atol)}, rtol {number(rule.rtol)} ({passed}/{len(values)} passed)",
+        )
 
 
-def test_precision_section_in_chromium(browser, bf16_document, tmp_path):
-    document = with_accuracy(bf16_document)
-    view = build_view(document).precision
-    assert view is not None
-    tiers = {(t.target, t.precision): (t.counts, t.worst) for t in view.tiers}
-    assert tiers[("openvino:cpu:precision=bf16", "bf16")] == ((0, 1, 1), "below 99")
-    assert tiers[("ort:cpu", "bf16")] == ((1, 0, 0), "99.9")
+def test_precision_section_in_chromium(browser, int8_document, tmp_path):
+    document = rename_target(int8_document, "ort:cpu", HOSTILE)
+    records = accuracy_checks(document)
     path = write_report(save(document, tmp_path / "results.json"), tmp_path / "report.html")
     report = OpenedReport(browser, path)
     page = report.page
     section = page.locator("#precision")
     assert section.is_visible() and page.locator("nav a[href='#precision']").count() == 1
-    assert "conformant for the bf16 profile" in page.inner_text("#headline")
+    assert "conformant for the int8 profile" in page.inner_text("#headline")
     rows = page.locator("table.precision.accuracy tbody tr")
-    assert rows.count() == 4
-    below = rows.filter(has_text="tf2onnx").filter(has_text="openvino").inner_text()
-    assert "below 99" in below and "failed" in below and "0.9694" in below  # 95/98
-    assert page.locator("#precision svg circle.accuracy-mark").count() == 4
+    assert rows.count() == len(records)
+    for index, record in enumerate(records):
+        text = rows.nth(index).inner_text()
+        assert record["exporter"] in text and f"{record['relative']:.4f}" in text
+        assert record["tier"] in text and record["verdict"] in text
+    answered = [r for r in records if "relative" in r]
+    assert page.locator("#precision svg circle.accuracy-mark").count() == len(answered)
     assert page.locator("#precision svg line.tier-line").count() == 3
     assert HOSTILE in section.inner_text() and page.locator("img").count() == 0
-    assert "bf16" in page.inner_text("table.precision.tolerances")
+    assert "int8" in page.inner_text("table.precision.tolerances")
     page.screenshot(path=str(tmp_path / "precision.png"), full_page=True)
     report.assert_quiet()
