@@ -259,3 +259,12 @@ def test_names_from_a_results_file_are_escaped_and_an_unknown_verdict_is_shown(o
     text = render_run_summary(ort_run.document, records)
     assert "\x1b" not in text and "\r" not in text
     assert "ort:cpu\\x1b[2K\\rVERIFIED" in text and "weird" in text
+
+
+def test_the_verdict_header_names_the_profile_the_checks_were_judged_under(ort_run):
+    """A bf16 run read "profile core" (the report's rule names the precision profile)."""
+    from conformance.summary import render_verdicts
+
+    assert "(profile core, " in render_verdicts(ort_run.document, ort_run.records)
+    as_bf16 = [replace(r, precision="bf16") for r in ort_run.records]
+    assert "(profile bf16, " in render_verdicts(ort_run.document, as_bf16)
