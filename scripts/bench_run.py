@@ -100,7 +100,7 @@ def main() -> None:
     cache = args.cache or args.out / "compile-cache"
     if args.cache is None:
         shutil.rmtree(cache, ignore_errors=True)
-    env = {**os.environ, "CONFORMANCE_CACHE_DIR": str(cache)}
+    env = {**os.environ, "CONFORMANCE_CACHE_DIR": str(cache), "PYTHONUNBUFFERED": "1"}
     env.pop("CONFORMANCE_NO_COMPILE_CACHE", None)
     print(f"{os.cpu_count()} CPUs; compile cache {cache}; logs in {args.out}")
     walls = targets_wall(env, args.targets_repeats)
