@@ -207,6 +207,10 @@ def certify(
         )
     attested = bundle.load_attested(request.system_path)
     key = keys.load_private(request.key_path) if request.key_path else None
+    if any(p.ops for p in profiles):
+        from conformance.ops.command import quiet_runtimes
+
+        quiet_runtimes()  # before the session opens: ORT without spin-waiting, as `conformance ops`
     check_target(request.target)
     log = [
         f"command: {shlex.join(command_line())}",
