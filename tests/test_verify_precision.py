@@ -21,7 +21,7 @@ from conformance.certify.interface import CertifyRequest, Reason
 from conformance.certify.profiles import load_profiles
 from conformance.certify.scoreboard import build_scoreboard, entry_of
 from conformance.certify.scoreboard_html import render_scoreboard
-from conformance.certify.verify import verify_bundle
+from conformance.certify.verify import VerifyOptions, verify_bundle
 from conformance.pack import layout
 
 MODEL = "digits"
@@ -188,6 +188,27 @@ def test_a_tampered_accuracy_record_is_refused(case, bundles, context, tmp_path)
     verification = verify_bundle(path, context)
     assert not verification.verified and verification.exit_code == 1
     assert reason in verification.reasons, [f.describe() for f in verification.findings]
+
+
+def test_rerun_re_executes_int8_and_accuracy_checks_at_their_precision(bundles, context):
+    verification = verify_bundle(bundles["int8"], context, VerifyOptions(rerun=8, seed=3))
+    assert verification.verified, [f.describe() for f in verification.findings]
+    assert any("checks re-executed on ort:cpu" in n for n in verification.notes), verification.notes
+
+
+def test_a_target_that_says_it_computes_narrower_cannot_pass(bundles, context, tmp_path):
+    """The bf16 bundle's target description edited to say it computes in fp16: its passed
+    bf16 checks cannot stand (no silent widening, as the run itself rules)."""
+    target = TARGETS["bf16"]
+
+    def narrower(document: dict) -> None:
+        document["targets"][target]["options"]["inference_precision"] = "f16"
+
+    changes = {RESULTS: edit_json(bundles["bf16"], RESULTS, narrower)}
+    path = rewrite(bundles["bf16"], tmp_path / "narrower.zip", changes)
+    verification = verify_bundle(path, context)
+    mismatches = [f for f in verification.findings if f.reason == Reason.VERDICT_MISMATCH]
+    assert mismatches and all("computes in fp16" in f.message for f in mismatches)
 
 
 def test_scoreboard_has_a_column_per_precision(bundles, context):

@@ -11,6 +11,7 @@ that is what the signature (who vouches) and ``verify --rerun`` (re-execution) a
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections import Counter
 from collections.abc import Mapping
@@ -26,6 +27,7 @@ from conformance.compare.tolerance import tolerance_for
 from conformance.pack.load import Pack
 from conformance.results.accuracy import ACCURACY
 from conformance.results.records import ADAPTER, EXPORTER, NOT_PASSED, PASSED, TARGET
+from conformance.run.check import in_force_precision, narrower_than_run
 from conformance.run.plan import DEFAULT_PRECISION, runnable_checks
 
 ANSWERED = ("passed", "failed")  # verdicts that carry figures
@@ -141,21 +143,42 @@ def attribution_findings(record: dict[str, Any], where: RequiredCheck) -> list[F
     ]
 
 
+def narrower_findings(
+    record: dict[str, Any], where: RequiredCheck, in_force: str | None
+) -> tuple[list[Finding], bool]:
+    """A target whose description says it computes in a narrower precision than the check is
+    judged at cannot pass it (no silent widening: conformance.run.check); True when so."""
+    narrower = narrower_than_run(where, in_force)
+    if narrower is None:
+        return [], False
+    if record["verdict"] == PASSED:
+        return [
+            Finding(Reason.VERDICT_MISMATCH, f"recorded passed, but {narrower}", record["id"])
+        ], True
+    return [], True
+
+
 def recompute_check(
     record: dict[str, Any],
     where: RequiredCheck,
     deterministic: bool,
     precision: str = DEFAULT_PRECISION,
+    in_force: str | None = None,
 ) -> tuple[list[Finding], CheckOutcome]:
+    """``in_force``: the precision the target's recorded description says it computes in."""
     cid = record["id"]
     verdict = record["verdict"]
+    narrow_found, narrower = narrower_findings(record, where, in_force)
     if where.kind == ACCURACY:
         accuracy_found, outcome, _ = recompute_accuracy(record, where, precision)
-        return accuracy_found + attribution_findings(record, where), outcome
-    found: list[Finding] = []
+        if narrower:
+            outcome = dataclasses.replace(outcome, passed=False)
+        return accuracy_found + narrow_found + attribution_findings(record, where), outcome
+    found: list[Finding] = list(narrow_found)
     margin = math.inf
     if verdict in ANSWERED or record.get("outputs"):
-        found, margin = values_findings(record, where, precision)
+        values_found, margin = values_findings(record, where, precision)
+        found += values_found
     why_not = (
         []
         if margin <= 1
@@ -165,8 +188,8 @@ def recompute_check(
         why_not.append(f"verdict {verdict}")
     why_not += [f"problem recorded: {p[:120]}" for p in record.get("problems", [])[:1]]
     why_not += side_checks_pass(record, where, deterministic) if verdict in ANSWERED else []
-    passed = not why_not
-    if verdict == PASSED and not passed:
+    passed = not why_not and not narrower
+    if verdict == PASSED and why_not:
         found.append(
             Finding(Reason.VERDICT_MISMATCH, "recorded passed, but " + "; ".join(why_not), cid)
         )
@@ -237,7 +260,11 @@ def recompute_checks(
 ) -> tuple[list[Finding], dict[str, CheckOutcome]]:
     """Every check of the results for ``target``: findings, and check id -> recomputed outcome."""
     index = index_pack(pack, target, precision)
-    deterministic = bool((document.get("targets") or {}).get(target, {}).get("deterministic", True))
+    described = (document.get("targets") or {}).get(target, {})
+    described = described if isinstance(described, dict) else {}
+    deterministic = bool(described.get("deterministic", True))
+    options = described.get("options")
+    in_force = in_force_precision(options if isinstance(options, dict) else None)
     found: list[Finding] = []
     outcomes: dict[str, CheckOutcome] = {}
     # a record without these is already a schema finding; the rest are still recomputed
@@ -270,7 +297,7 @@ def recompute_checks(
             )
             continue
         found += identity_findings(record, where)
-        check_found, outcome = recompute_check(record, where, deterministic, precision)
+        check_found, outcome = recompute_check(record, where, deterministic, precision, in_force)
         found += check_found
         outcomes[record["id"]] = outcome
     return found, outcomes

@@ -29,7 +29,7 @@ from conformance.certify.recompute import index_pack
 from conformance.isolation import IsolatedTarget
 from conformance.results.records import PASSED
 from conformance.run.check import run_check
-from conformance.run.plan import CheckPlan
+from conformance.run.plan import DEFAULT_PRECISION
 from conformance.run.session import check_timeout_s
 from conformance.targets import BUILTIN_TARGETS, DEFECT_TARGETS, TargetError, get_target
 from conformance.targets.interface import parse_target_name
@@ -130,8 +130,10 @@ def rerun_sample(
     seed: int | None = None,
     trusted: bool = False,
     allowed_plugins: tuple[str, ...] = (),
+    precision: str = DEFAULT_PRECISION,
 ) -> tuple[list[Finding], list[str]]:
-    """``trusted``: the bundle's signature was checked against a trusted key."""
+    """``trusted``: the bundle's signature was checked against a trusted key; ``precision``:
+    the claimed profiles' (the checks are planned, and run, at it)."""
     refused = refusal(target, trusted, allowed_plugins)
     if refused is not None:
         return [refused], []
@@ -142,7 +144,8 @@ def rerun_sample(
         return problems, notes
     seed = secrets.randbelow(2**32) if seed is None else seed
     sample = random.Random(seed).sample(sorted(outcomes), min(count, len(outcomes)))
-    index = index_pack(context.pack, target)
+    index = index_pack(context.pack, target, precision)
+    options = recorded.get("options")
     found = []
     runner = IsolatedTarget(target, check_timeout_s())
     try:
@@ -150,8 +153,9 @@ def rerun_sample(
             where = index[cid]
             record = run_check(
                 runner,
-                CheckPlan(where.model, where.artifact, where.data_set, target),
+                where,  # the pack's plan of that check: its precision and kind too
                 deterministic=bool(recorded.get("deterministic", True)),
+                options=options if isinstance(options, Mapping) else None,
             )
             why = compare(outcomes[cid], record.verdict, record.margin)
             if why:

@@ -289,6 +289,15 @@ def check_op_table(
         )
 
 
+def claimed_precision(context: SpecContext, names: Any) -> str:
+    """The precision the claimed profiles judge the checks at (judge_profiles' rule)."""
+    for name in names:
+        profile = context.profiles.get(str(name))
+        if profile is not None and profile.checks is not None:
+            return profile.checks.precision
+    return "fp32"
+
+
 def shaped(results: Any) -> bool:
     """Enough structure to recompute from, even where the schema is broken elsewhere (so one pass
     names the schema errors and the recomputed ones)."""
@@ -351,6 +360,7 @@ def deep_stages(
             options.seed,
             trusted=signature.valid and signature.trusted and not found.findings,
             allowed_plugins=options.allow_plugins,
+            precision=claimed_precision(context, manifest["profiles"]),
         )
         found.findings += rerun_found
         found.notes += notes
