@@ -38,6 +38,16 @@ def artifacts(pack):
     return [(m, a) for m in pack.models for a in m.artifacts]
 
 
+def fp32_artifacts(pack):
+    """The exported artifacts (the fp16/int8 ones derived from them are judged at their own
+    precision's tolerance)."""
+    return [(m, a) for m, a in artifacts(pack) if a.precision == "fp32"]
+
+
+def derived_artifacts(pack):
+    return [(m, a) for m, a in artifacts(pack) if a.precision != "fp32"]
+
+
 def test_pack_verifies(pack):
     verification = verify_pack(PACK_DIR)
     assert verification.ok, [m.describe() for m in verification.mismatches]
@@ -61,7 +71,8 @@ def test_pack_is_small():
 def test_every_model_has_every_exporter_and_enough_data_sets(pack):
     assert len(pack.models) >= 10
     for model in pack.models:
-        assert {a.exporter for a in model.artifacts} == {"torch-dynamo", "torch-script", "tf2onnx"}
+        exported = {a.exporter for a in model.artifacts if a.precision == "fp32"}
+        assert exported == {"torch-dynamo", "torch-script", "tf2onnx"}
         batches = {d.batch for d in model.data_sets}
         assert 1 in batches and max(batches) >= 4, model.name
         if model.record["tags"] and any(d.seq_len for d in model.data_sets):
@@ -84,7 +95,7 @@ def test_artifact_folders_are_onnx_backend_test_cases(pack):
     """model.onnx plus test_data_set_k/{input,output}_i.pb, runnable by a third-party runner."""
     import onnxruntime as ort
 
-    for model, artifact in artifacts(pack):
+    for model, artifact in fp32_artifacts(pack):
         if not artifact.exists or not artifact.record.get("valid_onnx"):
             continue
         session = ort.InferenceSession(str(artifact.path), providers=["CPUExecutionProvider"])
@@ -142,7 +153,8 @@ def test_every_artifact_passes_the_checker_or_records_why(pack):
         try:
             onnx.checker.check_model(onnx.load(str(artifact.path)), full_check=True)
             assert artifact.record["valid_onnx"] and "invalid-onnx" not in kinds
-        except onnx.checker.ValidationError:
+        except (onnx.checker.ValidationError, onnx.shape_inference.InferenceError):
+            # full_check runs shape inference, which raises its own error type
             assert not artifact.record["valid_onnx"] and "invalid-onnx" in kinds
 
 
@@ -357,6 +369,16 @@ def break_field(record, field):
         artifact["fidelity"][0]["passed"] = "yes"
     elif field == "list":
         return [record]
+    elif field == "precision":
+        artifact["precision"] = "fp8"
+    elif field == "task":
+        record["task"] = {
+            "kind": "classification",
+            "output": "logits",
+            "labels": "labels.npz",
+            "held_out_data_set": 99,
+            "fp32_accuracy": 0.9,
+        }
     return record
 
 
@@ -368,6 +390,8 @@ def break_field(record, field):
         ("index", "test_data_sets[1].index is str, not int"),
         ("fidelity", "artifacts.torch-script.fidelity[0].passed is str, not bool"),
         ("list", "is list, not a JSON object"),
+        ("precision", "artifacts.torch-script.precision is 'fp8', not one of fp32, fp16, int8"),
+        ("task", "task.held_out_data_set 99 is not a test data set"),
         ("garbage", "not readable JSON"),
     ],
 )
@@ -405,14 +429,17 @@ def test_runnable_and_exporter_attribution_are_properties_of_the_artifact(pack):
 # ---- the pack as onnx's own backend test data ----
 
 
-def loader_cases(rule=None):
+def loader_cases(rule=None, precision: str | None = "fp32"):
     """Every artifact folder through onnx.backend.test.loader (data.json supplies rtol/atol);
-    renamed test_<model>_<exporter> because onnx's runner wants names starting with test_."""
+    renamed test_<model>_<exporter> because onnx's runner wants names starting with test_.
+    ``precision``: "fp32" the exported artifacts only, another the derived ones, None all."""
     from onnx.backend.test.loader import load_model_tests
 
     cases = []
     for model in json.loads((PACK_DIR / "pack.json").read_text())["models"]:
         for case in load_model_tests(data_dir=str(PACK_DIR), kind=model):
+            if precision is not None and ("." in case.name) != (precision != "fp32"):
+                continue
             name = f"test_{model}_{case.name}".replace("-", "_")
             changes = {"name": name} if rule is None else {"name": name, **rule}
             cases.append(dataclasses.replace(case, **changes))
@@ -451,7 +478,7 @@ def failing_on_our_values_check(pack) -> set[str]:
     from conformance.compare.tolerance import tolerance_for
 
     failing = set()
-    for model, artifact in artifacts(pack):
+    for model, artifact in fp32_artifacts(pack):
         if not artifact.exists:
             continue
         tolerance = tolerance_for("fp32", model.name, model.record["tolerance_class"])
@@ -476,12 +503,13 @@ def failing_on_our_values_check(pack) -> set[str]:
 
 
 def test_every_artifact_folder_carries_the_pack_tolerance_for_onnx_loader(pack):
-    cases = {c.name: c for c in loader_cases()}
-    assert len(cases) == sum(1 for _, a in artifacts(pack) if a.exists) == 45
+    cases = {c.name: c for c in loader_cases(precision=None)}
+    assert len(cases) == sum(1 for _, a in artifacts(pack) if a.exists)
+    assert sum(1 for _, a in fp32_artifacts(pack) if a.exists) == 48  # 16 models x 3 exporters
     for model, artifact in artifacts(pack):
         if not artifact.exists:
             continue
-        expected = tolerance_for("fp32", model.name, model.record["tolerance_class"])
+        expected = tolerance_for(artifact.precision, model.name, model.record["tolerance_class"])
         written = json.loads((artifact.directory / "data.json").read_text())
         assert written == {"rtol": expected.rtol, "atol": expected.atol}
         case = cases[f"test_{model.name}_{artifact.exporter}".replace("-", "_")]
@@ -614,3 +642,161 @@ def test_data_set_labels_are_unique_per_model(pack):
         for data_set in model.data_sets:
             if data_set.stress:
                 assert data_set.label.endswith(f"-{data_set.stress}"), data_set
+
+
+# -- issue 13: real task data (digits) and reduced-precision artifacts -------------------------
+
+
+def test_derived_artifacts_record_precision_base_and_conversion(pack):
+    from importlib import metadata
+
+    derived = derived_artifacts(pack)
+    assert len(derived) >= 40
+    for model, artifact in derived:
+        base = model.record["derived"]["base"]
+        assert artifact.derived_from == base and artifact.exporter.startswith(f"{base}.")
+        assert base in {a.exporter for a in model.artifacts if a.precision == "fp32"}
+        variant = artifact.exporter[len(base) + 1 :]
+        conversion = artifact.record["conversion"]
+        if variant.startswith("fp16"):
+            assert artifact.precision == "fp16", artifact.exporter
+            assert conversion["tool"].startswith("onnxconverter-common float16")
+            assert conversion["version"] == metadata.version("onnxconverter-common")
+            assert conversion["options"]["keep_io_types"] is (variant == "fp16")
+        else:
+            assert artifact.precision == "int8", artifact.exporter
+            assert conversion["tool"] == "onnxruntime.quantization.quantize_static"
+            assert conversion["options"]["quant_format"] == "QDQ"
+            assert conversion["options"]["per_channel"] is (variant == "int8-channel")
+            assert conversion["calibration"]["file"] == layout.CALIBRATION_NPZ
+        # The same data sets as the base, judged at the variant precision's tolerance.
+        assert len(artifact.record["fidelity"]) == len(model.data_sets), artifact.exporter
+    bases = {m.name: m.record["derived"]["base"] for m in pack.models}
+    assert bases["cnn"] == "torch-script"
+    assert bases["transformer_encoder"] == "torch-dynamo"  # torch-script bakes the length in
+
+
+def _elem_dtype(value_info) -> str:
+    from conformance.pack.artifact import NUMPY_DTYPES
+
+    return NUMPY_DTYPES[value_info.type.tensor_type.elem_type]
+
+
+def test_fp16_io_inputs_are_float16_and_fp16_keeps_float32_io(pack):
+    seen = 0
+    for model, artifact in derived_artifacts(pack):
+        if artifact.precision != "fp16" or not artifact.exists:
+            continue
+        io16 = artifact.exporter.endswith(".fp16-io")
+        graph = onnx.load(str(artifact.path)).graph
+        base = next(a for a in model.artifacts if a.exporter == artifact.derived_from)
+        for kind, values in (("input", graph.input), ("output", graph.output)):
+            records = artifact.record[f"{kind}s"]
+            base_records = base.record[f"{kind}s"]
+            stored = layout.read_data_set(layout.data_set_dir(artifact.directory, 0), kind)
+            for record, base_record, (_, array) in zip(records, base_records, stored):
+                want = (
+                    "float16"
+                    if io16 and base_record["dtype"] == "float32"
+                    else (base_record["dtype"])
+                )
+                value = next(v for v in values if v.name == record["name"])
+                assert record["dtype"] == _elem_dtype(value) == str(array.dtype)
+                if record["dtype"] != want:  # the converter broke its promise: a finding
+                    assert any(
+                        f["kind"] == "io-mismatch" and f" {record['name']} is " in f["message"]
+                        for f in artifact.findings
+                    ), (model.name, artifact.exporter, record["name"])
+        assert any(i.data_type == onnx.TensorProto.FLOAT16 for i in graph.initializer), (
+            artifact.exporter
+        )
+        seen += io16
+    assert seen >= 12
+
+
+def test_int8_artifacts_are_qdq_with_per_tensor_or_per_channel_weight_scales(pack):
+    from onnx import numpy_helper
+
+    kinds = set()
+    for _model, artifact in derived_artifacts(pack):
+        if artifact.precision != "int8" or not artifact.exists:
+            continue
+        graph = onnx.load(str(artifact.path)).graph
+        assert {"QuantizeLinear", "DequantizeLinear"} <= {n.op_type for n in graph.node}
+        initializers = {i.name: numpy_helper.to_array(i) for i in graph.initializer}
+        weight_scales = [
+            initializers[node.input[1]]
+            for node in graph.node
+            if node.op_type == "DequantizeLinear"
+            and initializers.get(node.input[0], np.zeros(0, np.float32)).dtype == np.int8
+        ]
+        assert weight_scales, artifact.exporter
+        per_channel = artifact.exporter.endswith(".int8-channel")
+        if per_channel:
+            assert any(scale.size > 1 for scale in weight_scales), artifact.exporter
+        else:
+            assert all(scale.size == 1 for scale in weight_scales), artifact.exporter
+        kinds.add(per_channel)
+    assert kinds == {True, False}
+
+
+def test_derived_artifacts_run_on_onnxruntime_with_their_recorded_dtypes(pack):
+    import onnxruntime as ort
+
+    for model, artifact in derived_artifacts(pack):
+        if not artifact.exists or not artifact.record.get("valid_onnx"):
+            continue
+        session = ort.InferenceSession(str(artifact.path), providers=["CPUExecutionProvider"])
+        outputs = session.run(None, dict(artifact.inputs(0)))
+        for record, output in zip(artifact.record["outputs"], outputs):
+            assert str(output.dtype) == record["dtype"], (model.name, artifact.exporter)
+            assert np.isfinite(output.astype(np.float64)).all(), (model.name, artifact.exporter)
+
+
+def test_digits_ships_its_held_out_split_with_labels_and_fp32_accuracy(pack):
+    digits = pack.model("digits")
+    task = digits.task
+    assert task is not None and task["kind"] == "classification" and task["output"] == "logits"
+    assert task["source"].startswith("scikit-learn ") and task["source"].endswith(" load_digits")
+    held_out = digits.data_sets[task["held_out_data_set"]]
+    labels = digits.labels(held_out.index)
+    assert labels.dtype == np.int64 and labels.shape == (held_out.batch,) == (task["samples"],)
+    assert held_out.batch == len(task["split"]["held_out_indices"]) >= 500
+    assert np.bincount(labels, minlength=10).min() >= 50  # stratified: every class held out
+    logits = digits.golden[layout.golden_key(held_out.index, "output", "logits")]
+    accuracy = float(np.mean(np.argmax(logits, axis=1) == labels))
+    assert accuracy == task["fp32_accuracy"] > 0.9
+    for artifact in digits.artifacts:  # the reference evaluator's accuracy, per artifact
+        record = artifact.record["task_accuracy"]
+        assert record["test_data_set"] == held_out.index, artifact.exporter
+        assert record["accuracy"] > 0.9 and record["top1_agreement"] > 0.95, artifact.exporter
+    held_rows = digits.golden[layout.golden_key(held_out.index, "input", "pixels")]
+    for data_set in digits.data_sets:  # the small sets are real held-out images too
+        rows = digits.golden[layout.golden_key(data_set.index, "input", "pixels")]
+        assert all((held_rows == row).all(axis=1).any() for row in rows), data_set
+
+
+def test_digits_calibration_data_is_disjoint_from_the_held_out_split(pack):
+    digits = pack.model("digits")
+    split = digits.task["split"]
+    assert not set(split["calibration_indices"]) & set(split["held_out_indices"])
+    calibration = digits.calibration()["pixels"]
+    assert calibration.shape == (len(split["calibration_indices"]), 64)
+    held = digits.golden[layout.golden_key(digits.task["held_out_data_set"], "input", "pixels")]
+    # load_digits has no duplicate image, so disjoint indices mean no shared row either.
+    shared = (calibration[:, None, :] == held[None, :, :].astype(calibration.dtype)).all(axis=2)
+    assert not shared.any()
+
+
+def test_a_model_without_a_task_has_no_labels_and_a_seeded_calibration_set(pack):
+    from conformance.pack.build import CALIBRATION_BATCH
+
+    mlp = pack.model("mlp")
+    assert mlp.task is None
+    with pytest.raises(PackError, match="has no task"):
+        mlp.labels(0)
+    calibration = mlp.calibration()["image"]
+    assert calibration.shape == (CALIBRATION_BATCH, 784)
+    for data_set in mlp.data_sets:
+        inputs = mlp.golden[layout.golden_key(data_set.index, "input", "image")]
+        assert not (calibration[:, None, :] == inputs[None].astype(np.float32)).all(axis=2).any()

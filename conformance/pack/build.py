@@ -22,6 +22,13 @@ import numpy as np
 
 from conformance.pack import layout
 from conformance.pack.artifact import build_artifact
+from conformance.pack.derive import (
+    BASE_PREFERENCE,
+    VARIANTS,
+    derive_artifact,
+    pick_base,
+    task_accuracy,
+)
 from conformance.pack.hashing import MANIFEST, file_hashes, pack_digest
 from conformance.spec import load_json
 from reference_models import FAMILIES, load_family
@@ -29,7 +36,31 @@ from reference_models.interface import ModelSpec, Params, stress_inputs
 from reference_models.twin import TWIN_MAX_REL_L2, rel_l2, run_keras, run_torch
 
 Progress = Callable[[str], None]
-PACK_PRECISION = "fp32"  # every artifact is exported in float32 (fp16/int8 packs come later)
+PACK_PRECISION = "fp32"  # every exported artifact is float32; fp16/int8 ones are derived
+CALIBRATION_BATCH = 8  # calibration inputs per model without task data (seeded, not a test set)
+CALIBRATION_SEED_OFFSET = 5000  # their seed: the model's data seed + this (no test set uses it)
+# Reduced-precision variants per model (conformance/pack/derive.py); a model not listed gets all.
+# Chosen to keep the pack under 20 MB (spec/SPEC.md, section 5); a model not listed gets all four.
+# - mlp: none. digits is the same kind of model (Gemm, ReLU) with trained weights and real data,
+#   where an fp16/int8 accuracy means something; mlp would add only a wider random Gemm.
+# - lstm, gru: fp16 only. ONNX Runtime's static QDQ quantisation leaves LSTM/GRU in float (it
+#   quantises only the head): their int8 artifact would be an fp32 one with an int8 Gemm.
+# - transformer_encoder, decoder_block: fp16 only. Attention blocks are deployed in int8 with
+#   dynamic (per-token) quantisation, not with static QDQ scales from a calibration set.
+# - resnet_block, mobilenet_block: int8 only. They are the int8 cases (strided conv + batch norm
+#   + residual add; depthwise conv, where per-tensor and per-channel scales differ most); every
+#   op they hold is in another model's fp16 artifacts (cnn, unet_tiny, mobile_se_block).
+FP16_ONLY = ("fp16", "fp16-io")
+INT8_ONLY = ("int8-tensor", "int8-channel")
+DERIVED: dict[str, tuple[str, ...]] = {
+    "mlp": (),
+    "lstm": FP16_ONLY,
+    "gru": FP16_ONLY,
+    "transformer_encoder": FP16_ONLY,
+    "decoder_block": FP16_ONLY,
+    "resnet_block": INT8_ONLY,
+    "mobilenet_block": INT8_ONLY,
+}
 TOOLCHAIN = (
     "torch",
     "tensorflow",
@@ -40,6 +71,8 @@ TOOLCHAIN = (
     "onnxruntime",
     "numpy",
     "protobuf",
+    "onnxconverter-common",
+    "scikit-learn",
 )
 
 
@@ -148,6 +181,48 @@ def parameter_count(params: Params) -> int:
     )
 
 
+def task_data_set(plan: list[dict[str, Any]], samples: int) -> dict[str, Any]:
+    """The held-out split as one more data set, after the others."""
+    return {"index": len(plan), "batch": samples, "seq_len": None, "split": "held_out"}
+
+
+def calibration_inputs(family: ModuleType, task, seed: int) -> dict[str, Any]:
+    """int8 calibration inputs: the task's (training split) or a seeded draw like the test
+    inputs from a seed no test data set uses."""
+    if task is not None:
+        arrays = task.calibration
+    else:
+        seq_len = family.SPEC.seq_lens[0] if family.SPEC.seq_lens else None
+        arrays = family.make_inputs(CALIBRATION_BATCH, seq_len, seed + CALIBRATION_SEED_OFFSET)
+    return {name: stored_dtype(float32_exact(array)) for name, array in arrays.items()}
+
+
+def stored_dtype(array: np.ndarray) -> np.ndarray:
+    """float32-exact float64 values stored as float32 (no loss, half the bytes)."""
+    return array.astype(np.float32) if array.dtype == np.float64 else array
+
+
+def task_record(task, plan: list[dict[str, Any]], golden: dict[str, np.ndarray]) -> dict[str, Any]:
+    held_out = plan[-1]["index"]
+    logits = golden[layout.golden_key(held_out, "output", task.output)]
+    return {
+        "kind": task.kind,
+        "output": task.output,
+        "held_out_data_set": held_out,
+        "labels": layout.LABELS_NPZ,
+        "fp32_accuracy": float(np.mean(np.argmax(logits, axis=1) == task.held_out_labels)),
+        "fp32_accuracy_source": "argmax of the float64 golden on the held-out data set",
+        "samples": int(task.held_out_labels.size),
+        "calibration": layout.CALIBRATION_NPZ,
+        "source": task.source,
+        "split": {
+            **task.split,
+            "held_out_indices": [int(i) for i in task.held_out_indices],
+            "calibration_indices": [int(i) for i in task.calibration_indices],
+        },
+    }
+
+
 def build_model(
     name: str,
     out_dir: Path,
@@ -156,29 +231,61 @@ def build_model(
     batches: list[int],
     progress: Progress,
     precision: str = PACK_PRECISION,
+    derive: bool = True,
 ) -> None:
     family = load_family(name)
     spec: ModelSpec = family.SPEC
     params = family.make_params(model_seed(seed, name))
     plan = data_set_plan(spec, batches)
-    inputs = draw_inputs(family, plan, model_seed(seed, name) + 1000)
+    data_seed = model_seed(seed, name) + 1000
+    inputs = draw_inputs(family, plan, data_seed)
+    make_task = getattr(family, "make_task", None)
+    task = make_task(data_seed) if make_task is not None else None
+    if task is not None:
+        plan.append(task_data_set(plan, int(task.held_out_labels.size)))
+        inputs.append({k: float32_exact(v) for k, v in task.held_out.items()})
     golden, twin = golden_and_twin(family, params, inputs)
     model_dir = out_dir / name
     model_dir.mkdir(parents=True, exist_ok=True)
     with open(model_dir / layout.GOLDEN_NPZ, "wb") as handle:
         np.savez_compressed(handle, **golden)
-    artifacts = {}
+    calibration = calibration_inputs(family, task, data_seed)
+    with open(model_dir / layout.CALIBRATION_NPZ, "wb") as handle:
+        np.savez_compressed(handle, **calibration)
+    if task is not None:
+        with open(model_dir / layout.LABELS_NPZ, "wb") as handle:
+            key = layout.labels_key(plan[-1]["index"])
+            np.savez_compressed(handle, allow_pickle=False, **{key: task.held_out_labels})
+    artifacts: dict[str, dict[str, Any]] = {}
+
+    def report(key: str, started: float) -> None:
+        found = artifacts[key]["findings"]
+        verdict = "ok" if not found else f"{len(found)} finding(s)"
+        progress(f"  {name:20s} {key:26s} {time.perf_counter() - started:5.1f}s  {verdict}")
+
     for exporter in exporters:
         started = time.perf_counter()
         artifacts[exporter] = build_artifact(
             family, params, exporter, model_dir / exporter, plan, golden, precision
         )
-        verdict = (
-            "ok"
-            if not artifacts[exporter]["findings"]
-            else f"{len(artifacts[exporter]['findings'])} finding(s)"
-        )
-        progress(f"  {name:20s} {exporter:13s} {time.perf_counter() - started:5.1f}s  {verdict}")
+        report(exporter, started)
+    base = pick_base(artifacts) if derive else None
+    if base is not None:
+        for variant in DERIVED.get(name, tuple(VARIANTS)):
+            started = time.perf_counter()
+            key = f"{base}.{variant}"
+            artifacts[key] = derive_artifact(
+                family,
+                base,
+                artifacts[base],
+                model_dir / base,
+                variant,
+                model_dir / key,
+                plan,
+                golden,
+                calibration,
+            )
+            report(key, started)
     record = {
         "name": name,
         "description": spec.description,
@@ -197,8 +304,27 @@ def build_model(
         "golden": {"source": "torch twin, float64", "file": layout.GOLDEN_NPZ, "layout": "torch"},
         "twin_check": {"max_rel_l2_allowed": TWIN_MAX_REL_L2, "results": twin},
         "test_data_sets": plan,
+        "calibration": layout.CALIBRATION_NPZ,
+        "derived": {
+            "base": base,
+            "rule": "the first of " + ", ".join(BASE_PREFERENCE) + " that is valid ONNX and "
+            "has no finding",
+            "variants": [f"{base}.{v}" for v in DERIVED.get(name, tuple(VARIANTS))] if base else [],
+        },
         "artifacts": artifacts,
     }
+    if task is not None:
+        record["task"] = task_record(task, plan, golden)
+        for key, artifact in artifacts.items():
+            if "outputs" in artifact and (model_dir / key / layout.MODEL_ONNX).is_file():
+                artifact["task_accuracy"] = task_accuracy(
+                    model_dir / key,
+                    artifact,
+                    golden,
+                    plan[-1]["index"],
+                    task.held_out_labels,
+                    task.output,
+                )
     (model_dir / layout.MODEL_JSON).write_text(
         json.dumps(record, indent=1) + "\n", encoding="utf-8"
     )
@@ -253,7 +379,9 @@ def reproducibility_notes(out_dir: Path, models: list[str]) -> list[str]:
                         "on ONNX Runtime, which matches the golden: a limitation of the reference "
                         "evaluator (its own checks fail), not of the exporter"
                     )
-            if artifact.get("reproducible_bytes") is False:
+            if artifact.get("bytes_note"):
+                notes.append(f"{name}/{exporter}: {artifact['bytes_note']}")
+            elif artifact.get("reproducible_bytes") is False:
                 notes.append(
                     f"{name}/{exporter}: exporting twice in one process gave different bytes "
                     "(generated names and metadata come from process-wide counters); "

@@ -1,0 +1,2 @@
+B
+top_logitsJ~VGA/Ã,AL&A.ù A¤NA

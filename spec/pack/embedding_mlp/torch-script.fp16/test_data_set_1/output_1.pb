@@ -1,0 +1,1 @@
+BprobabilityJŠ> ´=¥F>ã8>
