@@ -303,6 +303,12 @@ def execute_run(
             localize_run(session, message=click.echo)
         except KeyboardInterrupt:
             click.echo("localisation interrupted; the checks' results are complete", err=True)
+        except Exception as error:  # noqa: BLE001 - a bug there must not cost the summary
+            click.echo(
+                f"warning: localisation failed ({type(error).__name__}: {error}); "
+                "the checks' results are complete",
+                err=True,
+            )
     click.echo(render_run_summary(session.document, outcome.records))
     click.echo(f"results: {session.path}")
     write_report_beside(session.path)
