@@ -16,6 +16,11 @@ so pytest's short summary and JUnit's ``message`` carry the reason.
 The run writes the same results file as ``conformance run``. Under pytest-xdist each worker
 writes a part file; the controller merges them in plan order.
 
+``--profile fp16`` (``int8``, ``bf16``: every profile of spec/profiles.json with checks) runs the
+checks at that precision: the pack's fp16 or int8 artifacts (bf16: the fp32 ones, on a target's
+bf16 mode), judged at the precision's tolerances, plus one accuracy item per artifact and target
+for a model with a task (``conformance/ort:cpu::digits-torch-script.int8-tensor-accuracy-ort:cpu``).
+
 ``--profile ops`` collects the operator cases instead (conformance/ops), one item per case and
 target, ``conformance/ort:cpu::ops-test_softmax_large_number-ort:cpu``; ``--op`` and ``--case``
 select cases. A case on the target's known-findings list (spec/ops/known) that fails is an
@@ -37,7 +42,7 @@ from conformance.bench.pytest_hooks import CONTEXT, BenchContext, bench_items
 from conformance.options import add_pytest_options
 from conformance.results.document import RESULTS_JSON, load_document
 from conformance.results.records import EXPORTER, PASSED, SKIPPED, CheckRecord
-from conformance.run.plan import CheckPlan
+from conformance.run.plan import DEFAULT_PRECISION, CheckPlan, check_profiles
 from conformance.run.session import REPORTS_DIR, RunInputError, RunRequest, RunSession
 from conformance.spec import PACK_DIR
 from conformance.untrusted import printable
@@ -93,9 +98,12 @@ def pytest_addoption(parser: pytest.Parser, pluginmanager: pytest.PytestPluginMa
     group.addoption(
         "--profile",
         dest="conformance_profile",
-        choices=("core", "ops"),
+        choices=(*check_profiles(), "ops"),
         default="core",
-        help="core: the pack's checks (default); ops: every ONNX node case (conformance ops)",
+        help="core: the pack's fp32 checks (default); fp16 / int8: the pack's fp16 / int8 "
+        "artifacts; bf16: the fp32 artifacts on a target's bf16 mode "
+        "(openvino:cpu:precision=bf16), each judged at its precision's tolerances and by task "
+        "accuracy; ops: every ONNX node case (conformance ops)",
     )
     group.addoption(
         "--op", action="append", default=[], dest="conformance_ops", help="--profile ops: op type"
@@ -119,6 +127,7 @@ class ConformanceState:
 
     def __init__(self, config: pytest.Config) -> None:
         worker = getattr(config, "workerinput", {}).get("workerid")
+        profile = config.getoption("conformance_profile")
         request = RunRequest(
             pack_dir=Path(config.getoption("conformance_pack")),
             run_dir=Path(config.getoption("conformance_out")),
@@ -128,11 +137,12 @@ class ConformanceState:
             timeout_s=config.getoption("conformance_timeout_s"),
             results_name=f"results.{worker}.json" if worker else RESULTS_JSON,
             replace=True,  # every pytest run writes a fresh results file (there is no --resume)
+            precision=check_profiles().get(profile, DEFAULT_PRECISION),
         )
         self.session = RunSession.open(request)
         self.ops: Any = None  # --profile ops: the OpsProfile, and its plans
         self.op_plans: list[Any] = []
-        if config.getoption("conformance_profile") == "ops":
+        if profile == "ops":
             self.plans: list[CheckPlan] = []
             self._open_ops(config)
         else:

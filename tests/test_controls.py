@@ -289,7 +289,12 @@ def test_certify_refuses_each_control_and_values_pass_on_every_model(tmp_path, c
     assert f"NOT CERTIFIED: defect:{control} for core" in result.stdout
     checks = list(by_id(work / "results.json").values())
     models = Pack(PACK_DIR).models
-    assert len(checks) == sum(len(m.artifacts) * len(m.data_sets) for m in models)
+    fp32 = [(m, a) for m in models for a in m.artifacts if a.precision == "fp32"]
+    accuracy = [c for c in checks if c.get("kind") == "accuracy"]  # the model with a task's
+    assert len(accuracy) == sum(1 for m, _ in fp32 if m.task is not None)
+    assert all(c["verdict"] == "passed" for c in accuracy)  # right on values: right classes too
+    checks = [c for c in checks if c.get("kind") != "accuracy"]
+    assert len(checks) == sum(len(m.data_sets) for m, _ in fp32)
     errors = [c for c in checks if c["verdict"] == "error"]
     assert all(c["attributed_to"] == "exporter" for c in errors), errors  # bad exports only
     judged = [c for c in checks if c["verdict"] != "error"]

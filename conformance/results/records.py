@@ -118,10 +118,10 @@ class CheckRecord:
     def from_dict(cls, data: dict[str, Any]) -> CheckRecord:
         fields = {k: v for k, v in data.items() if k != "id"}
         fields["problems"] = tuple(fields.get("problems", ()))
-        if all(key in fields for key in FIELDS):
-            fields["accuracy"] = AccuracyFigures.from_dict(fields)
+        figures = AccuracyFigures.from_dict(fields) if all(k in fields for k in FIELDS) else None
         for key in FIELDS:
             fields.pop(key, None)
+        fields["accuracy"] = figures
         fields["predictions"] = tuple(fields.get("predictions", ()))
         if fields.get("skip") is not None:
             fields["skip"] = SkipKind(fields["skip"])

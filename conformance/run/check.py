@@ -48,16 +48,27 @@ MAX_PROBLEM_CHARS = 20_000  # a runtime's whole message (IREE's run to ~2,000), 
 _LOG_TIMESTAMP = re.compile(r"^\d{4}-\d{2}-\d{2}[ T]\d{2}:\d{2}:\d{2}(?:[.,]\d+)? ?", re.MULTILINE)
 
 
-# What a target's description says it computes in (OpenVINO's in-force inference precision),
-# and the precisions each run precision allows a target to compute in.
+# What a target's description says it computes in (OpenVINO's in-force inference precision;
+# CUDA's TF32 switch on ORT and torch), and what each run precision allows a target to compute in.
 IN_FORCE = {"f32": "fp32", "fp32": "fp32", "bf16": "bf16", "f16": "fp16", "fp16": "fp16"}
-ALLOWED_IN_FORCE = {"fp32": {"fp32"}, "bf16": {"fp32", "bf16"}, "fp16": {"fp32", "fp16"}}
+TF32_KEYS = ("cuda_use_tf32", "tf32_matmul")
+ALLOWED_IN_FORCE = {
+    "fp32": {"fp32"},
+    "tf32": {"fp32", "tf32"},
+    "fp16": {"fp32", "tf32", "fp16"},
+    "bf16": {"fp32", "tf32", "bf16"},
+}
 
 
 def in_force_precision(options: Mapping[str, Any] | None) -> str | None:
     """The precision a target's description says is in force (None: it does not say)."""
-    value = (options or {}).get("inference_precision")
-    return IN_FORCE.get(str(value), str(value)) if value is not None else None
+    options = options or {}
+    value = options.get("inference_precision")
+    if value is not None:
+        return IN_FORCE.get(str(value), str(value))
+    if any(str(options.get(key)).lower() in ("1", "true", "on") for key in TF32_KEYS):
+        return "tf32"
+    return None
 
 
 def narrower_than_run(plan: CheckPlan, in_force: str | None) -> str | None:

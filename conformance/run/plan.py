@@ -31,7 +31,13 @@ from conformance.targets import Target, get_target
 DEFAULT_PRECISION = FP32
 NATIVE = "native"  # the exporter column of live mode's eager torch / tf checks
 # The precision of the artifacts a run at each precision holds.
-ARTIFACT_PRECISION = {"fp32": "fp32", "bf16": "fp32", "fp16": "fp16", "int8": "int8"}
+ARTIFACT_PRECISION = {
+    "fp32": "fp32",
+    "bf16": "fp32",
+    "tf32": "fp32",
+    "fp16": "fp16",
+    "int8": "int8",
+}
 PRECISIONS = tuple(ARTIFACT_PRECISION)
 
 
@@ -55,17 +61,16 @@ def check_profiles() -> dict[str, str]:
 
 def artifact_precision(artifact: Artifact) -> str:
     """The precision the pack records for an artifact (absent: fp32)."""
-    return str(artifact.record.get("precision", FP32))
+    return artifact.precision
 
 
 def named(artifact: Artifact, exporters: Iterable[str]) -> bool:
     """An exporter name selects its own artifact and the artifacts derived from it."""
-    return bool({artifact.exporter, artifact.record.get("derived_from")} & set(exporters))
+    return bool({artifact.exporter, artifact.derived_from} & set(exporters))
 
 
 def task_of(model: PackModel) -> dict[str, Any] | None:
-    task = model.record.get("task")
-    return task if isinstance(task, dict) else None
+    return model.task
 
 
 def runnable(artifact: Artifact) -> bool:
@@ -116,14 +121,8 @@ class CheckPlan:
         raise PackError(f"{self.model.name}/{self.artifact.exporter}: no task output {wanted!r}")
 
     def labels(self) -> np.ndarray:
-        """One label per held-out sample (labels.npz, key data_set_<k>)."""
-        path = self.model.directory / str(self.task["labels"])
-        key = f"data_set_{self.data_set.index}"
-        try:
-            with np.load(path, allow_pickle=False) as data:
-                return np.asarray(data[key], dtype=np.int64)
-        except (OSError, KeyError, ValueError) as error:
-            raise PackError(f"{path}: no readable labels {key!r} ({error})") from error
+        """One label per held-out sample (the pack's labels.npz)."""
+        return self.model.labels(self.data_set.index)
 
     def golden_predictions(self) -> np.ndarray:
         """The float64 golden's class per held-out sample."""
@@ -174,7 +173,7 @@ def artifacts_for(
     model: PackModel, borrows: str | None, exporters: set[str], precision: str = DEFAULT_PRECISION
 ) -> list[Artifact]:
     if borrows is not None:
-        if precision not in ("fp32", "bf16"):  # an eager framework model has no int8/fp16 file
+        if ARTIFACT_PRECISION[precision] != FP32:  # an eager framework model has no int8/fp16 file
             return []
         return [native_artifact(model, borrows)] if not exporters or NATIVE in exporters else []
     wanted = ARTIFACT_PRECISION[precision]

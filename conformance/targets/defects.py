@@ -32,6 +32,22 @@ batch-variant  right on values, wrong only on batch invariance: a batched call i
                from its batched one. Sample 0 and the pack's batch-1 data sets stay honest.
 =============  ==================================================================================
 
+Reduced-precision controls (they rewrite the model at load, then run it on ORT CPU; a model
+without what the defect needs is refused at load, a TargetError, so it never passes as honest):
+
+===============  ================================================================================
+int8-scale       an int8 QDQ artifact whose first internal activation is dequantized with
+                 INT8_SCALE_FACTOR times its scale (its QuantizeLinear keeps the right one), as
+                 a runtime that reads one tensor's scale wrong
+int8-zero-point  the same activation dequantized with its zero point moved by INT8_ZERO_SHIFT
+fp16-accumulate  every MatMul / Gemm reduces in float16, one rounding per term (numpy's float16
+                 add, sequentially over the reduction axis) on the ONNX reference evaluator; the
+                 rest of the model as the artifact says. A long reduction (mlp: 784 terms) loses
+                 what a float32 accumulator keeps
+precision-lie    says fp16 (or bf16) and computes int8: every MatMul / Gemm / Conv output is
+                 fake-quantized to 8 bits per tensor (min/max of the tensor, 255 steps)
+===============  ================================================================================
+
 ``repeat-ulp`` and ``batch-variant`` are the only controls that reach the determinism and
 batch-invariance checks: every other kind already fails on values. ``batch-variant``'s values
 pass on the batch data set because the batched call itself is honest; only running each sample
@@ -61,6 +77,7 @@ from conformance.targets.interface import (
     Outputs,
     Session,
     Target,
+    TargetError,
     TargetInfo,
 )
 from conformance.targets.ort import OrtCpuTarget, OrtSession
@@ -77,7 +94,15 @@ KINDS = (
     "hang",
     "repeat-ulp",
     "batch-variant",
+    "int8-scale",
+    "int8-zero-point",
+    "fp16-accumulate",
+    "precision-lie",
 )
+REWRITTEN = ("int8-scale", "int8-zero-point", "precision-lie")  # the model is rewritten at load
+INT8_SCALE_FACTOR = 2.0
+INT8_ZERO_SHIFT = 16  # quantization steps
+LIE_LEVELS = 255  # 8 bits
 
 NOISE_SEED = 20240607
 NOISE_SCALE = 1e-3
@@ -272,6 +297,13 @@ class DefectTarget(Target):
     def _load(self, model_path: Path) -> Session:
         if self.kind == "fp16":
             return DefectSession(self.kind, self._load_fp16(model_path))
+        if self.kind in REWRITTEN:
+            import onnx
+
+            model = REWRITES[self.kind](onnx.load(str(model_path)))
+            return DefectSession(self.kind, _ort_session(model.SerializeToString()))
+        if self.kind == "fp16-accumulate":
+            return DefectSession(self.kind, Fp16AccumulateSession(model_path))
         return DefectSession(self.kind, OrtCpuTarget("ort:cpu")._load(model_path))
 
     @staticmethod
@@ -299,3 +331,159 @@ class DefectTarget(Target):
                 model.SerializeToString(), options, providers=["CPUExecutionProvider"]
             )
         )
+
+
+# ---- reduced-precision controls: the model rewritten at load -------------------------------
+
+
+def _ort_session(model_bytes: bytes, level: str = "ORT_ENABLE_EXTENDED") -> Session:
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.graph_optimization_level = getattr(ort.GraphOptimizationLevel, level)
+    options.log_severity_level = 3
+    session = ort.InferenceSession(model_bytes, options, providers=["CPUExecutionProvider"])
+    return OrtSession(session)
+
+
+def _first_activation_dq(model):
+    """The first DequantizeLinear of an internal activation (fed by a QuantizeLinear whose input
+    is not a graph input), with scale and zero point as initializers; TargetError if none."""
+    from onnx import numpy_helper
+
+    graph = model.graph
+    inputs = {i.name for i in graph.input}
+    quantized = {n.output[0]: n for n in graph.node if n.op_type == "QuantizeLinear"}
+    initializers = {t.name: t for t in graph.initializer}
+    for node in graph.node:
+        q = quantized.get(node.input[0]) if node.op_type == "DequantizeLinear" else None
+        if q is not None and q.input[0] not in inputs and len(node.input) >= 3:
+            if node.input[1] in initializers and node.input[2] in initializers:
+                scale = numpy_helper.to_array(initializers[node.input[1]])
+                zero = numpy_helper.to_array(initializers[node.input[2]])
+                return node, scale, zero
+    raise TargetError("no QuantizeLinear/DequantizeLinear pair on an activation: not int8 QDQ")
+
+
+def _own_initializer(model, node, position: int, value: np.ndarray, suffix: str) -> None:
+    """Give one input of ``node`` its own initializer (the QuantizeLinear keeps the shared one)."""
+    from onnx import numpy_helper
+
+    name = f"{node.input[position]}_{suffix}"
+    model.graph.initializer.append(numpy_helper.from_array(value, name))
+    node.input[position] = name
+
+
+def _int8_scale(model):
+    node, scale, _ = _first_activation_dq(model)
+    _own_initializer(model, node, 1, (scale * INT8_SCALE_FACTOR).astype(scale.dtype), "defect")
+    return model
+
+
+def _int8_zero_point(model):
+    node, _, zero = _first_activation_dq(model)
+    info = np.iinfo(zero.dtype)
+    moved = np.clip(zero.astype(np.int64) + INT8_ZERO_SHIFT, info.min, info.max)
+    _own_initializer(model, node, 2, moved.astype(zero.dtype), "defect")
+    return model
+
+
+LIE_OPS = ("MatMul", "Gemm", "Conv")
+
+
+def _precision_lie(model):
+    """After each MatMul / Gemm / Conv: y = round((x - min) / step) * step + min, with step =
+    (max - min) / LIE_LEVELS over the tensor, in float32, cast back to the tensor's type."""
+    from onnx import helper, numpy_helper
+
+    graph = model.graph
+    graph.initializer.extend(
+        [
+            numpy_helper.from_array(np.array(LIE_LEVELS, np.float32), "lie_levels"),
+            numpy_helper.from_array(np.array(1e-30, np.float32), "lie_tiny"),
+        ]
+    )
+    nodes, touched = [], 0
+    for node in graph.node:
+        nodes.append(node)
+        if node.op_type not in LIE_OPS or not node.output or not node.output[0]:
+            continue
+        touched += 1
+        out, raw = node.output[0], f"lie_raw_{touched}"
+        node.output[0] = raw
+        t = f"lie_{touched}_"
+        nodes += [
+            helper.make_node("Cast", [raw], [t + "x"], to=1),
+            helper.make_node("ReduceMin", [t + "x"], [t + "lo"], keepdims=0),
+            helper.make_node("ReduceMax", [t + "x"], [t + "hi"], keepdims=0),
+            helper.make_node("Sub", [t + "hi", t + "lo"], [t + "span"]),
+            helper.make_node("Div", [t + "span", "lie_levels"], [t + "step0"]),
+            helper.make_node("Max", [t + "step0", "lie_tiny"], [t + "step"]),
+            helper.make_node("Sub", [t + "x", t + "lo"], [t + "shift"]),
+            helper.make_node("Div", [t + "shift", t + "step"], [t + "q"]),
+            helper.make_node("Round", [t + "q"], [t + "r"]),
+            helper.make_node("Mul", [t + "r", t + "step"], [t + "back"]),
+            helper.make_node("Add", [t + "back", t + "lo"], [t + "y"]),
+            helper.make_node("CastLike", [t + "y", raw], [out]),
+        ]
+    if not touched:
+        raise TargetError("no MatMul, Gemm or Conv whose activations a precision lie could round")
+    del graph.node[:]
+    graph.node.extend(nodes)
+    return model
+
+
+REWRITES = {
+    "int8-scale": _int8_scale,
+    "int8-zero-point": _int8_zero_point,
+    "precision-lie": _precision_lie,
+}
+
+
+def _fp16_sum(terms: np.ndarray, axis: int) -> np.ndarray:
+    """Sequential float16 accumulation: each partial sum rounded to float16 (not pairwise)."""
+    return np.add.accumulate(terms.astype(np.float16), axis=axis, dtype=np.float16).take(
+        -1, axis=axis
+    )
+
+
+class Fp16AccumulateSession(Session):
+    """The ONNX reference evaluator, with MatMul and Gemm reducing in float16."""
+
+    def __init__(self, model_path: Path) -> None:
+        import onnx
+        from onnx.reference import ReferenceEvaluator
+        from onnx.reference.op_run import OpRun
+
+        model = onnx.load(str(model_path))
+        if not any(n.op_type in ("MatMul", "Gemm") for n in model.graph.node):
+            raise TargetError("no MatMul or Gemm: no long reduction to accumulate in float16")
+
+        class MatMul(OpRun):
+            op_domain = ""
+
+            def _run(self, a, b):
+                a2, b2 = np.asarray(a), np.asarray(b)
+                terms = a2[..., :, :, None] * b2[..., None, :, :]  # [..., M, K, N]
+                return (_fp16_sum(terms, -2).astype(np.result_type(a2, b2)),)
+
+        class Gemm(OpRun):
+            op_domain = ""
+
+            def _run(self, a, b, c=None, alpha=None, beta=None, transA=None, transB=None):
+                a2 = np.asarray(a).T if transA else np.asarray(a)
+                b2 = np.asarray(b).T if transB else np.asarray(b)
+                y = _fp16_sum(a2[:, :, None] * b2[None, :, :], 1).astype(np.float32)
+                y = y * (1.0 if alpha is None else alpha)
+                if c is not None:
+                    y = y + (1.0 if beta is None else beta) * np.asarray(c, np.float32)
+                return (y.astype(a2.dtype),)
+
+        self._evaluator = ReferenceEvaluator(model, new_ops=[MatMul, Gemm])
+        initializers = {t.name for t in model.graph.initializer}
+        super().__init__([i.name for i in model.graph.input if i.name not in initializers])
+        self._output_names = [o.name for o in model.graph.output]
+
+    def _run(self, inputs: dict[str, np.ndarray]) -> Outputs:
+        results = self._evaluator.run(None, inputs)
+        return [(n, np.asarray(a)) for n, a in zip(self._output_names, results)]
