@@ -128,6 +128,10 @@ class ConformanceState:
     def __init__(self, config: pytest.Config) -> None:
         worker = getattr(config, "workerinput", {}).get("workerid")
         profile = config.getoption("conformance_profile")
+        if profile == "ops":  # each case is a fresh tiny ORT session: no spin-waiting (H6)
+            from conformance.ops.command import quiet_runtimes
+
+            quiet_runtimes()
         request = RunRequest(
             pack_dir=Path(config.getoption("conformance_pack")),
             run_dir=Path(config.getoption("conformance_out")),

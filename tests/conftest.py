@@ -47,6 +47,12 @@ def pack() -> Pack:
     return Pack(PACK_DIR)
 
 
+@pytest.fixture(scope="session")
+def ops_case_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The generated onnx node cases (conformance.ops.cases), once per session, under tmp."""
+    return tmp_path_factory.mktemp("ops-case-cache")
+
+
 COMPILE_CACHE_ENV = "CONFORMANCE_CACHE_DIR"
 
 
