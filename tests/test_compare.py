@@ -553,3 +553,21 @@ def test_targets_run_side_by_side_and_their_records_keep_plan_order(tmp_path: Pa
         line[: -len(": passed")] for line in result.stdout.splitlines() if line.endswith(": passed")
     ]
     assert printed == [c["id"] for c in checks if c["verdict"] == "passed"]
+
+
+def test_worst_elements_are_the_largest_ratios_ties_by_index_nan_last() -> None:
+    """The five worst elements come from a partition, not a full sort of the output: the same
+    elements in the same order as a stable sort, with ties, NaN and inf among them."""
+    from conformance.compare.stats import WORST_ELEMENTS, _worst_flat
+
+    rng = np.random.default_rng(0)
+    for trial in range(400):
+        ratio = rng.standard_normal(int(rng.integers(1, 300)))
+        if trial % 4 == 1:
+            ratio = np.round(ratio, 1)  # many ties
+        elif trial % 4 == 2:
+            ratio[rng.integers(0, ratio.size, size=ratio.size // 3)] = np.nan
+        elif trial % 4 == 3:
+            ratio[rng.integers(0, ratio.size, size=2)] = np.inf
+        full = np.argsort(-ratio, kind="stable")[:WORST_ELEMENTS]
+        np.testing.assert_array_equal(_worst_flat(ratio, WORST_ELEMENTS), full)

@@ -11,6 +11,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from conformance.localize.controls import NODE_DEFECT_ENV
@@ -385,3 +386,75 @@ def test_a_damaged_localisation_entry_is_a_miss_and_removed(tmp_path: Path) -> N
     assert store.get(key, tmp_path / "third") is None
     assert not stored.parent.exists()
     assert not list(store.folder.rglob(".*-*")), "a temporary folder was left behind"
+
+
+def _chain(path: Path, nodes: int, width: int = 16) -> Path:
+    """x[N, width] through nodes/2 (MatMul, Tanh) pairs, named mm<i> and tanh<i>."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(0)
+    graph_nodes, weights, current = [], [], "x"
+    for i in range(nodes // 2):
+        w = (rng.standard_normal((width, width)) / np.sqrt(width)).astype(np.float32)
+        weights.append(numpy_helper.from_array(w, f"w{i}"))
+        graph_nodes.append(helper.make_node("MatMul", [current, f"w{i}"], [f"m{i}"], name=f"mm{i}"))
+        graph_nodes.append(helper.make_node("Tanh", [f"m{i}"], [f"t{i}"], name=f"tanh{i}"))
+        current = f"t{i}"
+    graph = helper.make_graph(
+        graph_nodes,
+        "chain",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", width])],
+        [helper.make_tensor_value_info(current, TensorProto.FLOAT, ["N", width])],
+        weights,
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.save(model, str(path))
+    return path
+
+
+def test_the_float64_reference_holds_only_the_values_still_needed(tmp_path: Path) -> None:
+    """The reference is evaluated node by node (the whole-graph evaluator keeps every
+    intermediate value until it returns): a 60-node chain never holds more than the input,
+    the value being computed and the one before it; its outputs are the evaluator's."""
+    import onnx
+    from onnx.reference import ReferenceEvaluator
+
+    from conformance.usermodel.reference import reference_for
+
+    model = onnx.load(str(_chain(tmp_path / "chain.onnx", 60)))
+    x = np.random.default_rng(1).standard_normal((3, 16)).astype(np.float32)
+    reference = reference_for(model, [{"x": x}])
+    stream = reference.stream({"x": x})
+    live = 0
+    while not stream.done:
+        stream.step()
+        live = max(live, len(stream.values))
+    assert live <= 3, live
+    whole = ReferenceEvaluator(reference.model).run(None, {"x": x.astype(np.float64)})[0]
+    (out,) = reference.run({"x": x}).values()
+    assert out.dtype == np.float64
+    np.testing.assert_allclose(out, whole, rtol=1e-12, atol=1e-15)
+
+
+def test_localisation_in_small_chunks_gives_the_same_table(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The per-node table is computed chunk by chunk (marked outputs per run of the target,
+    reference values per chunk bounded in bytes): a chunk of one node at a time gives the
+    same table as one chunk for the whole model."""
+    from conformance.localize import marking as loc
+    from conformance.usermodel import compare as check
+
+    model = _chain(tmp_path / "chain.onnx", 20)
+    x = np.random.default_rng(2).standard_normal((2, 16)).astype(np.float32)
+    monkeypatch.setenv(NODE_DEFECT_ENV, "tanh6")
+    tables = []
+    for chunk_bytes in (loc.CHUNK_BYTES, 1):
+        monkeypatch.setattr(loc, "CHUNK_BYTES", chunk_bytes)
+        results = check(model, {"x": x}, targets=[DEFECT], run_dir=tmp_path / f"r{chunk_bytes}")
+        (entry,) = results.localizations
+        assert entry["first_diverging"]["node"] == "tanh6", entry.get("error")
+        tables.append(entry["nodes"])
+    assert tables[0] == tables[1]

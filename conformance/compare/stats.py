@@ -51,14 +51,33 @@ def error_stats(actual: np.ndarray, golden: np.ndarray, tolerance: Tolerance) ->
         return _error_stats(actual, golden, tolerance)
 
 
-def _error_stats(actual: np.ndarray, golden: np.ndarray, tolerance: Tolerance) -> ErrorStats:
+def margin_and_max_abs(
+    actual: np.ndarray, golden: np.ndarray, tolerance: Tolerance
+) -> tuple[float, float]:
+    """``error_stats(...).margin`` and ``.max_abs`` alone (localisation asks them of every
+    node's output twice: the full statistics, norms and sorts, cost it most of its time)."""
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        _, _, error, ratio = _errors(actual, golden, tolerance)
+        if not ratio.size:
+            return 0.0, 0.0
+        return float(ratio.max()), float(error.max())
+
+
+def _errors(
+    actual: np.ndarray, golden: np.ndarray, tolerance: Tolerance
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """actual and golden in float64, |error| (inf where only one is NaN) and |error| / allowed."""
     actual = np.asarray(actual, dtype=np.float64)
     golden = np.asarray(golden, dtype=np.float64)
     error = np.abs(actual - golden)
     error = np.where(np.isnan(error) & ~(np.isnan(actual) & np.isnan(golden)), np.inf, error)
     error = np.nan_to_num(error, nan=0.0)  # NaN where the golden has NaN too: agreement
     allowed = tolerance.atol + tolerance.rtol * np.abs(golden)
-    ratio = error / allowed
+    return actual, golden, error, error / allowed
+
+
+def _error_stats(actual: np.ndarray, golden: np.ndarray, tolerance: Tolerance) -> ErrorStats:
+    actual, golden, error, ratio = _errors(actual, golden, tolerance)
     nonzero = np.abs(golden) > 0
     golden_norm = float(np.linalg.norm(golden[np.isfinite(golden)]))
     worst = np.unravel_index(int(np.argmax(ratio)), ratio.shape) if ratio.size else ()
@@ -80,8 +99,22 @@ def _error_stats(actual: np.ndarray, golden: np.ndarray, tolerance: Tolerance) -
     )
 
 
+def _worst_flat(ratio: np.ndarray, count: int) -> np.ndarray:
+    """Flat indices of the ``count`` largest ratios, largest first, ties by index (NaN last):
+    what a stable full sort gives, from a partition (linear) where the top is not all ties."""
+    flat = -ratio.ravel()
+    if flat.size > 4 * count:
+        part = np.argpartition(flat, count - 1)[:count]
+        threshold = flat[part].max()
+        candidates = np.flatnonzero(flat <= threshold)  # NaN never qualifies
+        if count <= candidates.size <= 16 * count:
+            order = np.argsort(flat[candidates], kind="stable")[:count]
+            return candidates[order]
+    return np.argsort(flat, kind="stable")[:count]
+
+
 def worst_elements(actual, golden, error, ratio) -> tuple[dict, ...]:
-    flat = np.argsort(-ratio, axis=None, kind="stable")[:WORST_ELEMENTS]
+    flat = _worst_flat(ratio, WORST_ELEMENTS)
     return tuple(
         {
             "index": [int(i) for i in np.unravel_index(k, ratio.shape)],

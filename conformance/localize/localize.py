@@ -17,7 +17,6 @@ compared with the unmarked run's, and the table says whether they agree.
 
 from __future__ import annotations
 
-import copy
 import re
 import shutil
 from collections.abc import Callable, Mapping, Sequence
@@ -27,12 +26,21 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 import onnx
-from onnx import helper, numpy_helper
+from onnx import helper
 
-from conformance.compare.stats import error_stats
+from conformance.compare.stats import margin_and_max_abs
 from conformance.compare.tolerance import Tolerance
 from conformance.isolation import IsolatedTarget
-from conformance.localize.nodes import evaluate_node, node_inputs, opsets_of, with_outputs
+from conformance.localize.marking import (
+    Initializers,
+    Layered,
+    MarkedModel,
+    as64,
+    chunks,
+    marked_run,
+    output_change,
+)
+from conformance.localize.nodes import evaluate_node, node_inputs, opsets_of
 from conformance.targets.interface import TargetError
 from conformance.usermodel.reference import Reference, float64_reference_node, node_label
 
@@ -50,9 +58,8 @@ class Context(Protocol):
     reference: Reference
 
 
-CHUNK_TENSORS = 256  # tensors marked per run of the target (a compile each on IREE)
 LOCALIZE_DIR = "localize"
-WEIGHTS = "weights.data"
+
 Message = Callable[[str], None]
 
 
@@ -88,64 +95,13 @@ class NodeError:
         }
 
 
-def _as64(array: np.ndarray) -> np.ndarray:
-    array = np.asarray(array)
-    return array.astype(np.float64) if array.dtype.kind == "f" else array
-
-
 def _worst(actual: np.ndarray, expected: np.ndarray, tolerance: Tolerance) -> tuple[float, float]:
     actual, expected = np.asarray(actual), np.asarray(expected)
     if actual.shape != expected.shape:
         return float("inf"), float("inf")
     if actual.dtype.kind not in "biuf" or expected.dtype.kind not in "biuf":
         return 0.0, 0.0
-    stats = error_stats(actual, expected, tolerance)
-    return stats.margin, stats.max_abs
-
-
-class MarkedModel:
-    """The model saved once with its weights as external data in the localisation folder, so
-    each marked variant is a small file beside the same weights."""
-
-    def __init__(self, model: onnx.ModelProto, folder: Path) -> None:
-        self.folder = folder
-        folder.mkdir(parents=True, exist_ok=True)
-        base = folder / "model.onnx"
-        onnx.save_model(
-            copy.deepcopy(model),  # saving as external data rewrites the proto it is given
-            str(base),
-            save_as_external_data=True,
-            all_tensors_to_one_file=True,
-            location=WEIGHTS,
-            size_threshold=1024,
-        )
-        self.skeleton = onnx.load_model(str(base), load_external_data=False)
-        self.base = base
-        self.count = 0
-
-    def marked(self, names: Sequence[str], types: Mapping[str, int]) -> Path:
-        self.count += 1
-        path = self.folder / f"marked_{self.count}.onnx"
-        onnx.save_model(with_outputs(self.skeleton, names, types), str(path))
-        return path
-
-
-def _chunks(graph: onnx.GraphProto, known: Mapping[str, int]) -> list[list[int]]:
-    """Node indices in order, cut so each run marks at most CHUNK_TENSORS tensors."""
-    chunks: list[list[int]] = [[]]
-    count = 0
-    for index, node in enumerate(graph.node):
-        wanted = [n for n in [*node.output, *node_inputs(node)] if n in known]
-        if chunks[-1] and count + len(wanted) > CHUNK_TENSORS:
-            chunks.append([])
-            count = 0
-        chunks[-1].append(index)
-        count += len(wanted)
-    return [c for c in chunks if c]
-
-
-def _constants(model: onnx.ModelProto) -> dict[str, np.ndarray]:
-    return {t.name: numpy_helper.to_array(t) for t in model.graph.initializer}
+    return margin_and_max_abs(actual, expected, tolerance)
 
 
 def node_table(
@@ -164,39 +120,26 @@ def node_table(
     graph = model.graph
     types = reference.elem_types
     inputs = {i.name for i in graph.input}
-    constants = _constants(model)
+    constants = Initializers(model)
     known = {n: t for n, t in types.items() if n not in constants and n not in inputs}
-    expected = reference.run(sample, intermediate=True)
+    stream = reference.stream(sample)
     opsets = opsets_of(model)
     finals = [o.name for o in graph.output]
     runner.load(source or marked.base)
     unmarked = dict(runner.run(dict(sample)))
     worst_change, rows = 0.0, []
     unmarkable: list[str] = []
-    for chunk in _chunks(graph, known):
-        names: list[str] = []
-        for index in chunk:
-            names.extend(
-                n
-                for n in [*graph.node[index].output, *node_inputs(graph.node[index])]
-                if n in known and n not in names
-            )
+    for chunk, names, expected in chunks(graph, known, stream):
         got = marked_run(runner, marked, names, known, sample, unmarkable)
         if shapes is not None:
             shapes.update({k: list(np.shape(v)) for k, v in got.items()})
         for name in finals:
             if name in got and name in unmarked:
-                a, b = np.asarray(got[name]), np.asarray(unmarked[name])
-                change = (
-                    float(np.max(np.abs(_as64(a) - _as64(b))))
-                    if a.shape == b.shape and a.size
-                    else (0.0 if a.shape == b.shape else float("inf"))
-                )
-                worst_change = max(worst_change, change)
-        values = {**constants, **dict(sample), **got}
+                worst_change = max(worst_change, output_change(got[name], unmarked[name]))
+        values = Layered(got, dict(sample), constants)
         for index in chunk:
             rows.append(_row(index, graph.node[index], values, expected, opsets, model, tolerance))
-        del got, values
+        del got, values, expected
     agreement = {
         "agree": worst_change == 0.0,
         "max_abs_change": worst_change if np.isfinite(worst_change) else None,
@@ -207,31 +150,6 @@ def node_table(
         **({"unmarkable": unmarkable[:50]} if unmarkable else {}),
     }
     return rows, agreement
-
-
-def marked_run(
-    runner: IsolatedTarget,
-    marked: MarkedModel,
-    names: Sequence[str],
-    types: Mapping[str, int],
-    sample: Sample,
-    unmarkable: list[str],
-) -> dict[str, np.ndarray]:
-    """The target's values of ``names`` (and the model's outputs). When the target cannot run
-    the model with all of them marked (IREE refuses outputs that alias one another), the set
-    is bisected; a tensor that fails alone is listed in ``unmarkable``."""
-    try:
-        runner.load(marked.marked(names, types))
-        return dict(runner.run(dict(sample)))
-    except TargetError:
-        if len(names) <= 1:
-            unmarkable.extend(names)
-            return {}
-    half = len(names) // 2
-    return {
-        **marked_run(runner, marked, names[:half], types, sample, unmarkable),
-        **marked_run(runner, marked, names[half:], types, sample, unmarkable),
-    }
 
 
 def _row(
@@ -263,7 +181,7 @@ def _row(
                 None,
                 f"input {name} not available",
             )
-        feeds[name] = _as64(values[name])
+        feeds[name] = as64(values[name])
     try:
         produced = evaluate_node(float64_reference_node(node), feeds, opsets, model.functions)
     except Exception as error:  # noqa: BLE001 - the evaluator cannot take this node alone
@@ -366,8 +284,9 @@ def localize_one(
     tolerance: Tolerance,
     folder: Path,
     source: Path | None = None,
+    marked: MarkedModel | None = None,
 ) -> dict[str, Any]:
-    marked = MarkedModel(model, folder)
+    marked = marked or MarkedModel(model, folder)
     shapes = {k: list(np.shape(v)) for k, v in sample.items()}
     shapes.update({t.name: list(t.dims) for t in model.graph.initializer})
     rows, agreement = node_table(
@@ -429,14 +348,15 @@ def localize_record(
     folder = outcome.run_dir / LOCALIZE_DIR / safe_name(target) / safe_name(case)
     entry: dict[str, Any] = {"check": record.check_id, "target": target, "sample": record.data_set}
     try:
+        marked = MarkedModel(model, folder)
         entry.update(
             localize_one(
-                runner, model, outcome.reference, sample, outcome.tolerance, folder, source
+                runner, model, outcome.reference, sample, outcome.tolerance, folder, source, marked
             )
         )
         if entry.get("first_diverging"):
             entry["reproducer"] = write_reproducer(
-                runner, model, outcome, sample, entry, target, safe_name(case)
+                runner, model, outcome, sample, entry, target, safe_name(case), marked
             )
     except TargetError as error:  # the target failed on a marked model: said, not raised
         entry["error"] = f"localisation failed on the target: {error}"[:2000]

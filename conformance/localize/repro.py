@@ -29,6 +29,7 @@ from conformance.usermodel.reference import ReferenceError, reference_for
 
 if TYPE_CHECKING:
     from conformance.localize.localize import Context
+    from conformance.localize.marking import MarkedModel
     from conformance.usermodel.inputs import Sample
 
 MAX_LEVELS = 6
@@ -198,7 +199,10 @@ def write_reproducer(
     found: Mapping[str, Any],
     target: str,
     label: str = "sample0",
+    marked: MarkedModel | None = None,
 ) -> dict[str, Any]:
+    """The smallest subgraph around the first diverging node that fails alone on the target
+    (``marked``: the localisation's saved model, to mark the values the subgraphs take)."""
     from conformance.localize.localize import safe_name
     from conformance.usermodel.reference import _float_tensors
 
@@ -207,8 +211,10 @@ def write_reproducer(
     graph = model.graph
     folder = outcome.run_dir / REPRO_DIR / safe_name(target) / label
     sets = ancestor_levels(graph, index, MAX_LEVELS)
-    dims = inferred_dims(model)
-    _, types = _float_tensors(model)
+    # what the reference inferred of the same model (inference copies the whole model)
+    reference = getattr(outcome, "reference", None)
+    dims = getattr(reference, "dims", None) or inferred_dims(model)
+    types = getattr(reference, "elem_types", None) or _float_tensors(model)[1]
     given = {i.name for i in graph.input} | {t.name for t in graph.initializer}
     marked_names = sorted(  # what the target computed; the inputs and weights are known
         {
@@ -219,9 +225,12 @@ def write_reproducer(
         }
         & set(types) - given
     )
-    scratch = folder.parent / f".{label}-marked.onnx"
-    scratch.parent.mkdir(parents=True, exist_ok=True)
-    onnx.save_model(with_outputs(model, marked_names, types), str(scratch))
+    if marked is not None:  # a small file beside the weights the localisation saved
+        scratch = marked.marked(marked_names, types)
+    else:
+        scratch = folder.parent / f".{label}-marked.onnx"
+        scratch.parent.mkdir(parents=True, exist_ok=True)
+        onnx.save_model(with_outputs(model, marked_names, types), str(scratch))
     try:
         runner.load(scratch)
         values = {**dict(sample), **dict(runner.run(dict(sample)))}

@@ -313,9 +313,11 @@ def prepare(
 
 def run_compare(request: CompareRequest, message: Message = _quiet) -> CompareOutcome:
     """Run the comparison; UserInputError for bad input (before any check runs)."""
+    from conformance.isolation import start_children_early
     from conformance.run.session import RunInputError, RunRequest, RunSession
     from conformance.usermodel.checks import run_plans
 
+    start_children_early()  # the targets' fork server starts while the reference is computed
     model, specs, samples, reference, tolerance, targets = prepare(request)
     if not targets:
         raise UserInputError("no target available here; name one with --target")

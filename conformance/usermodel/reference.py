@@ -11,6 +11,7 @@ the reference records which nodes ran in what precision: it says what the refere
 from __future__ import annotations
 
 import copy
+import hashlib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -18,6 +19,8 @@ from typing import Any
 import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
+
+from conformance.usermodel.evaluate import NodeError, NodeStream
 
 FLOAT64 = "float64"
 FLOAT32 = "float32"
@@ -52,6 +55,9 @@ class Reference:
     model: onnx.ModelProto  # the float64 rewrite (fallback nodes wrapped in Casts)
     precisions: list[NodePrecision] = field(default_factory=list)
     elem_types: dict[str, int] = field(default_factory=dict)  # tensor -> source elem type
+    # tensor -> its dims in the source as declared or inferred (a size, a symbol or None)
+    dims: dict[str, list[int | str | None]] = field(default_factory=dict)
+    _last: tuple[str, dict[str, np.ndarray]] | None = field(default=None, repr=False)
 
     @property
     def fallbacks(self) -> list[NodePrecision]:
@@ -98,21 +104,50 @@ class Reference:
             for name, value in inputs.items()
         }
 
+    def stream(self, inputs: Mapping[str, np.ndarray]) -> NodeStream:
+        """The rewrite evaluated node by node on ``inputs``, as far as a caller asks
+        (``collect``), holding only the values still needed (conformance.usermodel.evaluate)."""
+        return NodeStream(self.model, self.feeds(inputs))
+
     def run(
         self, inputs: Mapping[str, np.ndarray], intermediate: bool = False
     ) -> dict[str, np.ndarray]:
-        """The model's outputs (or every value, ``intermediate``) in float64, by name."""
-        try:
-            result = self.evaluator().run(None, self.feeds(inputs), intermediate=intermediate)
-        except Exception as error:  # noqa: BLE001 - the evaluator's failure is the message
-            raise ReferenceError(
-                f"onnx.reference cannot run the float64 rewrite: {type(error).__name__}: {error}"
-            ) from error
+        """The model's outputs (or every value, ``intermediate``) in float64, by name. The
+        outputs are evaluated node by node, each value dropped after its last reader (the
+        whole-graph evaluator holds every intermediate value until it returns)."""
         if intermediate:
+            try:
+                result = self.evaluator().run(None, self.feeds(inputs), intermediate=True)
+            except Exception as error:  # noqa: BLE001 - the evaluator's failure is the message
+                raise ReferenceError(
+                    f"onnx.reference cannot run the float64 rewrite: "
+                    f"{type(error).__name__}: {error}"
+                ) from error
             assert isinstance(result, dict)
             return {k: np.asarray(v) for k, v in result.items() if v is not None}
+        key = _inputs_digest(inputs)
+        if self._last is not None and self._last[0] == key:
+            return dict(self._last[1])
+        try:
+            outputs = self.stream(inputs).outputs()
+        except NodeError as failed:
+            cause = failed.error
+            raise ReferenceError(
+                f"onnx.reference cannot run the float64 rewrite: {type(cause).__name__}: {cause}"
+            ) from cause
         names = [o.name for o in self.model.graph.output]
-        return {name: np.asarray(value) for name, value in zip(names, result)}
+        result = {name: np.asarray(outputs[name]) for name in names if name in outputs}
+        self._last = (key, result)  # the check run of reference_for is the first golden
+        return dict(result)
+
+
+def _inputs_digest(inputs: Mapping[str, np.ndarray]) -> str:
+    digest = hashlib.sha256()
+    for name in sorted(inputs):
+        array = np.ascontiguousarray(inputs[name])
+        digest.update(f"{name}|{array.dtype.str}|{array.shape}|".encode())
+        digest.update(array.tobytes())
+    return digest.hexdigest()
 
 
 # ---- the rewrite -----------------------------------------------------------------------------
@@ -192,9 +227,14 @@ def _lift_attributes(node: onnx.NodeProto, rewrite_graph: Any) -> None:
                 rewrite_graph(graph)
 
 
-def _float_tensors(model: onnx.ModelProto) -> tuple[set[str], dict[str, int]]:
+Dims = list[int | str | None]  # a size, a symbol, or None (unknown)
+
+
+def _float_tensors(
+    model: onnx.ModelProto, dims: dict[str, Dims] | None = None
+) -> tuple[set[str], dict[str, int]]:
     """Names of the float tensors of the main graph (from shape inference), and every known
-    tensor's element type."""
+    tensor's element type; ``dims`` gets each tensor's dims as declared or inferred."""
     try:
         inferred = onnx.shape_inference.infer_shapes(model, strict_mode=False)
     except Exception:  # noqa: BLE001 - inference is best effort here
@@ -204,6 +244,14 @@ def _float_tensors(model: onnx.ModelProto) -> tuple[set[str], dict[str, int]]:
     for value in [*graph.input, *graph.output, *graph.value_info]:
         if value.type.HasField("tensor_type"):
             types[value.name] = value.type.tensor_type.elem_type
+            tensor = value.type.tensor_type
+            if dims is not None and tensor.HasField("shape"):
+                dims[value.name] = [
+                    d.dim_value if d.HasField("dim_value") else (d.dim_param or None)
+                    for d in tensor.shape.dim
+                ]
+    del inferred  # a whole copy of the model; the source has the same weights and nodes
+    graph = model.graph
     for tensor in graph.initializer:
         types[tensor.name] = tensor.data_type
     for node in graph.node:
@@ -238,9 +286,10 @@ def float64_reference(
 ) -> Reference:
     """The float64 rewrite of ``model``; ``float32_nodes`` (index -> why) run in float32 too."""
     source = model
+    dims: dict[str, Dims] = {}
+    floats, types = _float_tensors(source, dims)  # before the copy: inference copies it too
     model = copy.deepcopy(model)
     opsets = _opsets(model)
-    floats, types = _float_tensors(source)
     forced = dict(float32_nodes or {})
 
     def rewrite_graph(graph: onnx.GraphProto) -> None:
@@ -278,7 +327,7 @@ def float64_reference(
     for function in model.functions:
         for node in function.node:
             _lift_attributes(node, rewrite_graph)
-    return Reference(source, model, precisions, types)
+    return Reference(source, model, precisions, types, dims)
 
 
 def _single_node_failures(reference: Reference, inputs: Mapping[str, np.ndarray]) -> dict[int, str]:
