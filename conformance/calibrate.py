@@ -92,6 +92,8 @@ class CalibrationRow:
     @property
     def well_placed(self) -> bool:
         near_miss = self.failing_margin is not None and self.failing_margin < NEAR_MISS
+        if self.precision != DEFAULT_PRECISION:  # the failures listed are disagreeing targets,
+            near_miss = False  # many times the others' error: not a sign of a tight tolerance
         return self.honest_margin <= 1.0 < self.defect_margin and not near_miss
 
 
@@ -135,7 +137,8 @@ def _consensus(honest: list[CheckRecord]) -> tuple[list[CheckRecord], list[Check
         ranked = sorted(group, key=_margin)
         median = ranked[(len(ranked) - 1) // 2]
         medians.append(median)
-        outliers += [r for r in ranked if _margin(r) > OUTLIER * max(_margin(median), 1e-300)]
+        floor = max(OUTLIER * _margin(median), 1.0)  # a disagreement that still passes is none
+        outliers += [r for r in ranked if _margin(r) > floor]
     return medians, outliers
 
 
