@@ -400,6 +400,8 @@ ADDED_KEYS = {
         "latency_kinds", "runtime_latency_ms", "runtime_valid", "runtime_queries",
     ],
     ("SingleStream", False): ["latency_kinds"],
+    ("Offline", True): ["offline_api"],
+    ("Offline", False): ["offline_api"],
 }  # fmt: skip
 
 
@@ -673,3 +675,102 @@ def test_the_report_reads_both_latencies_each_named(bench_run):
     assert end_to_end.latency_kind.startswith("end-to-end")
     assert runtime.latency_kind.startswith("runtime: onnxruntime IO binding")
     assert all(r.target != "defect:stale" for r in performance.single_stream_runtime)
+
+
+# --- issue 15: the runtimes' own tools beside the suite; Offline through the async API ----------
+
+
+@pytest.fixture(scope="module")
+def tools_run(tmp_path_factory):
+    """`conformance bench --compare-tools` on mlp: SingleStream with each runtime's own tool,
+    and Offline (OpenVINO through its asynchronous requests)."""
+    from conformance.targets import get_target
+
+    targets = ["ort:cpu", "openvino:cpu", "iree:llvm-cpu"]
+    missing = {t: r for t in targets if (r := get_target(t).unavailable_reason())}
+    if missing:
+        pytest.skip(f"runtimes missing: {missing}")
+    out = tmp_path_factory.mktemp("tools") / "run"
+    command = [sys.executable, "-m", "conformance.bench.command", "--model", "mlp"]
+    command += ["--exporter", "torch-script", "--scenario", "SingleStream"]
+    command += ["--scenario", "Offline", "--compare-tools", "--out", str(out)]
+    for target in targets:
+        command += ["--target", target]
+    result = subprocess.run(command, capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+    return load_document(out / "results.json")
+
+
+@pytest.mark.parametrize(
+    "target, tool",
+    [
+        ("ort:cpu", "onnxruntime bound loop"),
+        ("openvino:cpu", "benchmark_app"),
+        ("iree:llvm-cpu", "iree-benchmark-module"),
+    ],
+)
+def test_compare_tools_records_the_tools_figure_beside_ours(tools_run, target, tool):
+    validate_document(tools_run)
+    single = by_id(tools_run, target, "SingleStream")
+    figure = single["tool"]
+    assert figure["tool"] == tool and figure["p50_ms"] > 0 and figure["version"]
+    assert figure["ratio"] == pytest.approx(single["runtime_latency_ms"]["p50"] / figure["p50_ms"])
+    threads = load_rules("dev").threads
+    if target == "openvino:cpu":  # same threads, precision, shape and input as the suite's
+        assert (
+            f"-nthreads {threads}" in figure["command"]
+            and "-infer_precision f32" in figure["command"]
+        )
+        assert (
+            "-data_shape 'image[1,784]'" in figure["command"]
+            and "-inference_only true" in figure["command"]
+        )
+    if target == "iree:llvm-cpu":
+        assert f"--task_topology_max_group_count={threads}" in figure["command"]
+        assert single["environment"]["target_options"]["runtime_flags"] == [
+            f"--task_topology_max_group_count={threads}"
+        ]
+
+
+def test_offline_goes_through_openvinos_async_requests_and_records_ort_settings(tools_run):
+    offline = by_id(tools_run, "openvino:cpu", "Offline")
+    api = offline["offline_api"]
+    assert api["api"].startswith("openvino InferRequest.start_async/wait over a ring")
+    assert api["performance_hint"] == "THROUGHPUT"
+    assert api["infer_requests"] >= 1
+    assert [e["batch"] for e in offline["throughput"]] == list(
+        load_rules("dev").offline.batch_sizes
+    )
+    for entry in offline["throughput"]:
+        assert entry["requests"] == api["infer_requests"] and entry["samples_per_s"] > 0
+        assert "samples_per_s_at_p50" not in entry  # overlapping requests: not batch / p50
+        assert entry["samples_per_s"] == pytest.approx(
+            entry["batch"] * entry["queries"] / entry["duration_s"]
+        )
+        assert entry["queries"] >= load_rules("dev").offline.min_queries
+    ort = by_id(tools_run, "ort:cpu", "Offline")["offline_api"]
+    assert ort["intra_op_num_threads"] == load_rules("dev").threads
+    assert {"inter_op_num_threads", "execution_mode"} <= set(ort)
+
+
+def test_the_tools_real_output_is_parsed(pack, tmp_path):
+    """benchmark_app's throughput run, parsed from its real output; garbage is refused."""
+    from conformance.bench import tools
+
+    case = plan_cases(pack, ["openvino:cpu"], ["mlp"], ["torch-script"], load_rules("dev"))[0]
+    feeds = sample_pool(Path(case.artifact_dir), case.data_set, 2, 0.05, seed=1)[0]
+    try:
+        fps, command = tools.benchmark_app_throughput(
+            Path(case.model_path), feeds, tmp_path, seconds=1
+        )
+    except tools.ToolError as error:
+        pytest.skip(str(error)) if "not installed" in str(error) else pytest.fail(str(error))
+    assert fps > 0 and "-hint throughput" in command
+    with pytest.raises(tools.ToolError):
+        tools.parse_benchmark_app("[ INFO ] nothing measured")
+    with pytest.raises(tools.ToolError):
+        tools.parse_iree_benchmark("no json here")
+    parsed = tools.parse_benchmark_app(
+        "[ INFO ]    Median:        31.02 us\n[ INFO ] Throughput:   26775.94 FPS"
+    )
+    assert parsed.median_ms == pytest.approx(0.03102) and parsed.throughput_fps == 26775.94

@@ -7,7 +7,8 @@ wrote them. ``bind`` prepares that call for the sessions of the runtimes that ha
 
 - ONNX Runtime: one IO binding per input, inputs as OrtValues, outputs allocated by ORT;
   the timed call is ``InferenceSession.run_with_iobinding``.
-- OpenVINO: one InferRequest whose input tensors are set before each call, outside the clock;
+- OpenVINO: one InferRequest whose own input tensors get the input before each call, outside
+  the clock;
   the timed call is ``InferRequest.infer(share_outputs=True)``: no output copy.
 - IREE: the inputs as device buffer views in a prepared argument list; the timed call is
   ``VmContext.invoke`` of the entry function, the results left on the device.
@@ -90,22 +91,24 @@ def _ort(session: Session, feeds: Sequence[Feeds]) -> BoundCalls:
 
 
 def _openvino(session: Session, feeds: Sequence[Feeds]) -> BoundCalls:
-    import openvino
-
     compiled = _handle(session, "native", "_compiled")
-    # One request, as benchmark_app -api sync has, and a fresh tensor (a copy of the input) set
-    # before each call: with tensors sharing the inputs' memory, the CPU plugin was seen to
-    # write the next input's values into the memory of the previous one.
+    # One request, as benchmark_app -api sync has; before each call (untimed) the input is
+    # copied into the request's own input tensors. Setting tensors instead was unsafe on
+    # OpenVINO 2026.4's CPU plugin with dynamic shapes: sharing the arrays' memory, it wrote the
+    # next input's values into the previous one's memory; with a fresh Tensor per call the
+    # process died (segmentation fault, or malloc's "invalid chunk size") a few calls later.
     request = compiled.create_infer_request()
-    ports = list(compiled.inputs)
     items = [
         tuple(np.array(feed[name], order="C", copy=True) for name in session.input_names)
         for feed in feeds
     ]
 
-    def set_inputs(arrays: tuple[np.ndarray, ...]) -> None:
-        for port, array in zip(ports, arrays):
-            request.set_tensor(port, openvino.Tensor(array, shared_memory=False))
+    def copy_inputs(arrays: tuple[np.ndarray, ...]) -> None:
+        for index, array in enumerate(arrays):
+            tensor = request.get_input_tensor(index)
+            if tuple(tensor.shape) != array.shape:
+                tensor.shape = array.shape
+            tensor.data[...] = array
 
     def infer(arrays: tuple[np.ndarray, ...]) -> Any:
         return request.infer(share_outputs=True)
@@ -113,10 +116,10 @@ def _openvino(session: Session, feeds: Sequence[Feeds]) -> BoundCalls:
     return BoundCalls(
         infer,
         items,
-        "runtime: OpenVINO InferRequest with its input tensors set before the clock; timed "
-        "call InferRequest.infer(share_outputs=True): outputs not copied",
+        "runtime: OpenVINO InferRequest with the input copied into its own tensors before the "
+        "clock; timed call InferRequest.infer(share_outputs=True): outputs not copied",
         lambda arrays, _: [np.array(t.data, copy=True) for t in request.output_tensors],
-        prepare=set_inputs,
+        prepare=copy_inputs,
     )
 
 

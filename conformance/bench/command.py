@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import Any
 
 import click
 
+from conformance.bench.records import BenchRecord
 from conformance.bench.registry import SCENARIOS
 from conformance.bench.rules import MODES, RulesError
 from conformance.bench.runner import run_benchmarks
@@ -68,6 +70,13 @@ __all__ = ["bench_command", "run_benchmarks"]
     default=None,
     help="Run folder (default: reports/<timestamp>); an existing one gets the records added.",
 )
+@click.option(
+    "--compare-tools",
+    is_flag=True,
+    help="Also run each runtime's own benchmark tool (OpenVINO benchmark_app, IREE "
+    "iree-benchmark-module, ORT's bare IO-binding loop) on the same artifact, input, threads "
+    "and precision; its p50 is recorded beside SingleStream's runtime latency.",
+)
 @no_compile_cache_option
 def bench_command(
     pack_dir: Path,
@@ -78,6 +87,7 @@ def bench_command(
     mode: str,
     loadgen: bool,
     run_dir: Path | None,
+    compare_tools: bool,
 ) -> None:
     """Time the pack's models on targets: SingleStream, Offline, ColdStart, CachingGuard."""
     from conformance.run.session import RunInputError, RunRequest, RunSession, default_run_dir
@@ -86,9 +96,14 @@ def bench_command(
     request = RunRequest(pack_dir, run_dir, targets, models, exporters, extend=True)
     try:
         session = RunSession.open(request)
-        written = session.bench(
-            mode, scenarios, loadgen, click.echo, list(targets), list(models), list(exporters)
-        )
+        if compare_tools:
+            written = _bench_with_tools(
+                session, mode, scenarios, loadgen, targets, models, exporters
+            )
+        else:
+            written = session.bench(
+                mode, scenarios, loadgen, click.echo, list(targets), list(models), list(exporters)
+            )
     except (RunInputError, RulesError) as error:
         click.echo(f"error: {error}", err=True)
         sys.exit(2)
@@ -104,6 +119,32 @@ def bench_command(
     click.echo(render(written))
     click.echo(f"results: {session.path}")
     sys.exit(1 if any(r.flagged for r in written) else 0)
+
+
+def _bench_with_tools(
+    session: Any,
+    mode: str,
+    scenarios: tuple[str, ...],
+    loadgen: bool,
+    targets: tuple[str, ...],
+    models: tuple[str, ...],
+    exporters: tuple[str, ...],
+) -> list[BenchRecord]:
+    """``session.bench`` with the tools compared (RunSession.bench takes no such flag yet:
+    the same engine call, made here)."""
+    session.close_runners()
+    return run_benchmarks(
+        session.writer,
+        session.pack,
+        list(targets),
+        list(models),
+        list(exporters),
+        mode,
+        list(scenarios),
+        loadgen,
+        progress=click.echo,
+        compare_tools=True,
+    )
 
 
 if __name__ == "__main__":

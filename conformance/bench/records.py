@@ -112,8 +112,9 @@ class Throughput:
     samples_per_s: float
     queries: int
     p50_ms: float | None = None  # None (absent in JSON) for LoadGen's figure
-    samples_per_s_at_p50: float | None = None
+    samples_per_s_at_p50: float | None = None  # None where requests overlapped (async)
     duration_s: float | None = None
+    requests: int | None = None  # requests in flight (an async API); None: one after another
 
     def as_dict(self) -> Json:
         return {k: v for k, v in asdict(self).items() if v is not None}
@@ -176,13 +177,17 @@ class OfflineFigures:
     throughput: tuple[Throughput, ...]
     queries: int
     duration_s: float
+    offline_api: Mapping[str, Any] | None = None  # the API the batches went through, settings
 
     def as_dict(self) -> Json:
-        return {
+        data: Json = {
             "throughput": [t.as_dict() for t in self.throughput],
             "queries": self.queries,
             "duration_s": self.duration_s,
         }
+        if self.offline_api is not None:
+            data["offline_api"] = dict(self.offline_api)
+        return data
 
 
 @dataclass(frozen=True)
@@ -346,7 +351,12 @@ def _figures_from_dict(data: Mapping[str, Any]) -> Figures | None:
             ToolFigure(**tool) if tool is not None else None,
         )
     if "throughput" in data:
-        return OfflineFigures(_throughput(data["throughput"]), data["queries"], data["duration_s"])
+        return OfflineFigures(
+            _throughput(data["throughput"]),
+            data["queries"],
+            data["duration_s"],
+            data.get("offline_api"),
+        )
     if "cold_start" in data:
         return ColdStartFigures(ColdStart(**data["cold_start"]), data["duration_s"])
     if "caching_guard" in data:
@@ -435,9 +445,22 @@ def with_tool(record: BenchRecord, tool: ToolFigure) -> BenchRecord:
     return replace(record, figures=replace(figures, tool=replace(tool, ratio=ratio)))
 
 
-def throughput_entry(batch: int, series: Series) -> Throughput:
+def throughput_entry(batch: int, series: Series, in_flight: int | None = None) -> Throughput:
+    """One after another: samples over the sum of the calls' latencies. Overlapping requests
+    (``in_flight``): samples over the wall time of the timed region; batch / p50 would count
+    each request as if it ran alone, so it is not given."""
     latencies = series.latencies_s
     p50_s = stats.percentiles(latencies)["p50"]
+    if in_flight is not None:
+        wall_s = series.duration_s
+        return Throughput(
+            batch=batch,
+            samples_per_s=batch * len(latencies) / wall_s if wall_s > 0 else 0.0,
+            queries=len(latencies),
+            p50_ms=p50_s * 1e3,
+            duration_s=wall_s,
+            requests=in_flight,
+        )
     return Throughput(
         batch=batch,
         samples_per_s=stats.samples_per_s(batch, latencies),
@@ -449,16 +472,18 @@ def throughput_entry(batch: int, series: Series) -> Throughput:
 
 
 def offline(base: BenchRecord, sweep: Sequence[BatchPart], rules: BenchRules) -> BenchRecord:
-    measured = [(b.batch, b.series) for b in sweep if b.series is not None and b.series.latencies_s]
+    parts = [b for b in sweep if b.series is not None and b.series.latencies_s]
+    measured = [(b.batch, b.series) for b in parts if b.series is not None]
     if not measured:
         return base.failed(
             SKIPPED, "no batch size was measured: " + "; ".join(b.skipped or "" for b in sweep)
         )
-    throughput = tuple(throughput_entry(batch, series) for batch, series in measured)
+    throughput = tuple(throughput_entry(b.batch, b.series, b.in_flight) for b in parts if b.series)
     figures = OfflineFigures(
         throughput=throughput,
         queries=sum(t.queries for t in throughput),
         duration_s=sum(series.duration_s for _, series in measured),
+        offline_api=next((b.api for b in parts if b.api is not None), None),
     )
     problems = [f"batch {b.batch} skipped: {b.skipped}" for b in sweep if b.skipped]
     return base.with_timer(measured[0][1].engine).measured_as(figures, problems)

@@ -28,7 +28,7 @@ from conformance.bench.records import BenchEnvironment, BenchRecord
 from conformance.bench.rules import BenchRules
 from conformance.bench.scenarios import BatchPart, ColdStart, SingleStreamRaw
 from conformance.bench.table import first_line
-from conformance.targets.interface import Session
+from conformance.targets.interface import Session, Target
 
 LOADGEN_DIR = "loadgen"  # LoadGen's logs: <run folder>/loadgen/<record id as a folder name>/
 Raw = TypeVar("Raw")
@@ -45,6 +45,8 @@ class Loaded(Protocol):
     pool: list[Feeds]
     rules: BenchRules
     cold_start: ColdStart
+    case: BenchCase
+    target: Target
 
 
 @dataclass(frozen=True)
@@ -125,14 +127,27 @@ def _single_stream(loaded: Loaded, how: Measure) -> SingleStreamRaw:
 
 
 def _offline(loaded: Loaded, how: Measure) -> tuple[BatchPart, ...]:
+    from conformance.bench.offline_api import runner_for
+
     baseline_mb = loaded.cold_start.rss_before_load_mb
     rules = loaded.rules.offline
-    if how.batch is None:
-        return scenarios.offline_sweep(loaded.session, loaded.pool, rules, baseline_mb)
-    part = scenarios.offline_part(
-        loaded.session, loaded.pool, how.batch, rules, baseline_mb, how.benchmark, how.name
-    )
-    return (part,)
+    runner = runner_for(loaded.session, loaded.target, Path(loaded.case.model_path))
+    try:
+        if how.batch is None:
+            return scenarios.offline_sweep(loaded.session, loaded.pool, rules, baseline_mb, runner)
+        part = scenarios.offline_part(
+            loaded.session,
+            loaded.pool,
+            how.batch,
+            rules,
+            baseline_mb,
+            how.benchmark,
+            how.name,
+            runner,
+        )
+        return (part,)
+    finally:
+        runner.close()
 
 
 def _caching_guard(loaded: Loaded, how: Measure) -> guard.GuardRaw:
@@ -157,6 +172,8 @@ def _show_single_stream(record: BenchRecord) -> str:
     line = f"p50 {figures.latency_ms['p50']:.4f} ms end-to-end over {figures.queries} queries"
     if figures.runtime_latency_ms is not None:
         line += f", runtime p50 {figures.runtime_latency_ms['p50']:.4f} ms"
+    if figures.tool is not None:
+        line += f", {figures.tool.tool} p50 {figures.tool.p50_ms:.4f} ms"
     return line
 
 
@@ -164,7 +181,9 @@ def _show_offline(record: BenchRecord) -> str:
     figures = record.figures
     assert isinstance(figures, records.OfflineFigures)
     best = max(figures.throughput, key=lambda e: e.samples_per_s)
-    return f"up to {best.samples_per_s:.0f} samples/s (batch {best.batch})"
+    line = f"up to {best.samples_per_s:.0f} samples/s (batch {best.batch})"
+    api = (figures.offline_api or {}).get("api")
+    return f"{line} through {api}" if api else line
 
 
 def _show_guard(record: BenchRecord) -> str:

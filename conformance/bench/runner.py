@@ -7,6 +7,7 @@ Benchmarks run one at a time, never beside other work: each case gets its own ch
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -90,19 +91,42 @@ def measure_one(
     return scenario.record(base, raw, rules, run_dir)
 
 
+TOOLS_DIR = "tools"  # the tools' inputs: <run folder>/tools/<record id as a folder name>/
+
+
+def with_tool_figure(worker: BenchWorker, record: BenchRecord, run_dir: Path) -> BenchRecord:
+    """A measured SingleStream record with its runtime's own tool's figure beside it (or a
+    problem saying why there is none); any other record unchanged."""
+    from conformance.bench.tools import runtime_of
+
+    if record.scenario != "SingleStream" or not record.measured or not runtime_of(record.target):
+        return record
+    try:
+        figure = worker.tool(run_dir / TOOLS_DIR / records.folder_name(record.id))
+    except TargetError as error:
+        problem = f"--compare-tools: {first_line(str(error), 300)}"
+        return replace(record, problems=(*record.problems, problem))
+    return records.with_tool(record, figure)
+
+
 def run_group(
     group: tuple[BenchCase, ...],
     scenarios: Sequence[Scenario[Any]],
     rules: BenchRules,
     writer: ResultsWriter,
     progress: Progress,
+    compare_tools: bool = False,
 ) -> list[BenchRecord]:
-    """Every scenario of one case, in one child process (a fresh one after a crash)."""
+    """Every scenario of one case, in one child process (a fresh one after a crash).
+
+    ``compare_tools``: each SingleStream record also gets its runtime's own tool's figure."""
     case, worker, opened = open_first(group, rules, progress)
     written = []
     try:
         for scenario in scenarios:
             record = measure_one(worker, case, scenario, opened, rules, writer.path.parent)
+            if compare_tools:
+                record = with_tool_figure(worker, record, writer.path.parent)
             writer.add_benchmark(record.as_dict())
             progress(scenario.line(record))
             written.append(record)
@@ -121,6 +145,7 @@ def run_benchmarks(
     scenarios: Iterable[str] = (),
     loadgen: bool = False,
     progress: Progress = lambda line: None,
+    compare_tools: bool = False,
 ) -> list[BenchRecord]:
     """Benchmark every (model, available target) and write one record per scenario.
 
@@ -128,6 +153,7 @@ def run_benchmarks(
     that loads; otherwise each of these artifacts.
     ``scenarios``: empty = all of ColdStart, SingleStream, Offline, CachingGuard; ``loadgen`` adds
     LoadGen-Offline and LoadGen-Server. ``progress`` gets one line per record written.
+    ``compare_tools``: SingleStream records carry their runtime's own tool's figure (``tool``).
     Unavailable targets are reported through ``progress`` and skipped. Returns the records
     (frozen BenchRecords; ``record.as_dict()`` is what the results file holds).
     """
@@ -142,5 +168,5 @@ def run_benchmarks(
             available.append(name)
     written = []
     for group in plan_groups(pack, available, models, exporters, rules):
-        written += run_group(group, chosen, rules, writer, progress)
+        written += run_group(group, chosen, rules, writer, progress, compare_tools)
     return written

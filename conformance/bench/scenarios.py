@@ -6,7 +6,8 @@
 - SingleStream: batch 1, one query after another, rotating inputs; raw per-call latencies, twice:
   end-to-end through ``session.run`` and runtime latency through the runtime's bound call
   (conformance.bench.bound) where the session has one.
-- Offline: the same at each batch size of the sweep, capped by the memory budget.
+- Offline: the same at each batch size of the sweep, capped by the memory budget, through the
+  runtime's asynchronous API where it has one (an ``OfflineRunner``, conformance.bench.offline_api).
 
 Statistics and records are made from the raw data elsewhere (stats.py, records.py), so the
 pytest path and the child-process path share every number's definition.
@@ -15,10 +16,10 @@ pytest path and the child-process path share every number's definition.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from conformance.bench import bound
 from conformance.bench.inputs import Feeds, batched, feeds_nbytes
@@ -67,11 +68,27 @@ class SingleStreamRaw:
 
 @dataclass(frozen=True)
 class BatchPart:
-    """One Offline batch size: its series, or why it was skipped."""
+    """One Offline batch size: its series, or why it was skipped; ``in_flight``: requests that
+    overlapped (an async API; None: one call after another); ``api``: which API, its settings."""
 
     batch: int
     series: Series | None = None
     skipped: str | None = None
+    in_flight: int | None = None
+    api: Mapping[str, Any] | None = None
+
+
+class OfflineRunner(Protocol):
+    """How Offline sends its batches (conformance.bench.offline_api)."""
+
+    api: dict[str, Any]
+    in_flight: int | None
+
+    def series(
+        self, feeds: list[Feeds], rules: SeriesRules, benchmark: Any = None, name: str = ""
+    ) -> Series: ...
+
+    def close(self) -> None: ...
 
 
 def cold_start(target: Target, model_path: Path, first_feeds: Feeds) -> tuple[Session, ColdStart]:
@@ -179,9 +196,14 @@ def offline_batch(
     rules: OfflineRules,
     benchmark: Any = None,
     name: str = "Offline",
+    runner: OfflineRunner | None = None,
 ) -> BatchPart:
+    """One batch size through ``runner`` (None: ``session.run``, one call after another)."""
     feeds = batched(pool, batch, rules.rotating_batches)
-    return BatchPart(batch, timed_series(session, feeds, rules, benchmark, name))
+    if runner is None:
+        return BatchPart(batch, timed_series(session, feeds, rules, benchmark, name))
+    series = runner.series(feeds, rules, benchmark, name)
+    return BatchPart(batch, series, in_flight=runner.in_flight, api=dict(runner.api))
 
 
 def offline_part(
@@ -192,16 +214,21 @@ def offline_part(
     baseline_rss_mb: float,
     benchmark: Any = None,
     name: str = "Offline",
+    runner: OfflineRunner | None = None,
 ) -> BatchPart:
     """One batch size on its own (a pytest item): measured, or skipped when over budget."""
     reason = over_budget(session, pool, batch, rules, baseline_rss_mb)
     if reason:
         return BatchPart(batch, skipped=reason)
-    return offline_batch(session, pool, batch, rules, benchmark, name)
+    return offline_batch(session, pool, batch, rules, benchmark, name, runner)
 
 
 def offline_sweep(
-    session: Session, pool: list[Feeds], rules: OfflineRules, baseline_rss_mb: float
+    session: Session,
+    pool: list[Feeds],
+    rules: OfflineRules,
+    baseline_rss_mb: float,
+    runner: OfflineRunner | None = None,
 ) -> tuple[BatchPart, ...]:
     """Every batch size of the rules; once one is over budget, the larger ones are skipped too."""
     results: list[BatchPart] = []
@@ -211,5 +238,6 @@ def offline_sweep(
         if skipped:
             results.append(BatchPart(batch, skipped=skipped))
             continue
-        results.append(offline_batch(session, pool, batch, rules, name=f"Offline[batch{batch}]"))
+        name = f"Offline[batch{batch}]"
+        results.append(offline_batch(session, pool, batch, rules, None, name, runner))
     return tuple(results)

@@ -17,7 +17,7 @@ from pathlib import Path
 from conformance.bench import registry, scenarios
 from conformance.bench.cases import BenchCase, bench_target, environment
 from conformance.bench.inputs import sample_pool
-from conformance.bench.records import BenchEnvironment
+from conformance.bench.records import BenchEnvironment, ToolFigure
 from conformance.bench.registry import Measure, UnknownScenarioError
 from conformance.bench.rules import BenchRules
 from conformance.bench.scenarios import ColdStart
@@ -26,6 +26,7 @@ from conformance.targets.interface import TargetError, TargetUnavailable
 
 PROCESS = "isolated child process (spawn), one per case"
 OPEN = "open"
+TOOL = "tool"  # the runtime's own benchmark tool on the loaded case (conformance.bench.tools)
 
 
 @dataclass(frozen=True)
@@ -42,6 +43,7 @@ class CaseBench:
     def __init__(self, case: BenchCase, rules: BenchRules, process: str = PROCESS) -> None:
         self.case, self.rules = case, rules
         target, threads = bench_target(case.target, rules.threads)
+        self.target = target
         reason = target.unavailable_reason()
         if reason:
             raise TargetUnavailable(reason)
@@ -67,6 +69,14 @@ class CaseBench:
             raise TargetError(f"{name} is measured by the load itself, not on a loaded case")
         return scenario.measure(self, how)
 
+    def tool(self, folder: Path) -> ToolFigure:
+        """The runtime's own tool on this case (same artifact, input, threads, precision)."""
+        from conformance.bench import tools
+
+        return tools.compare(
+            self.target, self.session, Path(self.case.model_path), self.pool, folder
+        )
+
     def close(self) -> None:
         self.session.close()
 
@@ -81,6 +91,8 @@ def _serve(conn: Connection, case: BenchCase, rules: BenchRules) -> None:
             return Opened(loaded[0].cold_start, loaded[0].environment)
         if not loaded:
             raise TargetError("the case is not loaded")
+        if request == TOOL:
+            return loaded[0].tool(Path(str(payload)))
         if not isinstance(payload, Measure):
             raise TargetError(f"a scenario request carries a Measure, not {type(payload)}")
         return loaded[0].serve(request, payload)
@@ -109,6 +121,16 @@ class BenchWorker:
             self.open()
         assert self._child is not None
         return self._child.ask(scenario, how, self.rules.timeout_s)
+
+    def tool(self, folder: Path) -> ToolFigure:
+        """The runtime's own tool's figure on the case, run from its child (which holds the
+        compiled module the tool needs)."""
+        if self._child is None or not self._child.alive:
+            self.open()
+        assert self._child is not None
+        figure = self._child.ask(TOOL, str(folder), self.rules.timeout_s)
+        assert isinstance(figure, ToolFigure)
+        return figure
 
     def close(self) -> None:
         if self._child is not None:
