@@ -23,7 +23,7 @@ from certify_fixtures import RESULTS, edit_json, members, rewrite
 from click.testing import CliRunner
 from test_report import OpenedReport, browser  # noqa: F401 - the browser fixture
 
-from conformance.certify.command import certify_command, scoreboard_command
+from conformance.certify.command import certify_command, scoreboard_command, verify_command
 from conformance.certify.context import load_context
 from conformance.certify.interface import Reason
 from conformance.certify.scoreboard import build_scoreboard, entry_of
@@ -122,6 +122,13 @@ def test_plugin_op_table_is_certified_and_verified(bundle, context, cache_env):
         len(cases),
         sum(c["category"] == "passed" for c in cases),
     )
+    result = CliRunner().invoke(verify_command, [str(bundle)])
+    cov = table["coverage"]
+    assert result.exit_code == 3, result.output  # intact, unsigned
+    assert (
+        f"{cov['all_passing']} op types every case passes, {cov['tested']} tested" in result.output
+    )
+    assert f"{len(cases)} operator cases recomputed" in result.output.splitlines()[-1]
 
 
 def claim_more(table: dict) -> None:

@@ -178,18 +178,21 @@ def certify_command(
     sys.exit(0 if outcome.certified else 1)
 
 
+def recomputed(verification: Verification) -> str:
+    cases = verification.op_table["cases"] if verification.op_table is not None else 0
+    also = f" and {cases} operator cases" if cases else ""
+    return f"{len(verification.checks)} checks{also} recomputed"
+
+
 def verdict_line(verification: Verification) -> str:
     """The last line verify prints for a bundle; nothing from the bundle is in it unescaped."""
     if verification.verdict == VERIFIED:
-        return (
-            f"VERIFIED: every rule holds ({len(verification.checks)} checks recomputed), signed "
-            "by the trusted key"
-        )
+        return f"VERIFIED: every rule holds ({recomputed(verification)}), signed by the trusted key"
     if verification.verdict == UNVERIFIED_SIGNER:
         who = "unsigned" if not verification.signature.present else "signer not trusted"
         return (
             f"UNVERIFIED-SIGNER: integrity ok, {who}: every rule holds "
-            f"({len(verification.checks)} checks recomputed), but nothing says who made the "
+            f"({recomputed(verification)}), but nothing says who made the "
             "bundle (pass the vendor's published key with --public-key)"
         )
     return (
