@@ -305,3 +305,24 @@ def test_the_plugin_layers_point_one_way():
     plugin = imports_of("conformance.pytest_plugin")
     assert not [i for i in plugin if i[0] == "conformance.cli"]
     assert not [i for i in plugin if i[1] == "choose_targets" and i[0] != "conformance.targets"]
+
+
+def test_a_precision_profile_collects_its_artifacts_and_the_accuracy_items(tmp_path):
+    """`--profile int8`: the pack's int8 artifacts only (none of the fp32 ones), each with its
+    data sets, and one accuracy item per artifact of the model with a task."""
+    digits = Pack(PACK_DIR).model("digits")
+    int8 = [a.exporter for a in digits.artifacts if a.precision == "int8"]
+    result = pytest_conformance(
+        tmp_path, "--collect-only", "-q", "--profile", "int8", "--target", "ort:cpu",
+        "--model", "digits",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    names = [ID.match(i)["name"] for i in collected(result)]
+    expected = [
+        f"digits-{exporter}-{label}-ort:cpu"
+        for exporter in int8
+        for label in [*(d.label for d in digits.data_sets), "accuracy"]
+    ]
+    assert int8 and names == expected
+    bad = pytest_conformance(tmp_path, "--collect-only", "--profile", "fp8")
+    assert bad.returncode == 4 and "--profile" in bad.stderr and "int8" in bad.stderr

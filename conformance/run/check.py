@@ -144,11 +144,13 @@ def determinism(
 def batch_invariance(
     runner: IsolatedTarget, feeds: dict[str, np.ndarray], batched: Outputs, tolerance: Tolerance
 ) -> dict[str, Any]:
-    """Run each sample alone (at most INVARIANCE_SAMPLES of them, spread over the batch, first and
-    last included); the batched output's row i must match it within the tolerance."""
+    """Run each sample alone (of a batch over INVARIANCE_SAMPLES: the first two, the last and
+    others spread evenly between); the batched output's row i must match it within the
+    tolerance."""
     worst = 0.0
     batch = next(iter(feeds.values())).shape[0]
-    for i in sorted({int(i) for i in np.linspace(0, batch - 1, min(batch, INVARIANCE_SAMPLES))}):
+    spread = np.linspace(0, batch - 1, min(batch, INVARIANCE_SAMPLES)).round().astype(int)
+    for i in sorted({*(int(i) for i in spread), *range(min(batch, 2))}):
         single = runner.run({name: array[i : i + 1] for name, array in feeds.items()})
         alone = [
             Expected(name, str(array.dtype), np.asarray(array, dtype=np.float64))
