@@ -5,8 +5,8 @@ coverage (the headline: op types whose every case passes).
 
 One real bundle per module: the onnx.backend plug-in of tests/backend_fixture.py (ONNX Runtime
 behind the Backend API) on the Softmax and Relu cases of the pinned case set, certified through
-the CLI in a subprocess, the way a vendor runs it. The case set is generated into a temporary
-cache folder (never the user's).
+the CLI in a subprocess, the way a vendor runs it. The case set is generated into the session's
+temporary case cache (conftest's ops_case_cache, shared with tests/test_ops.py; never the user's).
 """
 
 from __future__ import annotations
@@ -38,16 +38,11 @@ OPS_JSON = "ops.json"
 
 
 @pytest.fixture(scope="module")
-def ops_cache(tmp_path_factory) -> Path:
-    return tmp_path_factory.mktemp("ops-cache")
-
-
-@pytest.fixture(scope="module")
-def cache_env(ops_cache):
-    """The verifier loads the case set too: from the same temporary cache."""
+def cache_env(ops_case_cache):
+    """The verifier loads the case set too: from the session's temporary case cache."""
     before = os.environ.get(CACHE_ENV)
-    os.environ[CACHE_ENV] = str(ops_cache)
-    yield ops_cache
+    os.environ[CACHE_ENV] = str(ops_case_cache)
+    yield ops_case_cache
     if before is None:
         os.environ.pop(CACHE_ENV, None)
     else:
