@@ -3,7 +3,13 @@ targets."""
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
+import time
 from collections import defaultdict
+from pathlib import Path
 
 import pytest
 
@@ -166,3 +172,44 @@ def test_calibration_places_the_tolerance_between_honest_and_defect_errors(defec
         dataclasses.replace(r, margin=0.5) if r.target == "defect:fp16" else r for r in records
     ]
     assert not calibration_rows(slipped)[0].well_placed
+
+
+WRITER = """
+import sys
+from pathlib import Path
+from conformance.results.document import ResultsWriter, new_document
+from conformance.results.records import CheckRecord
+path, marker = Path(sys.argv[1]), Path(sys.argv[2])
+manifest = {"spec_version": "s", "pack_version": "p", "digest": "d"}
+writer = ResultsWriter(path, new_document(manifest, {}, ["test"]))
+for i in range(3):
+    writer.add(CheckRecord("m", "e", i, f"batch{i}", "t", "passed"))
+marker.touch()
+sys.stdin.read()  # holds until killed
+"""
+
+
+def test_a_killed_run_keeps_every_record_it_added(tmp_path):
+    """Records are renamed into place as they come (fsync only at the run's end): a process
+    killed with SIGKILL mid-run leaves a whole results file with every record it added."""
+    path, marker = tmp_path / "results.json", tmp_path / "added"
+    process = subprocess.Popen(
+        [sys.executable, "-c", WRITER, str(path), str(marker)],
+        stdin=subprocess.PIPE,
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])},
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while not marker.exists() and process.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert marker.exists(), "the writer did not get to its third record"
+        process.send_signal(signal.SIGKILL)
+        process.wait(timeout=30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    from conformance.results.document import load_document
+
+    document = load_document(path)
+    assert [c["id"] for c in document["checks"]] == [f"m-e-batch{i}-t" for i in range(3)]
+    assert document["run"]["status"] == "running" and not path.with_suffix(".json.tmp").exists()
