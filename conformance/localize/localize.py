@@ -122,7 +122,7 @@ def node_table(
     inputs = {i.name for i in graph.input}
     constants = Initializers(model)
     known = {n: t for n, t in types.items() if n not in constants and n not in inputs}
-    stream = reference.stream(sample)
+    stream = reference.stream(sample, retain=known)
     opsets = opsets_of(model)
     finals = [o.name for o in graph.output]
     runner.load(source or marked.base)

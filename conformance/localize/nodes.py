@@ -49,6 +49,16 @@ def value_info(name: str, array: np.ndarray) -> onnx.ValueInfoProto:
     return helper.make_tensor_value_info(name, elem, list(np.asarray(array).shape))
 
 
+def outside_inputs(nodes: Sequence[onnx.NodeProto]) -> list[str]:
+    """What a run of consecutive nodes reads from before it, in order."""
+    made: set[str] = set()
+    read: list[str] = []
+    for node in nodes:
+        read.extend(n for n in node_inputs(node) if n not in made and n not in read)
+        made.update(n for n in node.output if n)
+    return read
+
+
 def single_node_model(
     node: onnx.NodeProto,
     values: Mapping[str, np.ndarray],
@@ -57,14 +67,26 @@ def single_node_model(
     output_types: Mapping[str, int] | None = None,
 ) -> onnx.ModelProto:
     """A model of one node, its inputs typed and shaped from ``values``."""
-    inputs = [value_info(n, values[n]) for n in node_inputs(node)]
+    return nodes_model([node], values, opsets, functions, output_types)
+
+
+def nodes_model(
+    nodes: Sequence[onnx.NodeProto],
+    values: Mapping[str, np.ndarray],
+    opsets: Mapping[str, int],
+    functions: Sequence[onnx.FunctionProto] = (),
+    output_types: Mapping[str, int] | None = None,
+) -> onnx.ModelProto:
+    """A model of consecutive nodes, its inputs (what they read from before) typed and shaped
+    from ``values``, its outputs the last node's."""
+    inputs = [value_info(n, values[n]) for n in outside_inputs(nodes)]
     outputs = []
-    for name in node.output:
+    for name in nodes[-1].output:
         if not name:
             continue
         elem = (output_types or {}).get(name, onnx.TensorProto.UNDEFINED)
         outputs.append(helper.make_tensor_value_info(name, elem, None))
-    graph = helper.make_graph([copy.deepcopy(node)], "node", inputs, outputs)
+    graph = helper.make_graph([copy.deepcopy(n) for n in nodes], "nodes", inputs, outputs)
     model = helper.make_model(
         graph, opset_imports=[helper.make_opsetid(d, v) for d, v in opsets.items()]
     )
@@ -87,6 +109,24 @@ def evaluate_node(
     results = ReferenceEvaluator(model).run(None, feeds)
     names = [n for n in node.output if n]
     return {n: np.asarray(v) for n, v in zip(names, results)}
+
+
+def evaluate_nodes(
+    nodes: Sequence[onnx.NodeProto],
+    values: Mapping[str, np.ndarray],
+    opsets: Mapping[str, int],
+    functions: Sequence[onnx.FunctionProto] = (),
+) -> dict[str, np.ndarray]:
+    """Run consecutive nodes on the ONNX reference evaluator (one evaluator for all of them);
+    every value they give, by name."""
+    from onnx.reference import ReferenceEvaluator
+
+    model = nodes_model(nodes, values, opsets, functions)
+    feeds = {n: values[n] for n in outside_inputs(nodes)}
+    results = ReferenceEvaluator(model).run(None, feeds, intermediate=True)
+    assert isinstance(results, dict)
+    given = {n for node in nodes for n in node.output if n}
+    return {n: np.asarray(v) for n, v in results.items() if n in given and v is not None}
 
 
 def opsets_of(model: onnx.ModelProto) -> dict[str, int]:

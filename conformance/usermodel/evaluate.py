@@ -18,7 +18,7 @@ import numpy as np
 import onnx
 from onnx import numpy_helper
 
-from conformance.localize.nodes import evaluate_node, node_inputs, opsets_of
+from conformance.localize.nodes import evaluate_nodes, node_inputs, opsets_of, outside_inputs
 
 
 class NodeError(ValueError):
@@ -30,10 +30,22 @@ class NodeError(ValueError):
         self.error = error
 
 
-class NodeStream:
-    """The model's nodes evaluated in order on ``feeds``; outputs of the graph are kept."""
+SEGMENT_BYTES = 2 * 1024 * 1024  # about what one segment of nodes may give at once
+MAX_SEGMENT = 64  # nodes run by one evaluator
+FIRST_SEGMENT = 8
 
-    def __init__(self, model: onnx.ModelProto, feeds: Mapping[str, np.ndarray]) -> None:
+
+class NodeStream:
+    """The model's nodes evaluated in order on ``feeds``, a segment of consecutive nodes per
+    evaluator (sized so a segment gives about SEGMENT_BYTES); the graph's outputs are kept, and
+    ``retain`` names (what the caller will ``collect``) until collected."""
+
+    def __init__(
+        self,
+        model: onnx.ModelProto,
+        feeds: Mapping[str, np.ndarray],
+        retain: Iterable[str] = (),
+    ) -> None:
         graph = model.graph
         self._nodes = list(graph.node)
         self._opsets = opsets_of(model)
@@ -41,13 +53,14 @@ class NodeStream:
         self._initializers = {t.name: t for t in graph.initializer}
         self.values: dict[str, np.ndarray] = dict(feeds)
         self._outputs = {o.name for o in graph.output}
-        self._wanted: set[str] = set()
+        self._wanted: set[str] = set(retain)
         self._last_read: dict[str, int] = {}
         for index, node in enumerate(self._nodes):
             for name in node_inputs(node):
                 self._last_read[name] = index
         self.produced = {n for node in self._nodes for n in node.output if n}
         self._next = 0
+        self._segment = FIRST_SEGMENT
 
     @property
     def done(self) -> bool:
@@ -60,22 +73,30 @@ class NodeStream:
         return None if tensor is None else numpy_helper.to_array(tensor)
 
     def step(self) -> None:
-        """Evaluate the next node; NodeError when the evaluator cannot."""
-        index, node = self._next, self._nodes[self._next]
+        """Evaluate the next segment of nodes; NodeError names the node the evaluator cannot
+        run (a failing segment is retried node by node to find it)."""
+        start = self._next
+        segment = self._nodes[start : start + self._segment]
         feeds: dict[str, Any] = {}
-        for name in node_inputs(node):
+        for name in outside_inputs(segment):
             value = self._value(name)
             if value is not None:
                 feeds[name] = value
         try:
-            produced = evaluate_node(node, feeds, self._opsets, self._functions)
+            produced = evaluate_nodes(segment, feeds, self._opsets, self._functions)
         except Exception as error:  # noqa: BLE001 - the caller says what the reference was
-            raise NodeError(index, node, error) from error
+            if len(segment) == 1:
+                raise NodeError(start, segment[0], error) from error
+            self._segment = 1
+            return
+        del feeds
         self.values.update(produced)
-        self._next += 1
-        for name in node_inputs(node):
-            if self._last_read.get(name) == index:
+        self._next = start + len(segment)
+        for name in {*outside_inputs(segment), *produced}:
+            if self._last_read.get(name, -1) < self._next:
                 self._drop(name)
+        given = sum(np.asarray(v).nbytes for v in produced.values()) / len(segment)
+        self._segment = max(1, min(MAX_SEGMENT, int(SEGMENT_BYTES / max(given, 1.0))))
 
     def _drop(self, name: str) -> None:
         if name not in self._outputs and name not in self._wanted:

@@ -104,17 +104,18 @@ class Reference:
             for name, value in inputs.items()
         }
 
-    def stream(self, inputs: Mapping[str, np.ndarray]) -> NodeStream:
-        """The rewrite evaluated node by node on ``inputs``, as far as a caller asks
-        (``collect``), holding only the values still needed (conformance.usermodel.evaluate)."""
-        return NodeStream(self.model, self.feeds(inputs))
+    def stream(self, inputs: Mapping[str, np.ndarray], retain: Iterable[str] = ()) -> NodeStream:
+        """The rewrite evaluated in order on ``inputs``, as far as a caller asks (``collect``:
+        the ``retain`` names are kept until collected), holding only the values still needed
+        (conformance.usermodel.evaluate)."""
+        return NodeStream(self.model, self.feeds(inputs), retain)
 
     def run(
         self, inputs: Mapping[str, np.ndarray], intermediate: bool = False
     ) -> dict[str, np.ndarray]:
         """The model's outputs (or every value, ``intermediate``) in float64, by name. The
-        outputs are evaluated node by node, each value dropped after its last reader (the
-        whole-graph evaluator holds every intermediate value until it returns)."""
+        outputs are evaluated in segments of nodes, each value dropped after its last reader
+        (the whole-graph evaluator holds every intermediate value until it returns)."""
         if intermediate:
             try:
                 result = self.evaluator().run(None, self.feeds(inputs), intermediate=True)
