@@ -414,6 +414,21 @@ def test_known_findings_move_forward_only(tmp_path) -> None:
         known.read_known(path)
 
 
+def test_known_list_reasons_do_not_carry_the_run_folders() -> None:
+    record = OpRecord(
+        "c",
+        NODE,
+        "A",
+        "",
+        "t",
+        judge.LOAD_REFUSED,
+        judge.rule_of(1e-3, 1e-7),
+        ("load: kept at /tmp/run-1/artifacts/iree/node/c/model.mlir; see https://x.org/a/b",),
+    )
+    listed = known.known_from([record], "t", "1", "set")
+    assert listed.cases["c"]["reason"] == "load: kept at .../model.mlir; see https://x.org/a/b"
+
+
 def test_the_committed_known_lists_say_how_they_were_made() -> None:
     lists = sorted((SPEC_DIR / "ops" / "known").glob("*.json"))
     assert {p.name.split("-")[0] for p in lists} >= {"ort_cpu", "reference"}

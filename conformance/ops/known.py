@@ -74,12 +74,22 @@ def find_known(target: str, version: str, folder: Path = KNOWN_DIR) -> KnownList
     return read_known(path) if path.is_file() else None
 
 
+_PATH = re.compile(r"(?<![\w.~:/-])/(?:[\w.+@~-]+/)+(?=[\w.+@~-])")
+
+
+def scrub_paths(text: str) -> str:
+    """A reason without the machine's folders: every absolute path keeps only its last part
+    (".../model.onnx"), so a list written on another machine or run folder reads the same."""
+    return _PATH.sub(".../", text)
+
+
 def known_from(records: Iterable[OpRecord], target: str, version: str, case_set: str) -> KnownList:
-    """The list a run gives: every case of the target that did not pass (not-testable aside)."""
+    """The list a run gives: every case of the target that did not pass (not-testable aside);
+    reasons without the run's folders (``scrub_paths``)."""
     cases = {
         r.case: {
             "category": r.category,
-            "reason": judge.shorten(r.problems[0], 300) if r.problems else "",
+            "reason": judge.shorten(scrub_paths(r.problems[0]), 300) if r.problems else "",
         }
         for r in records
         if r.target == target and r.category in judge.FAILURES
