@@ -5,8 +5,8 @@ its weights are trained, not drawn, so its held-out accuracy means something, an
 reduced-precision artifacts are judged by how much of it they keep.
 
 Data: ``sklearn.datasets.load_digits`` (1,797 images, 10 classes, 17 grey levels 0..16), scaled
-to ``pixels = (level + 0.5) / 17`` (bin centres in (0, 1): a zero input hides an error upstream,
-and every value is exact in float32 after :func:`conformance.pack.build.float32_exact`).
+to ``pixels = (level + 0.5) / 17`` (bin centres in (0, 1): a zero input hides an error upstream),
+rounded to float32 by :func:`conformance.pack.build.float32_exact` like every input.
 Split: stratified, fixed (``SPLIT_SEED``, independent of the model seed): per class a seeded
 permutation, the first 30% held out. The held-out split ships whole as one test data set; the
 ordinary data sets (batch 1 and 4) are held-out images; calibration data comes from the
