@@ -59,9 +59,10 @@ def _ort_settings(session: Session) -> dict[str, Any]:
 
 class OpenVinoQueue:
     """OPTIMAL_NUMBER_OF_INFER_REQUESTS requests of the artifact compiled for throughput, kept
-    full: each one, in turn, is waited for, then started on the next batch (start_async copies
-    the batch into its tensors). This is AsyncInferQueue's pattern without a Python callback:
-    with AsyncInferQueue's callback, one `conformance bench` in six here hung in wait_all."""
+    full: each one, in turn, is waited for, gets the next batch copied into its own input
+    tensors (inside the timed region) and is started again. This is AsyncInferQueue's pattern
+    without a Python callback: with AsyncInferQueue's callback, one `conformance bench` in six
+    here hung in wait_all."""
 
     def __init__(self, target: Any, model_path: Path, input_names: list[str]) -> None:
         import openvino
@@ -99,7 +100,12 @@ class OpenVinoQueue:
                 request.wait()
                 latencies.append(request.latency * 1e-3)
             feed = next(rotation)
-            request.start_async({p: feed[n] for p, n in zip(self.ports, self.input_names)})
+            for index, name in enumerate(self.input_names):  # into the request's own tensors
+                tensor, array = request.get_input_tensor(index), feed[name]
+                if tuple(tensor.shape) != array.shape:
+                    tensor.shape = array.shape
+                tensor.data[...] = array
+            request.start_async()
             busy[slot] = True
         for slot, request in enumerate(self.ring):
             if busy[slot]:

@@ -131,9 +131,13 @@ class ToolFigure:
     p50_ms: float  # the tool's own median
     measures: str  # what the tool's figure is, in words
     ratio: float | None = None  # the suite's runtime p50 / the tool's p50
+    other_p50_ms: Mapping[str, float] | None = None  # the same tool otherwise set: flags -> p50
 
     def as_dict(self) -> Json:
-        return {k: v for k, v in asdict(self).items() if v is not None}
+        data = {k: v for k, v in asdict(self).items() if v is not None}
+        if self.other_p50_ms is not None:
+            data["other_p50_ms"] = dict(self.other_p50_ms)
+        return data
 
 
 @dataclass(frozen=True)

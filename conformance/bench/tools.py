@@ -202,13 +202,18 @@ def parse_iree_benchmark(text: str) -> float:
 
 
 def iree_benchmark_command(
-    vmfb: Path, function: str, feeds: Feeds, folder: Path, flags: Sequence[str]
+    vmfb: Path,
+    function: str,
+    feeds: Feeds,
+    folder: Path,
+    flags: Sequence[str],
+    device: str = "local-task",
 ) -> list[str]:
     files = _npy_inputs(feeds, folder)
     return [
         tool_path("iree-benchmark-module"),
         f"--module={vmfb}",
-        "--device=local-task",
+        f"--device={device}",
         f"--function={function}",
         *(f"--input=@{path}" for path in files.values()),
         *flags,
@@ -226,13 +231,19 @@ def iree_benchmark_module(
     if vmfb is None or function is None:
         raise ToolError("this IREE session does not say which vmfb and function it runs")
     command = iree_benchmark_command(Path(vmfb), function, feeds, folder, flags)
+    p50_ms = parse_iree_benchmark(_run(command))
+    # local-sync runs each call inline on the caller's thread: no task-system hand-off
+    inline = iree_benchmark_command(Path(vmfb), function, feeds, folder, [], "local-sync")
     return ToolFigure(
         tool="iree-benchmark-module",
         version=_version("iree-base-runtime"),
         command=shlex.join(command),
-        p50_ms=parse_iree_benchmark(_run(command)),
+        p50_ms=p50_ms,
         measures="median over 5 repetitions of the mean wall time per call of its C loop "
-        "(Google Benchmark), inputs on the device",
+        "(Google Benchmark), inputs on the device; on local-task each call is submitted to "
+        "the task system and the caller waits to be woken (other_p50_ms: the same tool on "
+        "--device=local-sync, inline)",
+        other_p50_ms={"--device=local-sync": parse_iree_benchmark(_run(inline))},
     )
 
 
