@@ -565,7 +565,11 @@ def test_precision_section_only_for_reduced_precision_runs(document, int8_docume
     assert build_view(document).precision is None  # fp32 only: no section
     assert build_view(document).profile == "core"
     assert build_view(int8_document).profile == "int8"  # the verdict names the run's profile
-    assert "conformant for the **int8** profile" in render_markdown(build_view(int8_document))
+    markdown = render_markdown(build_view(int8_document))
+    assert "conformant for the **int8** profile" in markdown
+    section = markdown.split("### Accuracy", 1)[1].split("###", 1)[0]
+    accuracy_rows = [line for line in section.splitlines() if line.startswith("| ")][1:]
+    assert len(accuracy_rows) == len(accuracy_checks(int8_document))
     view = build_view(int8_document).precision
     assert view is not None and view.precisions == ("int8",)
     records = accuracy_checks(int8_document)

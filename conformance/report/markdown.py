@@ -111,9 +111,31 @@ def headline(view: ReportView) -> list[str]:
     return [verdict, "", provenance, ""]
 
 
+def accuracy_lines(view: ReportView) -> list[str]:
+    """Reduced-precision runs: each accuracy check's figures (the report's precision section)."""
+    if view.precision is None or not view.precision.accuracy:
+        return []
+    lines = [
+        "",
+        "### Accuracy (held-out split, against the fp32 golden's)",
+        "",
+        "| target | model / artifact | precision | verdict | accuracy | relative | tier | top-1 |",
+        "|---|---|---|---|---:|---:|---|---:|",
+    ]
+    for a in view.precision.accuracy:
+        r = a.record
+        lines.append(
+            f"| {md(r.target)} | {md(r.model)} / {md(r.exporter)} | {md(r.precision)} | "
+            f"{md(r.verdict)} | {number(a.accuracy)} | {number(a.relative)} | "
+            f"{md(a.tier or '-')} | {number(a.top1_agreement)} |"
+        )
+    return lines
+
+
 def render_markdown(view: ReportView, report_name: str | None = None) -> str:
     lines = ["## Conformance report", "", *headline(view)]
-    lines += verdict_table(view) + [""] + findings_lines(view) + comparison_lines(view)
+    lines += verdict_table(view) + [""] + findings_lines(view) + accuracy_lines(view)
+    lines += comparison_lines(view)
     if report_name:
         lines += ["", f"Full report: {md(report_name)}"]
     return "\n".join(lines) + "\n"
