@@ -9,6 +9,7 @@ escaping could not run.
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 
 import jinja2
@@ -21,7 +22,10 @@ SCRIPT = "report.js"
 STYLE = "report.css"
 
 
+@functools.cache
 def environment() -> jinja2.Environment:
+    """One environment per process: it keeps its compiled templates (compiling the report's
+    templates cost 0.15-0.4 s of every report, H7's profile of `conformance compare`)."""
     env = jinja2.Environment(
         loader=jinja2.PackageLoader("conformance.report", "templates"),
         autoescape=True,
