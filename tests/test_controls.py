@@ -334,7 +334,8 @@ def test_a_declared_nondeterministic_target_certifies_and_verifies(tmp_path):
     assert "CERTIFIED: jittery for core" in result.stdout
     kept = json.loads((tmp_path / "jittery" / "results.json").read_text())
     assert kept["targets"]["jittery"]["deterministic"] is False
-    modes = {c["determinism"].get("mode") for c in kept["checks"] if c["verdict"] == "passed"}
+    values = [c for c in kept["checks"] if c.get("kind") != "accuracy"]  # accuracy: one run
+    modes = {c["determinism"].get("mode") for c in values if c["verdict"] == "passed"}
     assert modes == {"within-tolerance"}
     verify = ["verify", str(bundle), "--public-key", str(key.with_suffix(".pub")), "--json"]
     result = conformance(*verify, "--rerun", "--allow-plugin", "jittery", "--sample", "4", env=env)
