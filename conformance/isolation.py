@@ -244,9 +244,10 @@ class ChildProcess:
         handle, capture_path = tempfile.mkstemp(prefix="conformance-child-", suffix=".log")
         self._capture = os.fdopen(handle, "r+b")
         self._taken = ""  # read from the capture file, not yet taken
-        # The kernel's parent-death signal follows the thread that started the child: only
-        # the main thread lives as long as the process.
-        pdeathsig = threading.current_thread() is threading.main_thread()
+        # The kernel's parent-death signal follows the thread that forked the child: the fork
+        # server's only thread, which lives as long as the server (it leaves when we are gone),
+        # whichever of our threads asked for the child.
+        pdeathsig = True
         start_children_early()
         self._process = _CONTEXT.Process(
             target=_child_main,

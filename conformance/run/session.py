@@ -346,19 +346,28 @@ class RunSession:
         plans: Sequence[CheckPlan] | None = None,
         on_record: Callable[[CheckRecord], None] = lambda record: None,
     ) -> list[CheckRecord]:
-        """Run every plan (default: the session's) not already in the results, in order; each
-        record is written as it comes. The targets' processes are closed at the end."""
-        done = []
+        """Run every plan (default: the session's) not already in the results; each record is
+        written as it comes. Targets run side by side (conformance.run.parallel: one worker
+        per core, each target's checks in order); the targets' processes are closed at the end."""
+        from conformance.run.parallel import check_workers, run_side_by_side
+
+        todo = [
+            p for p in (self.plans if plans is None else plans) if not self.writer.has(p.check_id)
+        ]
+        workers = check_workers()
         try:
-            for plan in self.plans if plans is None else plans:
-                if self.writer.has(plan.check_id):
+            if workers > 1 and len({p.target for p in todo}) > 1:
+                return run_side_by_side(self, todo, on_record, workers)
+            done = []
+            for plan in todo:
+                if self.writer.has(plan.check_id):  # a plan given twice
                     continue
                 record = self.check(plan)
                 done.append(record)
                 on_record(record)
+            return done
         finally:
             self.close_runners()
-        return done
 
     def bench(
         self,
