@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, NoReturn
 import click
 
 from conformance import __version__
-from conformance.options import click_options, no_compile_cache_option
+from conformance.options import click_options, jobs_option, no_compile_cache_option
 from conformance.pack.hashing import PackManifestError, verify_pack
 from conformance.run.plan import check_profiles
 from conformance.spec import PACK_DIR
@@ -321,6 +321,7 @@ def execute_run(
 )
 @click_options
 @no_compile_cache_option
+@jobs_option
 @click.option(
     "--backend",
     "backends",
@@ -428,6 +429,7 @@ def run(
     help="The precision whose tolerances to calibrate (its own negative controls join).",
 )
 @no_compile_cache_option
+@jobs_option
 def calibrate(
     pack_dir: Path, targets: tuple[str, ...], run_dir: Path | None, precision: str
 ) -> None:

@@ -68,6 +68,28 @@ def no_compile_cache_option(command: Callable[..., Any]) -> Callable[..., Any]:
     )(command)
 
 
+def _set_check_workers(ctx: click.Context, param: click.Parameter, value: int | None) -> None:
+    if value is not None:
+        from conformance.run.parallel import WORKERS_ENV
+
+        os.environ[WORKERS_ENV] = str(value)
+
+
+def jobs_option(command: Callable[..., Any]) -> Callable[..., Any]:
+    """``--jobs N``: how many targets' checks run side by side (1: one after the other, for
+    debugging); default min(2, CPUs). Adds no parameter to the command."""
+    return click.option(
+        "--jobs",
+        type=click.IntRange(min=1, max=64),
+        default=None,
+        expose_value=False,
+        is_eager=True,
+        callback=_set_check_workers,
+        help="Targets whose checks run side by side (1: one after the other); "
+        "default: min(2, CPUs).",
+    )(command)
+
+
 def click_options(command: Callable[..., Any]) -> Callable[..., Any]:
     """Decorate a click command with every shared option."""
     for option in reversed(SHARED_OPTIONS):

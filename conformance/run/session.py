@@ -378,6 +378,7 @@ class RunSession:
         targets: Sequence[str] | None = None,
         models: Sequence[str] | None = None,
         exporters: Sequence[str] | None = None,
+        compare_tools: bool = False,
     ) -> list[BenchRecord]:
         """Benchmarks after the checks, never beside them; each (model, target) in its own
         process. Defaults: the available targets and the session's selection."""
@@ -396,6 +397,7 @@ class RunSession:
             list(scenarios),
             loadgen,
             progress=progress,
+            compare_tools=compare_tools,
         )
 
     def finish(self, status: str = "complete") -> None:
