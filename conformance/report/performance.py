@@ -146,6 +146,7 @@ def runtime_row(row: BenchRow) -> BenchRow | None:
         "latency_ms": runtime,
         "valid": record.get("runtime_valid") or {},
         "queries": record.get("runtime_queries"),
+        "duration_s": None,  # the record's duration is the end-to-end series'
         "latency_kinds": {"latency_ms": kind},
         "latency_histogram": {},
     }
