@@ -710,3 +710,31 @@ def test_ort_spinning_is_off_when_the_environment_says_so(monkeypatch):
         except Exception:  # ORT raises when the entry was never set: its default, spinning
             entry = None
         assert (entry == "0") is (not expected), entry
+
+
+def test_iree_compile_failure_is_recorded_and_given_again_without_compiling(
+    compile_cache_dir: Path, tmp_path: Path, monkeypatch
+):
+    """A compiler diagnostic is deterministic: the same bytes, compiler and flags fail the same
+    way, so the cache records the failure (the ops profile's ~700 failing node cases recompiled
+    every run) and names a kept copy of the compiler's input each time."""
+    from conformance.targets.compile_cache import NO_CACHE_ENV
+
+    target = available("iree:llvm-cpu")
+    model = unsupported_by_iree(tmp_path / "pack")
+    messages = []
+    for run in ("first", "second", "bypassed"):
+        monkeypatch.setenv(ARTIFACTS_ENV, str(tmp_path / run))
+        if run == "bypassed":
+            monkeypatch.setenv(NO_CACHE_ENV, "1")
+        with pytest.raises(TargetError) as raised:
+            target.load(model)
+        messages.append(str(raised.value))
+        kept = tmp_path / run / "iree" / "llvm-cpu" / "col2im" / "handmade" / "model.mlir"
+        assert f"its input is kept at {kept}" in messages[-1].splitlines()[0]
+        assert "onnx.Col2Im" in kept.read_text()
+    assert len(list(compile_cache_dir.rglob("*.failed.json"))) == 1
+    first, second, bypassed = (m.splitlines()[0] for m in messages)
+    recorded = "as the compile cache recorded it"
+    assert recorded not in first and recorded in second and recorded not in bypassed
+    assert first.split("; its input")[0] == second.split("; its input")[0]

@@ -3,8 +3,9 @@
 An entry is keyed by sha256 over the artifact's bytes (the ONNX file and any external-data file
 it names), the compiler's name and version and every flag that changes its output
 (``cache_key``). It lives in ``<root>/compile/<compiler>/<key[:2]>/<key>.bin`` beside a
-``<key>.json`` that records the payload's own sha256 and size; ``<root>`` is
-``$CONFORMANCE_CACHE_DIR``, else ``$XDG_CACHE_HOME/ml-conformance``, else
+``<key>.json`` that records the payload's own sha256 and size (a compile that fails with a
+compiler diagnostic is recorded as ``<key>.failed.json``: the same bytes fail the same way);
+``<root>`` is ``$CONFORMANCE_CACHE_DIR``, else ``$XDG_CACHE_HOME/ml-conformance``, else
 ``~/.cache/ml-conformance``. OpenVINO's own model cache (its ``CACHE_DIR``) is
 ``<root>/openvino`` (``runtime_cache_dir``).
 
@@ -35,6 +36,7 @@ NO_CACHE_ENV = "CONFORMANCE_NO_COMPILE_CACHE"
 MAX_MB_ENV = "CONFORMANCE_CACHE_MAX_MB"
 DEFAULT_MAX_MB = 2048
 COMPILE = "compile"
+FAILED = ".failed"  # <key>.failed.json: a compile of <key> that fails, and what it said
 CHUNK = 1 << 20
 
 # What a load says about its compile (Session.load_facts()["compile_cache"]).
@@ -196,6 +198,39 @@ class CompileCache:
         self.evict(max_bytes(), keep=key)
         return payload
 
+    def failure(self, key: str) -> dict[str, object] | None:
+        """The recorded failure of compiling ``key`` (a deterministic compiler diagnostic), or
+        None; a damaged record is removed."""
+        record = self._failure_path(key)
+        try:
+            found = json.loads(record.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError):
+            found = None
+        if not isinstance(found, dict) or not isinstance(found.get("message"), str):
+            with contextlib.suppress(OSError):
+                record.unlink()
+            return None
+        with contextlib.suppress(OSError):
+            os.utime(record)
+        return found
+
+    def put_failure(self, key: str, failure: dict[str, object]) -> None:
+        """Record that compiling ``key`` fails (``failure["message"]``: what the compiler said),
+        atomically; a second compile of the same bytes, compiler and flags fails the same way."""
+        text = json.dumps(failure, sort_keys=True)
+
+        def write(tmp: Path) -> None:
+            tmp.write_text(text, encoding="utf-8")
+
+        with contextlib.suppress(OSError):  # a read-only cache must not change the finding
+            _atomic_write(self._failure_path(key), write)
+            self.evict(max_bytes(), keep=key)
+
+    def _failure_path(self, key: str) -> Path:
+        return self.folder / key[:2] / f"{key}{FAILED}.json"
+
     def remove(self, key: str) -> None:
         for path in self._paths(key):
             with contextlib.suppress(OSError):
@@ -204,7 +239,8 @@ class CompileCache:
     def entries(self) -> Iterable[tuple[str, float, int]]:
         """(key, last use, bytes) of every entry of every compiler under the root."""
         for record in self.root.glob("*/*/*.json"):
-            payload = record.with_suffix(".bin")
+            failed = record.name.endswith(f"{FAILED}.json")
+            payload = record if failed else record.with_suffix(".bin")
             try:
                 used, size = record.stat().st_mtime, payload.stat().st_size
             except OSError:

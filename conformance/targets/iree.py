@@ -41,6 +41,7 @@ BACKENDS = {"llvm-cpu": ("llvm-cpu", "local-task"), "cuda": ("cuda", "cuda")}
 CODEGEN_TARGET = r"[A-Za-z0-9_.+\-]+"
 COMPILER = "iree-compile"
 IMPORTER = "iree.compiler.extras.onnx_importer (as iree-import-onnx, data_prop=True)"
+MLIR_PLACEHOLDER = "<model.mlir>"  # the compiler input's path in a recorded failure
 THREADS_FLAG = "--task_topology_max_group_count"  # IREE's recommended worker-count cap
 MAX_THREADS = 64  # the task system's most workers per executor
 # driver name -> the thread count its process-wide driver was created with (0: IREE's own)
@@ -140,6 +141,24 @@ class IreeSession(Session):
         shutil.rmtree(self._workdir, ignore_errors=True)
 
 
+class CompilerFailed(Exception):
+    """iree-compile refused a module: its message and the input it was given."""
+
+    def __init__(self, message: str, mlir: Path) -> None:
+        super().__init__(message)
+        self.message = message
+        self.mlir = mlir
+
+    @property
+    def deterministic(self) -> bool:
+        """A diagnostic about the input (the same input fails the same way), not a compiler
+        killed or out of memory, which another try may pass."""
+        lowered = self.message.lower()
+        return "error: " in self.message and not any(
+            word in lowered for word in ("out of memory", "killed", "signal", "timed out")
+        )
+
+
 @dataclass(frozen=True)
 class LoadedModule:
     vmfb: Path
@@ -234,10 +253,11 @@ class IreeTarget(Target):
             device=_driver(self.driver, self.options.get("threads") or 0).create_default_device()
         )
 
-    def _compile_failure(self, error: Exception, mlir: Path, model_path: Path) -> TargetError:
+    def _compile_failure(
+        self, message: str, mlir: Path, model_path: Path, recorded: bool = False
+    ) -> TargetError:
         """The compiler's message, led by its first diagnostic (the operator's name where it has
         one), naming a copy of its input that outlives the load's temporary folder."""
-        message = f"{type(error).__name__}: {error}"
         model_path = Path(model_path)
         try:
             # <pack>/<model>/<exporter>/model.onnx -> <artifacts>/iree/<device>/<model>/<exporter>/
@@ -250,6 +270,8 @@ class IreeTarget(Target):
             message = message.replace(str(mlir), str(kept))
         except OSError as copy_error:
             kept, where = None, f"its input could not be kept: {copy_error}"
+        if recorded:
+            where += " (as the compile cache recorded it: --no-compile-cache compiles again)"
         return TargetError(f"iree-compile failed: {first_diagnostic(message)}; {where}\n{message}")
 
     def _load(self, model_path: Path) -> Session:
@@ -293,7 +315,7 @@ class IreeTarget(Target):
                 extra_args=self._extra_args(),
             )
         except Exception as error:
-            raise self._compile_failure(error, mlir, model_path) from error
+            raise CompilerFailed(f"{type(error).__name__}: {error}", mlir) from error
 
     def _compile_and_load(self, model_path: Path, workdir: Path) -> Session:
         import iree.runtime
@@ -304,13 +326,29 @@ class IreeTarget(Target):
         key = compile_cache.cache_key(
             compile_cache.artifact_digest(model_path), COMPILER, version, flags
         )
-        compiled = compile_cache.CompileCache("iree").compiled(
-            key,
-            lambda vmfb: self._compile(model_path, workdir, vmfb),
-            workdir,
-            "model.vmfb",
-            about={"compiler": COMPILER, "version": version, "flags": flags},
-        )
+        cache = compile_cache.CompileCache("iree")
+        about: dict[str, object] = {"compiler": COMPILER, "version": version, "flags": flags}
+        known = cache.failure(key) if compile_cache.enabled() else None
+        if known is not None:  # these bytes, this compiler and flags: it fails, as it said
+            mlir = workdir / "model.mlir"
+            mlir.write_text(str(known.get("input", "")), encoding="utf-8")
+            message = str(known["message"]).replace(MLIR_PLACEHOLDER, str(mlir))
+            raise self._compile_failure(message, mlir, model_path, recorded=True)
+        try:
+            compiled = cache.compiled(
+                key,
+                lambda vmfb: self._compile(model_path, workdir, vmfb),
+                workdir,
+                "model.vmfb",
+                about,
+            )
+        except CompilerFailed as failed:
+            if compile_cache.enabled() and failed.deterministic:
+                text = failed.mlir.read_text(encoding="utf-8")
+                message = failed.message.replace(str(failed.mlir), MLIR_PLACEHOLDER)
+                cache.put_failure(key, {**about, "message": message, "input": text})
+            raise self._compile_failure(failed.message, failed.mlir, model_path) from failed
+
         vm_module = iree.runtime.VmModule.mmap(self._config.vm_instance, str(compiled.path))
         context = iree.runtime.SystemContext(config=self._config)
         context.add_vm_module(vm_module)
