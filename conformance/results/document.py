@@ -75,6 +75,7 @@ def new_document(
     command: list[str],
     models: list[str] | None = None,
     exporters: list[str] | None = None,
+    precision: str = "fp32",
 ) -> dict[str, Any]:
     run = RunMetadata(
         suite_version=__version__,
@@ -85,7 +86,7 @@ def new_document(
         finished_at=None,
         status="running",
         command=tuple(command),
-        selection=Selection(tuple(models or ()), tuple(exporters or ())),
+        selection=Selection(tuple(models or ()), tuple(exporters or ()), precision),
     )
     return {
         "schema_version": SCHEMA_VERSION,

@@ -73,14 +73,23 @@ def targets_of(document: Mapping[str, Any]) -> dict[str, TargetDescription]:
 class Selection:
     models: tuple[str, ...] = ()  # empty: every model of the pack
     exporters: tuple[str, ...] = ()  # empty: every exporter
+    precision: str = "fp32"  # what the run judges at (its profile's); a resume keeps it
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any] | None) -> Selection:
         data = data or {}
-        return cls(tuple(data.get("models") or ()), tuple(data.get("exporters") or ()))
+        return cls(
+            tuple(data.get("models") or ()),
+            tuple(data.get("exporters") or ()),
+            str(data.get("precision") or "fp32"),
+        )
 
-    def as_dict(self) -> dict[str, list[str]]:
-        return {"models": list(self.models), "exporters": list(self.exporters)}
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready; "precision" only when it is not fp32 (a default run's file is unchanged)."""
+        data: dict[str, Any] = {"models": list(self.models), "exporters": list(self.exporters)}
+        if self.precision != "fp32":
+            data["precision"] = self.precision
+        return data
 
 
 @dataclass(frozen=True)
