@@ -237,6 +237,7 @@ class RunSession:
             command_line(),
             list(request.models),
             list(request.exporters),
+            request.precision,
         )
         if request.live:
             document["run"]["live"] = live_section(pack.directory, request.pack_dir)
@@ -289,7 +290,7 @@ class RunSession:
             list(self.targets),
             selection.models,
             selection.exporters,
-            self.request.precision,
+            selection.precision,  # a resumed or extended document keeps its own
         )
 
     def todo(self) -> list[CheckPlan]:
