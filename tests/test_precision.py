@@ -173,6 +173,10 @@ def test_the_recorded_figures_are_recomputable_from_the_record_and_the_pack(swap
         data["predictions"], plan.labels(), plan.golden_predictions(), plan.fp32_accuracy
     )
     assert recomputed.as_dict() == {k: data[k] for k in recomputed.as_dict()}
+    from conformance.results.document import new_document, validate_document
+
+    document = new_document(PACK.manifest, {}, ["test"], precision="int8")
+    validate_document({**document, "checks": [data]})  # the results schema knows the record
     assert predictions_of(np.eye(3)[[2, 0, 1]]).tolist() == [2, 0, 1]
 
 
