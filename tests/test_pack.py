@@ -800,3 +800,22 @@ def test_a_model_without_a_task_has_no_labels_and_a_seeded_calibration_set(pack)
     for data_set in mlp.data_sets:
         inputs = mlp.golden[layout.golden_key(data_set.index, "input", "image")]
         assert not (calibration[:, None, :] == inputs[None].astype(np.float32)).all(axis=2).any()
+
+
+def test_a_non_finite_quantisation_scale_is_a_recorded_converter_finding(pack):
+    """quantize_static calibrates padding_traps' -inf Pad constant into an inf scale; the pack
+    names it instead of shipping it silently, and no other int8 artifact has one."""
+    from conformance.pack.derive import non_finite_scales
+
+    flagged = set()
+    for model, artifact in derived_artifacts(pack):
+        if artifact.precision != "int8" or not artifact.exists:
+            continue
+        scales = non_finite_scales(onnx.load(str(artifact.path)))
+        found = [f for f in artifact.findings if f["kind"] == "non-finite-scale"]
+        assert bool(scales) == bool(found), (model.name, artifact.exporter)
+        if found:
+            assert found[0]["attributed_to"] == "converter"
+            assert found[0]["evidence"]["scales"] == scales
+            flagged.add(model.name)
+    assert flagged == {"padding_traps"}

@@ -248,6 +248,8 @@ def derive_artifact(
         for key in ("inputs", "outputs")
     ]
     findings += io_dtype_findings(base, record, variant)
+    if precision == "int8":
+        findings += scale_findings(model)
     write_test_data(directory, plan, golden, record["inputs"], record["outputs"])
     record["fidelity"], fidelity_findings = check_fidelity(
         path,
@@ -299,6 +301,40 @@ def task_accuracy(
         "accuracy": float(np.mean(predicted == labels)),
         "top1_agreement": float(np.mean(predicted == expected)),
     }
+
+
+def non_finite_scales(model: onnx.ModelProto) -> list[str]:
+    """Names of the QuantizeLinear/DequantizeLinear scales that hold an inf or a NaN."""
+    from onnx import numpy_helper
+
+    initializers = {i.name: i for i in model.graph.initializer}
+    names = {
+        node.input[1]
+        for node in model.graph.node
+        if node.op_type in ("QuantizeLinear", "DequantizeLinear") and len(node.input) > 1
+    }
+    return sorted(
+        name
+        for name in names
+        if name in initializers
+        and not np.isfinite(numpy_helper.to_array(initializers[name]).astype(np.float64)).all()
+    )
+
+
+def scale_findings(model: onnx.ModelProto) -> list[dict[str, Any]]:
+    """A quantisation scale that is not finite: the quantiser calibrated a tensor whose range
+    holds an infinity (padding_traps: the -inf constant of the Pad before its max pool)."""
+    names = non_finite_scales(model)
+    if not names:
+        return []
+    return [
+        converter_finding(
+            "non-finite-scale",
+            f"quantize_static wrote {len(names)} non-finite scale(s): {', '.join(names[:8])}"
+            " (a calibrated range that holds an infinity); every value quantised with it is lost",
+            scales=names,
+        )
+    ]
 
 
 def io_dtype_findings(
