@@ -269,3 +269,25 @@ def test_a_control_refuses_an_artifact_it_cannot_corrupt():
     plan = plans_of("fp32", "defect:int8-scale", BASE)[0]
     (record,) = run_plans([plan])
     assert record.verdict == "error" and "not int8 QDQ" in record.problems[0]
+
+
+def test_a_resumed_reduced_precision_run_keeps_its_precision(tmp_path):
+    """`--resume` finishes an interrupted int8 run with int8 checks (before the run recorded its
+    precision, the resume ran the fp32 plan into it: the CLI's default profile is core)."""
+    from conformance.results.document import load_document
+    from conformance.run.session import RunRequest, RunSession
+
+    run_dir = tmp_path / "run"
+    first = RunRequest(PACK_DIR, run_dir, ["ort:cpu"], [TASK_MODEL], precision="int8")
+    with RunSession.open(first) as session:
+        session.run_checks(session.plans[:2])
+        session.finish("interrupted")
+    assert load_document(run_dir / "results.json")["run"]["selection"]["precision"] == "int8"
+    with RunSession.open(RunRequest(PACK_DIR, run_dir, resume=True)) as session:
+        assert {p.precision for p in session.plans} == {"int8"}
+        session.run_checks()
+        session.finish()
+    checks = load_document(run_dir / "results.json")["checks"]
+    int8 = [a.exporter for a in digits().artifacts if a.precision == "int8"]
+    assert {c["exporter"] for c in checks} == set(int8)
+    assert len(checks) == len(int8) * (len(digits().data_sets) + 1)
