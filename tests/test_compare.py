@@ -514,14 +514,16 @@ def test_a_folder_of_test_data_sets_gives_one_sample_each(tmp_path: Path) -> Non
 def test_no_compile_cache_reaches_the_targets_children(tmp_path: Path) -> None:
     model = mlp(tmp_path / "m.onnx", batch=2)
     env = {"CONFORMANCE_CACHE_DIR": str(tmp_path / "cache")}
-    result = compare(str(model), "--target", "openvino:cpu", "--out", str(tmp_path / "a"), env=env)
+    result = compare(
+        str(model), "--target", "openvino:cpu:model_cache=on", "--out", str(tmp_path / "a"), env=env
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     cached = load_document(tmp_path / "a" / "results.json")["checks"][0]
     assert cached.get("compile_cache") in ("hit", "miss"), cached
     result = compare(
         str(model),
         "--target",
-        "openvino:cpu",
+        "openvino:cpu:model_cache=on",
         "--no-compile-cache",
         "--out",
         str(tmp_path / "b"),

@@ -42,6 +42,7 @@ from conformance.localize.marking import (
 )
 from conformance.localize.nodes import evaluate_node, node_inputs, opsets_of
 from conformance.targets.interface import TargetError
+from conformance.usermodel.evaluate import trim_heap
 from conformance.usermodel.reference import Reference, float64_reference_node, node_label
 
 if TYPE_CHECKING:
@@ -140,6 +141,7 @@ def node_table(
         for index in chunk:
             rows.append(_row(index, graph.node[index], values, expected, opsets, model, tolerance))
         del got, values, expected
+        trim_heap()  # a chunk's values are gone: their memory goes back, not into the peak
     agreement = {
         "agree": worst_change == 0.0,
         "max_abs_change": worst_change if np.isfinite(worst_change) else None,

@@ -20,7 +20,7 @@ from conformance.usermodel.evaluate import NodeStream
 from conformance.usermodel.inputs import Sample
 
 CHUNK_TENSORS = 256  # tensors marked per run of the target (a compile each on IREE)
-CHUNK_BYTES = 64 * 1024 * 1024  # float64 reference values held per chunk (the target's: half)
+CHUNK_BYTES = 32 * 1024 * 1024  # float64 reference values held per chunk (the target's: half)
 WEIGHTS = "weights.data"
 
 
@@ -63,6 +63,10 @@ def chunks(
     of the target) and those tensors' float64 reference values; cut so a chunk marks at most
     CHUNK_TENSORS tensors and holds at most about CHUNK_BYTES of reference values (the
     reference is evaluated as the chunks go: no more of it is held at once)."""
+    last_use: dict[str, int] = {}  # the last node that reads or gives each tensor
+    for index, node in enumerate(graph.node):
+        for name in [*node.output, *node_inputs(node)]:
+            last_use[name] = index
     chunk: list[int] = []
     names: list[str] = []
     expected: dict[str, np.ndarray] = {}
@@ -79,6 +83,7 @@ def chunks(
         size += sum(np.asarray(v).nbytes for v in found.values())
         names.extend(wanted)
         chunk.append(index)
+        stream.release(n for n in read_or_given if last_use.get(n) == index)
     if chunk:
         yield chunk, names, expected
 

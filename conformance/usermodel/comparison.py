@@ -31,6 +31,7 @@ from conformance.run.plan import DEFAULT_PRECISION, CheckPlan
 from conformance.spec import load_json
 from conformance.targets import DEFAULT_TARGETS
 from conformance.untrusted import printable
+from conformance.usermodel.evaluate import trim_heap
 from conformance.usermodel.inputs import (
     InputSpec,
     Sample,
@@ -323,6 +324,7 @@ def run_compare(request: CompareRequest, message: Message = _quiet) -> CompareOu
         raise UserInputError("no target available here; name one with --target")
     message(f"reference: {request.golden_source or reference.describe()}")
     goldens = [request.golden(s) if request.golden else reference.run(s) for s in samples]
+    trim_heap()  # the model's load, check and rewrite left freed copies of its weights
     run_dir = Path(request.run_dir)
     pack_dir, pack_model, artifact, sets = write_user_pack(
         run_dir, model, specs, samples, goldens, tolerance

@@ -11,6 +11,7 @@ intermediate values (localisation, chunk by chunk) asks for them with ``collect`
 
 from __future__ import annotations
 
+import ctypes
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -38,7 +39,7 @@ FIRST_SEGMENT = 8
 class NodeStream:
     """The model's nodes evaluated in order on ``feeds``, a segment of consecutive nodes per
     evaluator (sized so a segment gives about SEGMENT_BYTES); the graph's outputs are kept, and
-    ``retain`` names (what the caller will ``collect``) until collected."""
+    ``retain`` names (what the caller will ``collect``, maybe more than once) until released."""
 
     def __init__(
         self,
@@ -53,7 +54,8 @@ class NodeStream:
         self._initializers = {t.name: t for t in graph.initializer}
         self.values: dict[str, np.ndarray] = dict(feeds)
         self._outputs = {o.name for o in graph.output}
-        self._wanted: set[str] = set(retain)
+        self._retained: set[str] = set(retain)  # until release()
+        self._wanted: set[str] = set()  # during a collect()
         self._last_read: dict[str, int] = {}
         for index, node in enumerate(self._nodes):
             for name in node_inputs(node):
@@ -99,8 +101,15 @@ class NodeStream:
         self._segment = max(1, min(MAX_SEGMENT, int(SEGMENT_BYTES / max(given, 1.0))))
 
     def _drop(self, name: str) -> None:
-        if name not in self._outputs and name not in self._wanted:
+        if name not in self._outputs and name not in self._wanted and name not in self._retained:
             self.values.pop(name, None)
+
+    def release(self, names: Iterable[str]) -> None:
+        """The caller will not collect ``names`` again: they go once no later node reads them."""
+        for name in names:
+            self._retained.discard(name)
+            if self._last_read.get(name, -1) < self._next:
+                self._drop(name)
 
     def _available(self, name: str) -> bool:
         return name in self.values or name in self._initializers
@@ -126,3 +135,20 @@ class NodeStream:
         while not self.done:
             self.step()
         return {name: self.values[name] for name in self._outputs if name in self.values}
+
+
+def trim_heap() -> None:
+    """Hand freed heap memory back to the system (glibc keeps it otherwise: the transient
+    copies of a large model's weights would stay in the process's peak). Linux only."""
+    global _LIBC
+    if _LIBC is None:
+        try:
+            _LIBC = ctypes.CDLL("libc.so.6")
+            _LIBC.malloc_trim.argtypes = [ctypes.c_size_t]
+        except (OSError, AttributeError):
+            _LIBC = False
+    if _LIBC:
+        _LIBC.malloc_trim(0)
+
+
+_LIBC: Any = None
