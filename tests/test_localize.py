@@ -458,3 +458,29 @@ def test_localisation_in_small_chunks_gives_the_same_table(
         assert entry["first_diverging"]["node"] == "tanh6", entry.get("error")
         tables.append(entry["nodes"])
     assert tables[0] == tables[1]
+
+
+def test_every_chunk_gets_the_reference_values_of_all_its_tensors(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The reference runs ahead of the chunks (segments of nodes); a tensor a chunk reads that
+    an earlier chunk gave (one chunk per node here) is still there when the chunk asks, and the
+    reference holds nothing once the chunks are done."""
+    import onnx
+
+    from conformance.localize import marking
+    from conformance.usermodel.reference import reference_for
+
+    model = onnx.load(str(_chain(tmp_path / "chain.onnx", 40)))
+    x = np.random.default_rng(3).standard_normal((2, 16)).astype(np.float32)
+    reference = reference_for(model, [{"x": x}])
+    inputs = {i.name for i in model.graph.input} | {t.name for t in model.graph.initializer}
+    known = {n: t for n, t in reference.elem_types.items() if n not in inputs}
+    monkeypatch.setattr(marking, "CHUNK_BYTES", 1)
+    stream = reference.stream({"x": x}, retain=known)
+    count = 0
+    for chunk, names, expected in marking.chunks(model.graph, known, stream):
+        assert len(chunk) == 1 and set(names) <= set(expected), (chunk, names, sorted(expected))
+        count += 1
+    assert count == 40
+    assert set(stream.values) <= {"x", model.graph.output[0].name}
