@@ -573,3 +573,17 @@ def test_worst_elements_are_the_largest_ratios_ties_by_index_nan_last() -> None:
             ratio[rng.integers(0, ratio.size, size=2)] = np.inf
         full = np.argsort(-ratio, kind="stable")[:WORST_ELEMENTS]
         np.testing.assert_array_equal(_worst_flat(ratio, WORST_ELEMENTS), full)
+
+
+def test_an_overflowed_output_has_an_infinite_margin() -> None:
+    """An output that overflows to inf (an fp16 artifact) is infinitely wrong: its margin and
+    worst element say inf (recorded as null), never the largest float."""
+    from conformance.compare.stats import error_stats, margin_and_max_abs
+    from conformance.compare.tolerance import Tolerance
+
+    tolerance = Tolerance(1e-3, 1e-3)
+    stats = error_stats(np.array([np.inf, 1.0], np.float16), np.array([5.0, 1.0]), tolerance)
+    assert stats.margin == np.inf and stats.max_abs == np.inf
+    assert stats.worst_elements[0]["abs_error"] == np.inf
+    assert stats.as_dict()["margin"] is None
+    assert margin_and_max_abs(np.array([np.nan]), np.array([1.0]), tolerance) == (np.inf, np.inf)

@@ -71,7 +71,8 @@ def _errors(
     golden = np.asarray(golden, dtype=np.float64)
     error = np.abs(actual - golden)
     error = np.where(np.isnan(error) & ~(np.isnan(actual) & np.isnan(golden)), np.inf, error)
-    error = np.nan_to_num(error, nan=0.0)  # NaN where the golden has NaN too: agreement
+    # NaN where the golden has NaN too: agreement; inf stays inf (an overflowed output)
+    error = np.nan_to_num(error, nan=0.0, posinf=np.inf)
     allowed = tolerance.atol + tolerance.rtol * np.abs(golden)
     return actual, golden, error, error / allowed
 
