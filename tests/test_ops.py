@@ -30,8 +30,9 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="session")
-def cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("ops-cache")
+def cache(ops_case_cache: Path) -> Path:
+    """The one case cache of the test session (tests/conftest.py): generated once per run."""
+    return ops_case_cache
 
 
 @pytest.fixture(scope="session")
