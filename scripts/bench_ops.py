@@ -83,7 +83,6 @@ def main() -> int:
         begin, cpu_begin = time.perf_counter(), _cpu()
         run = run_cases(session, case_set, case_set.cases, [target])
         session.finish("complete")
-        session.close_runners()  # the child is reaped: its CPU time is counted
         wall, cpu = time.perf_counter() - begin, _cpu() - cpu_begin
         node = [r for r in run.records if r.set == NODE]
         node_wall = sum(r.duration_s for r in node)
@@ -114,17 +113,18 @@ def main() -> int:
     print()
     print(
         f"{'target':14} {'version':12} {'node passed':>12} {'on-disk passed':>15} "
-        f"{'wall s (all)':>12} {'node cases s':>12} {'cpu s (all)':>11}"
+        f"{'wall s (all)':>12} {'node cases s':>12} {'parent cpu s':>12}"
     )
     for target, version, np_, nt, dp, dt, wall, node_wall, cpu, _ in rows:
         print(
             f"{target:14} {version:12} {f'{np_}/{nt}':>12} {f'{dp}/{dt}':>15} "
-            f"{wall:12.1f} {node_wall:12.1f} {cpu:11.1f}"
+            f"{wall:12.1f} {node_wall:12.1f} {cpu:12.1f}"
         )
     print(
         "wall s (all): every case of the set, the child's start and the results written; node "
-        "cases s: the node cases' own durations; cpu s: user + system CPU of this process and "
-        "the target's child over the same span (less sensitive to other load than wall time)"
+        "cases s: the node cases' own durations; parent cpu s: user + system CPU of this process "
+        "alone (reading cases, judging, writing results; the target's child is a fork of the "
+        "fork server, not of this process, so its CPU is not in it)"
     )
     print()
     for target, *_, counts in rows:

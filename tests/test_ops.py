@@ -576,6 +576,23 @@ def test_ops_records_say_whether_the_compile_came_from_the_cache(
     assert "--no-compile-cache" in CliRunner().invoke(ops_command, ["--help"]).output
 
 
+def test_a_second_run_over_one_compile_cache_gives_the_same_categories(
+    tmp_path, case_set, monkeypatch
+) -> None:
+    """OpenVINO 2026.4's own model cache gave wrong numbers for RotaryEmbedding (max abs ~1)
+    and lost an input name (Einsum) on a cache hit: openvino:cpu must judge the same on a
+    second run over one cache folder as on the first."""
+    monkeypatch.setenv("CONFORMANCE_CACHE_DIR", str(tmp_path / "compile"))
+    globs = ["test_rotary_embedding", "test_rotary_embedding_no_position_ids", "test_einsum_scalar"]
+    seen = []
+    for index in range(2):
+        run, session = run_ops(tmp_path / str(index), case_set, ["openvino:cpu"], globs=globs)
+        if not session.target("openvino:cpu").available:
+            pytest.skip(f"openvino:cpu unavailable: {session.target('openvino:cpu').reason}")
+        seen.append({r.case: r.category for r in run.records})
+    assert seen[0] == seen[1] == dict.fromkeys(globs, judge.PASSED)
+
+
 def test_weights_listed_as_graph_inputs_are_fed_their_initializer(tmp_path, case_set) -> None:
     """onnx's pytorch-converted models (IR < 4) list weights as graph inputs; an adapter that
     demands every listed input (the reference's) gets the initializer's value."""
