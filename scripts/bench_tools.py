@@ -140,14 +140,14 @@ def _print_single(rows: list[dict[str, Any]]) -> None:
         "own tool (median of the pairs); ratio = suite / tool"
     )
     head = f"{'model/exporter':34s} {'target':14s} {'suite us':>9s} {'tool us':>9s} {'ratio':>6s}"
-    print(f"{head}  {'pairs':18s} {'e2e us':>8s}  tool (IREE: its p50 on local-sync)")
+    print(f"{head}  {'pairs':18s} {'e2e us':>8s}  tool (IREE: its usual median of means)")
     for r in rows:
         if "error" in r:
             print(f"{r['model'] + '/' + r['exporter']:34s} {r['target']:14s} {r['error']}")
             continue
         pairs = " ".join(f"{x:.2f}" for x in r["pair_ratios"])
         other = r.get("tool_other_p50_ms")
-        inline = f" (local-sync {1e3 * other:.1f} us)" if other else ""
+        inline = f" (median of means {1e3 * other:.1f} us)" if other else ""
         print(
             f"{r['model'] + '/' + r['exporter']:34s} {r['target']:14s} "
             f"{1e3 * r['suite_runtime_p50_ms']:9.1f} {1e3 * r['tool_p50_ms']:9.1f} "
