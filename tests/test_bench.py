@@ -698,6 +698,9 @@ def tools_run(tmp_path_factory):
         command += ["--target", target]
     result = subprocess.run(command, capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
+    # the terminal shows the two latencies and the tool's figure side by side
+    assert "end-to-end (session.run) / runtime" in result.stdout
+    assert "benchmark_app" in result.stdout.split("Offline throughput")[0]
     return load_document(out / "results.json")
 
 

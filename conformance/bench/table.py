@@ -64,6 +64,38 @@ def single_stream_table(records: Sequence[BenchRecord]) -> str:
     return "\n".join(lines)
 
 
+def runtime_table(records: Sequence[BenchRecord]) -> str:
+    """SingleStream's runtime latency beside end-to-end, and a runtime tool's p50 where one
+    was run (--compare-tools)."""
+    rows = [
+        r
+        for r in records
+        if isinstance(r.figures, SingleStreamFigures) and r.figures.runtime_latency_ms is not None
+    ]
+    if not rows:
+        return ""
+    lines = [
+        "SingleStream p50, ms: end-to-end (session.run) / runtime (inputs bound before the "
+        "clock) / the runtime's own tool, ratio = runtime / tool",
+        f"{'model/exporter':34s} {'target':16s} {'end-to-end':>10s} {'runtime':>10s} "
+        f"{'tool':>10s} {'ratio':>6s}  tool",
+    ]
+    for r in rows:
+        f = r.figures
+        assert isinstance(f, SingleStreamFigures) and f.runtime_latency_ms is not None
+        tool = f.tool
+        cells = (
+            f"{tool.p50_ms:10.4f} {tool.ratio or float('nan'):6.2f}  {tool.tool}"
+            if tool is not None
+            else f"{'-':>10s} {'-':>6s}"
+        )
+        lines.append(
+            f"{_label(r):34s} {r.target:16s} {f.latency_ms['p50']:10.4f} "
+            f"{f.runtime_latency_ms['p50']:10.4f} {cells}"
+        )
+    return "\n".join(lines)
+
+
 def offline_table(records: Sequence[BenchRecord]) -> str:
     rows = [r for r in records if r.scenario == "Offline"]
     if not rows:
@@ -120,5 +152,10 @@ def other_lines(records: Sequence[BenchRecord]) -> list[str]:
 
 
 def render(records: Sequence[BenchRecord]) -> str:
-    parts = [single_stream_table(records), offline_table(records), "\n".join(other_lines(records))]
+    parts = [
+        single_stream_table(records),
+        runtime_table(records),
+        offline_table(records),
+        "\n".join(other_lines(records)),
+    ]
     return "\n\n".join(p for p in parts if p)
