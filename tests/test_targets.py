@@ -667,15 +667,40 @@ def test_iree_threads_option_sets_the_task_workers():
     if not Path("/proc/self/task").is_dir():
         pytest.skip("counting threads needs /proc")
     started = {}
-    for name in ("iree:llvm-cpu:threads=1", "iree:llvm-cpu:threads=2"):
+    names = (
+        "iree:llvm-cpu:threads=1",
+        "iree:llvm-cpu:threads=2",
+        "iree:llvm-cpu:driver=local-sync",
+    )
+    for name in names:
         result = subprocess.run(
             [sys.executable, "-c", script, name], capture_output=True, text=True, timeout=300
         )
         assert result.returncode == 0, result.stderr[-3000:]
         started[name] = int(result.stdout.split()[-1])
+    # local-sync has no task system: no worker at all, one fewer thread than one worker
+    assert started["iree:llvm-cpu:driver=local-sync"] == started["iree:llvm-cpu:threads=1"] - 1
     if (os.cpu_count() or 1) < 2:
         pytest.skip("one CPU: two workers are capped to one")
     assert started["iree:llvm-cpu:threads=2"] == started["iree:llvm-cpu:threads=1"] + 1, started
+
+
+def test_iree_local_sync_driver_computes_what_local_task_does_and_takes_no_thread_count():
+    available("iree:llvm-cpu")
+    outputs = []
+    for name in ("iree:llvm-cpu", "iree:llvm-cpu:driver=local-sync"):
+        target = get_target(name)
+        expected = name.partition("driver=")[2] or "local-task"
+        assert target.describe().options["driver"] == expected
+        session = target.load(MODEL / layout.MODEL_ONNX)
+        try:
+            outputs.append(mlp_outputs(session))
+        finally:
+            session.close()
+    for sync, task in zip(*outputs):
+        np.testing.assert_allclose(sync, task, rtol=1e-6, atol=1e-7)
+    with pytest.raises(InvalidTargetError, match="drop threads="):
+        get_target("iree:llvm-cpu:driver=local-sync:threads=1")
 
 
 def test_targets_listing_does_not_import_the_frameworks_without_a_cuda_driver():

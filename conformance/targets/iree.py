@@ -27,6 +27,7 @@ import numpy as np
 
 from conformance.targets import compile_cache
 from conformance.targets.interface import (
+    InvalidTargetError,
     Option,
     Outputs,
     Session,
@@ -44,6 +45,8 @@ IMPORTER = "iree.compiler.extras.onnx_importer (as iree-import-onnx, data_prop=T
 MLIR_PLACEHOLDER = "<model.mlir>"  # the compiler input's path in a recorded failure
 THREADS_FLAG = "--task_topology_max_group_count"  # IREE's recommended worker-count cap
 MAX_THREADS = 64  # the task system's most workers per executor
+SYNC_DRIVER = "local-sync"  # runs each call on the calling thread: no task system, no workers
+HOST_DRIVERS = ("local-task", SYNC_DRIVER)  # the host is their device
 # driver name -> the thread count its process-wide driver was created with (0: IREE's own)
 _DRIVERS_MADE: dict[str, int] = {}
 
@@ -194,6 +197,12 @@ class IreeTarget(Target):
     def __init__(self, name: str, options: Mapping[str, str] | None = None) -> None:
         super().__init__(name, options)
         self.backend, self.driver = BACKENDS[self.device]
+        self.driver = self.options.get("driver") or self.driver
+        if self.driver == SYNC_DRIVER and self.options.get("threads"):
+            raise InvalidTargetError(
+                f"target {name!r}: threads= sets local-task's workers; driver={SYNC_DRIVER} "
+                "runs every call on the caller's thread (drop threads=)"
+            )
 
     def _extra_args(self) -> list[str]:
         target = self.options["target"]
@@ -212,7 +221,7 @@ class IreeTarget(Target):
             return f"this IREE compiler has no {self.backend} target backend"
         if self.driver not in iree.runtime.query_available_drivers():
             return f"this IREE runtime has no {self.driver} driver"
-        if self.driver == "local-task":
+        if self.driver in HOST_DRIVERS:
             return None  # the host is its device; creating the driver now would fix its threads
         try:
             devices = _driver(self.driver, 0).query_available_devices()
@@ -235,7 +244,10 @@ class IreeTarget(Target):
         }
         if self.device == "llvm-cpu":
             threads = self.options["threads"]
-            options["threads"] = threads or "runtime default (one worker per physical core)"
+            if self.driver == SYNC_DRIVER:
+                options["threads"] = "none: every call runs on the caller's thread (local-sync)"
+            else:
+                options["threads"] = threads or "runtime default (one worker per physical core)"
             options["runtime_flags"] = [f"{THREADS_FLAG}={threads}"] if threads else []
         return TargetInfo(
             self.name,
@@ -384,6 +396,14 @@ class IreeCpuTarget(IreeTarget):
             "0: IREE's own choice",
             minimum=0,
             maximum=MAX_THREADS,
+        ),
+        Option(
+            "driver",
+            str,
+            "local-task",
+            "IREE's runtime driver: local-task (a task system with worker threads) or "
+            "local-sync (every call on the caller's thread: one thread, no hand-off)",
+            choices=HOST_DRIVERS,
         ),
     )
 
