@@ -728,11 +728,10 @@ def test_compare_tools_records_the_tools_figure_beside_ours(tools_run, target, t
             "-data_shape 'image[1,784]'" in figure["command"]
             and "-inference_only true" in figure["command"]
         )
-    if target == "iree:llvm-cpu":
-        assert f"--task_topology_max_group_count={threads}" in figure["command"]
-        assert single["environment"]["target_options"]["runtime_flags"] == [
-            f"--task_topology_max_group_count={threads}"
-        ]
+    if target == "iree:llvm-cpu":  # the one-thread rule: local-sync, every call on one thread
+        assert threads == 1 and "--device=local-sync" in figure["command"]
+        assert single["environment"]["target_options"]["driver"] == "local-sync"
+        assert "driver=local-sync" in single["environment"]["threads"]
 
 
 def test_offline_goes_through_openvinos_async_requests_and_records_ort_settings(tools_run):

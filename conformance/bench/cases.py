@@ -93,6 +93,12 @@ def plan_cases(
     return [group[0] for group in plan_groups(pack, targets, models, exporters, rules)]
 
 
+# one thread, for a target whose ``threads=1`` still hands each call to a worker thread:
+# IREE's local-task with one worker spread 19% (worst 166%) over three dev runs on a shared
+# 2-core machine, local-sync runs every call on the caller's thread (SPEC §8)
+ONE_THREAD = {"iree:llvm-cpu": "driver=local-sync"}
+
+
 def bench_target(name: str, threads: int) -> tuple[Target, str]:
     """The target with the rules' thread count applied where its adapter takes ``threads``.
 
@@ -100,8 +106,14 @@ def bench_target(name: str, threads: int) -> tuple[Target, str]:
     """
     if threads <= 0:
         return get_target(name), "runtime default"
-    if "threads" in parse_target_name(name).options:
+    parsed = parse_target_name(name)
+    if "threads" in parsed.options or "driver" in parsed.options:
         return get_target(name), "set by the target name"
+    one_thread = ONE_THREAD.get(parsed.base)
+    if threads == 1 and one_thread:
+        return get_target(
+            f"{name}:{one_thread}"
+        ), f"1 (target option {one_thread}: every call on the caller's thread)"
     try:
         return get_target(
             f"{name}:threads={threads}"

@@ -9,11 +9,9 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Any
 
 import click
 
-from conformance.bench.records import BenchRecord
 from conformance.bench.registry import SCENARIOS
 from conformance.bench.rules import MODES, RulesError
 from conformance.bench.runner import run_benchmarks
@@ -96,14 +94,16 @@ def bench_command(
     request = RunRequest(pack_dir, run_dir, targets, models, exporters, extend=True)
     try:
         session = RunSession.open(request)
-        if compare_tools:
-            written = _bench_with_tools(
-                session, mode, scenarios, loadgen, targets, models, exporters
-            )
-        else:
-            written = session.bench(
-                mode, scenarios, loadgen, click.echo, list(targets), list(models), list(exporters)
-            )
+        written = session.bench(
+            mode,
+            scenarios,
+            loadgen,
+            click.echo,
+            list(targets),
+            list(models),
+            list(exporters),
+            compare_tools=compare_tools,
+        )
     except (RunInputError, RulesError) as error:
         click.echo(f"error: {error}", err=True)
         sys.exit(2)
@@ -119,32 +119,6 @@ def bench_command(
     click.echo(render(written))
     click.echo(f"results: {session.path}")
     sys.exit(1 if any(r.flagged for r in written) else 0)
-
-
-def _bench_with_tools(
-    session: Any,
-    mode: str,
-    scenarios: tuple[str, ...],
-    loadgen: bool,
-    targets: tuple[str, ...],
-    models: tuple[str, ...],
-    exporters: tuple[str, ...],
-) -> list[BenchRecord]:
-    """``session.bench`` with the tools compared (RunSession.bench takes no such flag yet:
-    the same engine call, made here)."""
-    session.close_runners()
-    return run_benchmarks(
-        session.writer,
-        session.pack,
-        list(targets),
-        list(models),
-        list(exporters),
-        mode,
-        list(scenarios),
-        loadgen,
-        progress=click.echo,
-        compare_tools=True,
-    )
 
 
 if __name__ == "__main__":

@@ -5,8 +5,9 @@
   input as ``.npy`` files: its median latency. For Offline, ``-api async -hint throughput``: its
   throughput (FPS = samples/s).
 - IREE: ``iree-benchmark-module`` (iree-base-runtime) on the vmfb the session runs, the same
-  entry function and inputs, ``--device=local-task`` and the same thread flag as the target
-  (``--task_topology_max_group_count=N``), one call per repetition: its per-call median.
+  entry function and inputs, the target's driver (``--device=local-task`` with its thread flag
+  ``--task_topology_max_group_count=N``, or ``--device=local-sync``), one call per repetition:
+  its per-call median.
 - ONNX Runtime ships no such tool; its reference is a bare loop of ``run_with_iobinding`` on
   bound inputs, ``time.perf_counter_ns`` around each call, nothing else.
 
@@ -217,6 +218,7 @@ def iree_benchmark_command(
     folder: Path,
     flags: Sequence[str],
     repetitions: Sequence[str] = PER_CALL,
+    device: str = "local-task",
 ) -> list[str]:
     """One call per repetition (PER_CALL): the median over repetitions is a per-call median,
     the suite's statistic; BATCHED gives the median of per-repetition means instead."""
@@ -224,7 +226,7 @@ def iree_benchmark_command(
     return [
         tool_path("iree-benchmark-module"),
         f"--module={vmfb}",
-        "--device=local-task",
+        f"--device={device}",
         f"--function={function}",
         *(f"--input=@{path}" for path in files.values()),
         *flags,
@@ -234,15 +236,19 @@ def iree_benchmark_command(
 
 
 def iree_benchmark_module(
-    session: Session, feeds: Feeds, folder: Path, flags: Sequence[str]
+    session: Session,
+    feeds: Feeds,
+    folder: Path,
+    flags: Sequence[str],
+    device: str = "local-task",
 ) -> ToolFigure:
     vmfb = getattr(session, "vmfb_path", None)
     function = getattr(session, "entry_function", None)
     if vmfb is None or function is None:
         raise ToolError("this IREE session does not say which vmfb and function it runs")
-    command = iree_benchmark_command(Path(vmfb), function, feeds, folder, flags)
+    command = iree_benchmark_command(Path(vmfb), function, feeds, folder, flags, PER_CALL, device)
     p50_ms = parse_iree_benchmark(_run(command))
-    batched = iree_benchmark_command(Path(vmfb), function, feeds, folder, flags, BATCHED)
+    batched = iree_benchmark_command(Path(vmfb), function, feeds, folder, flags, BATCHED, device)
     return ToolFigure(
         tool="iree-benchmark-module",
         version=_version("iree-base-runtime"),
@@ -311,8 +317,10 @@ def compare(
         precision = str(target.options.get("precision") or "f32")
         return benchmark_app(model_path, pool[0], folder, threads, precision, seconds)
     if runtime == "iree":
-        flags = list(target.info().options.get("runtime_flags") or [])
-        return iree_benchmark_module(session, pool[0], folder, flags)
+        options = target.info().options
+        flags = list(options.get("runtime_flags") or [])
+        device = str(options.get("driver") or "local-task")
+        return iree_benchmark_module(session, pool[0], folder, flags, device)
     if runtime == "onnxruntime":
         return ort_bound_loop(session, pool, seconds / 2)
     raise ToolError(f"no runtime tool to compare {target.name} with")
