@@ -276,6 +276,35 @@ def test_random_ops_are_judged_by_properties() -> None:
 
 
 # ---- 2./3. runs on real targets, in the session's isolated children -------------------------
+def test_a_bfloat16_output_is_judged_at_two_ulps_as_the_runner_does() -> None:
+    """rtol 1e-3 is below one bfloat16 ulp; the ONNX runner judges bfloat16 at 2**-6 (IREE's
+    five bf16 Attention cases passed its lean driver and failed here before)."""
+    from ml_dtypes import bfloat16
+    from onnx.backend.test.runner import Runner
+
+    want = np.array([0.5625, 0.703125, 1.0], bfloat16)
+    one_ulp = np.array([0.55859375, 0.69921875, 1.0], bfloat16)  # IREE's values, one ulp off
+    Runner.assert_similar_outputs([want], [one_ulp], 1e-3, 1e-7)  # the runner passes them
+    verdict = judge.compare([("Y", one_ulp)], [("Y", want)], 1e-3, 1e-7)
+    assert verdict.category == judge.PASSED
+    assert verdict.figures is not None and verdict.figures.min_rtol > 1e-3  # still reported
+    four_ulps = np.array([0.546875, 0.703125, 1.0], bfloat16)  # off by 0.0156 / 0.5625
+    failed = judge.compare([("Y", four_ulps)], [("Y", want)], 1e-3, 1e-7)
+    assert failed.category == judge.FAILED_VALUES
+    assert "outside rtol 0.015625" in failed.problems[0]
+    with pytest.raises(AssertionError):
+        Runner.assert_similar_outputs([want], [four_ulps], 1e-3, 1e-7)
+    # float32 and float16 outputs keep the rule's rtol
+    as32 = judge.compare(
+        [("Y", one_ulp.astype(np.float32))], [("Y", want.astype(np.float32))], 1e-3, 1e-7
+    )
+    assert as32.category == judge.FAILED_VALUES
+    as16 = judge.compare(
+        [("Y", one_ulp.astype(np.float16))], [("Y", want.astype(np.float16))], 1e-3, 1e-7
+    )
+    assert as16.category == judge.FAILED_VALUES
+
+
 def test_ort_and_reference_on_a_subset(tmp_path, case_set) -> None:
     run, session = run_ops(
         tmp_path,

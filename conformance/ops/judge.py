@@ -4,6 +4,8 @@ Values are judged by the ONNX backend runner's rule (``|got - expected| <= atol 
 |expected|``, rtol 1e-3, atol 1e-7 unless the case's data.json says otherwise), stricter than
 the runner in two ways that are harness traps: shapes must be equal (numpy's assert_allclose
 lets a 0-d scalar pass for a shape-(1,) output), and outputs are matched by name, not position.
+A bfloat16 output is judged at rtol max(rtol, 2**-6), two bfloat16 ulps, as the runner's own
+``assert_similar_outputs`` does (rtol 1e-3 is below one bfloat16 ulp: it would ask for bits).
 Every failed-values case also carries the minimum tolerance that would pass it, so a reader
 sees how close it is. Random ops are judged by properties of their draws.
 
@@ -176,6 +178,15 @@ def _values(name: str, got: np.ndarray, want: np.ndarray, rtol: float, atol: flo
     return out
 
 
+BFLOAT16_RTOL = 2.0**-6  # two bfloat16 ulps: onnx.backend.test.runner's rtol for bfloat16
+
+
+def output_rtol(want: np.ndarray, rtol: float) -> float:
+    """The rule's rtol for one expected output: at least two ulps for bfloat16, as the ONNX
+    runner's assert_similar_outputs has it (onnx 1.23.2), the rule's rtol otherwise."""
+    return max(rtol, BFLOAT16_RTOL) if want.dtype.name == "bfloat16" else rtol
+
+
 def raw_bits_viewed(have: np.ndarray, want: np.ndarray) -> np.ndarray:
     """A runtime whose Python API hands a 1-byte float type (float8) back as its raw uint8
     bits: those bits viewed as the expected type (the values are then judged as usual)."""
@@ -214,7 +225,7 @@ def compare(
             structure = True
             problems.append(f"{name}: dtype {have.dtype}, expected {want.dtype}")
             continue
-        compared = _values(name, have, want, rtol, atol)
+        compared = _values(name, have, want, output_rtol(want, rtol), atol)
         figures = figures.worst(compared.figures)
         problems.extend(compared.problems)
     if structure:
