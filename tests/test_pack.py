@@ -658,7 +658,10 @@ def test_derived_artifacts_record_precision_base_and_conversion(pack):
         assert base in {a.exporter for a in model.artifacts if a.precision == "fp32"}
         variant = artifact.exporter[len(base) + 1 :]
         conversion = artifact.record["conversion"]
-        if variant.startswith("fp16"):
+        if variant == "fp16-native":  # exported in half, not converted: its own test below
+            assert artifact.precision == "fp16", artifact.exporter
+            assert conversion["tool"].startswith("torch.onnx ("), artifact.exporter
+        elif variant.startswith("fp16"):
             assert artifact.precision == "fp16", artifact.exporter
             assert conversion["tool"].startswith("onnxconverter-common float16")
             assert conversion["version"] == metadata.version("onnxconverter-common")
@@ -687,7 +690,7 @@ def test_fp16_io_inputs_are_float16_and_fp16_keeps_float32_io(pack):
     for model, artifact in derived_artifacts(pack):
         if artifact.precision != "fp16" or not artifact.exists:
             continue
-        io16 = artifact.exporter.endswith(".fp16-io")
+        io16 = artifact.exporter.endswith((".fp16-io", ".fp16-native"))
         graph = onnx.load(str(artifact.path)).graph
         base = next(a for a in model.artifacts if a.exporter == artifact.derived_from)
         for kind, values in (("input", graph.input), ("output", graph.output)):
@@ -712,6 +715,66 @@ def test_fp16_io_inputs_are_float16_and_fp16_keeps_float32_io(pack):
         )
         seen += io16
     assert seen >= 12
+
+
+def test_fp16_native_artifacts_are_the_base_exporter_on_the_half_module(pack):
+    """Beside the converter's fp16 artifacts, every model with fp16 variants has one exported
+    natively in half by its base's exporter (torch.onnx on ``module.half()``): float16 weights
+    and float inputs/outputs straight from torch (no Cast the converter inserts at the I/O),
+    recorded as torch's, judged at the fp16 tolerance; what torch does wrong is the exporter's
+    finding (decoder_block: TorchScript writes a float16 Range that onnx.checker rejects)."""
+    from importlib import metadata
+
+    from conformance.pack.build import DERIVED
+
+    natives = {}
+    for model, artifact in derived_artifacts(pack):
+        if artifact.exporter.endswith(".fp16-native"):
+            natives[model.name] = artifact
+    want = {
+        m.name
+        for m in pack.models
+        if any(v.startswith("fp16") for v in DERIVED.get(m.name, ("fp16",)))
+    }
+    assert set(natives) == want and len(want) >= 12
+    for name, artifact in natives.items():
+        model = pack.model(name)
+        base = model.record["derived"]["base"]
+        assert artifact.exporter == f"{base}.fp16-native" and artifact.derived_from == base
+        assert artifact.precision == "fp16"
+        assert f"{base}.fp16-native" in model.record["derived"]["variants"]
+        conversion = artifact.record["conversion"]
+        tool = {"torch-script": "torch.onnx (TorchScript)", "torch-dynamo": "torch.onnx (dynamo)"}
+        assert conversion["tool"] == tool[base], name
+        assert (
+            conversion["version"]
+            == metadata.version("torch")
+            == artifact.record["exporter_version"]
+        )
+        assert conversion["options"]["half"] is True
+        assert conversion["options"]["dynamo"] is (base == "torch-dynamo")
+        assert isinstance(artifact.record["reproducible_bytes"], bool)
+        for found in artifact.findings:
+            assert found["attributed_to"] == "exporter", (name, found)
+        assert len(artifact.record["fidelity"]) == len(model.data_sets), name
+        tolerance = tolerance_for("fp16", name, model.record["tolerance_class"])
+        assert json.loads((artifact.directory / "data.json").read_text()) == {
+            "rtol": tolerance.rtol,
+            "atol": tolerance.atol,
+        }
+        proto = onnx.load(str(artifact.path))
+        assert proto.producer_name == "pytorch", name
+        floats = [i for i in proto.graph.initializer if i.data_type in (1, 10)]
+        assert floats and all(i.data_type == onnx.TensorProto.FLOAT16 for i in floats), name
+        for kind in ("inputs", "outputs"):
+            spec_dtypes = {t["name"]: t["dtype"] for t in model.record[kind]}
+            for record in artifact.record[kind]:
+                was = spec_dtypes[record["spec_name"]]
+                assert record["dtype"] == ("float16" if was == "float32" else was), (name, record)
+    invalid = {n for n, a in natives.items() if not a.record["valid_onnx"]}
+    assert invalid == {"decoder_block"}
+    (found,) = [f for f in natives["decoder_block"].findings if f["kind"] == "invalid-onnx"]
+    assert "Range" in found["message"] and "float16" in found["message"]
 
 
 def test_int8_artifacts_are_qdq_with_per_tensor_or_per_channel_weight_scales(pack):

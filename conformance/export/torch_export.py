@@ -18,26 +18,35 @@ from reference_models.interface import BATCH, SEQ, Params
 # torch.export specialises size-1 dims, so trace with batch 2 (and the second sequence length).
 EXAMPLE_BATCH = 2
 TORCHSCRIPT_OPSET = 17
+# Exporter-native half export (the pack's fp16-native artifacts): the module in float16
+# (``module.half()``) traced with float16 float inputs; recorded in the artifact's options.
+HALF_OPTION = "half"
 
 
-def _example_args(family: ModuleType, seq_index: int = 0):
+def _example_args(family: ModuleType, seq_index: int = 0, half: bool = False):
     import torch
 
     spec = family.SPEC
     seq_len = spec.seq_lens[seq_index] if spec.seq_lens else None
     inputs = family.make_inputs(EXAMPLE_BATCH, seq_len, 12345)
+    floating = np.float16 if half else np.float32
     args = []
     for tensor in spec.inputs:
         array = inputs[tensor.name]
-        array = (
-            array.astype(np.float32) if tensor.dtype == "float32" else array.astype(tensor.dtype)
-        )
+        array = array.astype(floating) if tensor.dtype == "float32" else array.astype(tensor.dtype)
         args.append(torch.from_numpy(np.ascontiguousarray(array)))
     return tuple(args)
 
 
 def _float32_module(family: ModuleType, params: Params):
     return family.build_torch(params).float().eval()
+
+
+def _module(family: ModuleType, params: Params, half: bool):
+    """The float32 module, or with ``half`` the exporter-native half one: ``module.half()``
+    (every float parameter and buffer float16), traced with float16 inputs on CPU."""
+    module = _float32_module(family, params)
+    return module.half() if half else module
 
 
 def _dynamic_axes(family: ModuleType) -> dict[str, dict[int, str]]:
@@ -72,9 +81,10 @@ def export_torch_script(
 
     spec = family.SPEC
     opset = options.get("opset", TORCHSCRIPT_OPSET)
+    half = bool(options.get(HALF_OPTION))
     log = _export(
-        _float32_module(family, params),
-        _example_args(family),
+        _module(family, params, half),
+        _example_args(family, half=half),
         path,
         dynamo=False,
         opset_version=opset,
@@ -82,7 +92,10 @@ def export_torch_script(
         output_names=[t.name for t in spec.outputs],
         dynamic_axes=_dynamic_axes(family),
     )
-    return ExportResult(torch.__version__, "torch", {"dynamo": False, "opset": opset}, log)
+    recorded: dict[str, Any] = {"dynamo": False, "opset": opset}
+    if half:
+        recorded[HALF_OPTION] = True
+    return ExportResult(torch.__version__, "torch", recorded, log)
 
 
 def _dynamic_shapes(family: ModuleType):
@@ -101,10 +114,11 @@ def export_torch_dynamo(
 
     spec = family.SPEC
     # Trace at the longer sequence length so no size is mistaken for a constant.
-    args = _example_args(family, seq_index=-1)
+    half = bool(options.get(HALF_OPTION))
+    args = _example_args(family, seq_index=-1, half=half)
     kwargs: dict[str, Any] = {"opset_version": options["opset"]} if "opset" in options else {}
     log = _export(
-        _float32_module(family, params),
+        _module(family, params, half),
         args,
         path,
         dynamo=True,

@@ -50,7 +50,7 @@ CALIBRATION_SEED_OFFSET = 5000  # their seed: the model's data seed + this (no t
 # - resnet_block, mobilenet_block: int8 only. They are the int8 cases (strided conv + batch norm
 #   + residual add; depthwise conv, where per-tensor and per-channel scales differ most); every
 #   op they hold is in another model's fp16 artifacts (cnn, unet_tiny, mobile_se_block).
-FP16_ONLY = ("fp16", "fp16-io")
+FP16_ONLY = ("fp16", "fp16-io", "fp16-native")
 INT8_ONLY = ("int8-tensor", "int8-channel")
 DERIVED: dict[str, tuple[str, ...]] = {
     "mlp": (),
@@ -284,6 +284,7 @@ def build_model(
                 plan,
                 golden,
                 calibration,
+                params,
             )
             report(key, started)
     record = {

@@ -6,6 +6,11 @@ finding attributed to the converter, as exporter findings are attributed to the 
 
 - ``fp16``: onnxconverter-common ``float16.convert_float_to_float16(keep_io_types=True)``;
 - ``fp16-io``: the same with float16 inputs and outputs (test data inputs cast to float16);
+- ``fp16-native``: not converted but exported natively in half by the base's own exporter
+  (torch.onnx: ``module.half()`` traced with float16 inputs; TorchScript for a torch-script
+  base, dynamo for a torch-dynamo one), float16 inputs and outputs like ``fp16-io``. Where torch
+  cannot run or export the model in half on CPU, or its file is invalid, that is a finding
+  attributed to the exporter;
 - ``int8-tensor`` / ``int8-channel``: onnxruntime.quantization ``quantize_static``, QDQ format,
   QInt8 activations and QInt8 weights (symmetric weights), MinMax calibration over the pack's
   calibration inputs (calibration.npz: never a test data set), per_channel False / True.
@@ -33,13 +38,18 @@ from conformance.pack.artifact import (
     NUMPY_DTYPES,
     check_fidelity,
     checker_error,
+    embeds_source_paths,
+    export_once,
     finding,
+    same_bytes_on_reexport,
     write_test_data,
 )
+from reference_models.interface import Params
 
 VARIANTS: dict[str, str] = {  # variant -> precision
     "fp16": "fp16",
     "fp16-io": "fp16",
+    "fp16-native": "fp16",
     "int8-tensor": "int8",
     "int8-channel": "int8",
 }
@@ -47,6 +57,10 @@ VARIANTS: dict[str, str] = {  # variant -> precision
 # keeps the torch layout and writes no source paths into the file; torch-dynamo where
 # torch-script has a finding (transformer_encoder: it bakes the sequence length in).
 BASE_PREFERENCE = ("torch-script", "torch-dynamo", "tf2onnx")
+# Variants whose float inputs and outputs are float16 (test data inputs cast to float16).
+FLOAT16_IO = ("fp16-io", "fp16-native")
+# The exporters that export natively in half (fp16-native), by base key.
+NATIVE_HALF = {"torch-script": "torch.onnx (TorchScript)", "torch-dynamo": "torch.onnx (dynamo)"}
 FP16_OPTIONS: dict[str, Any] = {"keep_io_types": True}  # the converter's other options: defaults
 INT8_OPSET = 19
 INT8_OPTIONS: dict[str, Any] = {
@@ -89,6 +103,23 @@ def convert_fp16(base: Path, out: Path, io_float16: bool) -> dict[str, Any]:
         "version": _version("onnxconverter-common"),
         "options": options,
     }
+
+
+def export_fp16_native(
+    family: ModuleType, params: Params, base_key: str, out: Path
+) -> tuple[dict[str, Any], bool]:
+    """The base's exporter again, on the module in half: (conversion record, same bytes when
+    exported a second time in this process). Raises ExportError where torch cannot."""
+    from conformance.export.torch_export import HALF_OPTION
+
+    options = {HALF_OPTION: True}
+    result = export_once(family, params, base_key, out, options)
+    reproducible = same_bytes_on_reexport(family, params, base_key, out, options)
+    return {
+        "tool": NATIVE_HALF[base_key],
+        "version": result.exporter_version,
+        "options": result.options,
+    }, reproducible
 
 
 class _Reader:
@@ -179,10 +210,15 @@ def derive_artifact(
     plan: list[dict],
     golden: dict,
     calibration: dict[str, np.ndarray],
+    params: Params | None = None,
 ) -> dict[str, Any]:
-    """Convert the base artifact, validate it, write its test data, check its fidelity on the
+    """Convert the base artifact (fp16-native: export the model in half with the base's
+    exporter, from ``params``), validate it, write its test data, check its fidelity on the
     reference evaluator under the variant precision's tolerance."""
     spec = family.SPEC
+    native = variant == "fp16-native"
+    blame = "exporter" if native else "converter"
+    reproducible: bool | None = None
     precision = VARIANTS[variant]
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / layout.MODEL_ONNX
@@ -194,7 +230,13 @@ def derive_artifact(
         "options": base.get("options", {}),
     }
     try:
-        if variant.startswith("fp16"):
+        if native:
+            if params is None or base_key not in NATIVE_HALF:
+                raise ValueError(f"no native half export for a {base_key} base")
+            record["conversion"], reproducible = export_fp16_native(family, params, base_key, path)
+            record["exporter_version"] = record["conversion"]["version"]
+            record["options"] = record["conversion"]["options"]
+        elif variant.startswith("fp16"):
             record["conversion"] = convert_fp16(
                 base_dir / layout.MODEL_ONNX, path, variant == "fp16-io"
             )
@@ -207,10 +249,9 @@ def derive_artifact(
             )
     except Exception as error:  # a converter's failure is its finding, whatever it raises
         message = f"{type(error).__name__}: {error}"[:2000]
-        return {
-            **record,
-            "findings": [converter_finding("export-failed", f"conversion failed: {message}")],
-        }
+        what = "half export" if native else "conversion"
+        failed = {**finding("export-failed", f"{what} failed: {message}"), "attributed_to": blame}
+        return {**record, "findings": [failed]}
     model = onnx.load(str(path), load_external_data=False)
     invalid = checker_error(path)
     tolerance = tolerance_for(precision, spec.name, spec.tolerance_class)
@@ -223,8 +264,13 @@ def derive_artifact(
             "valid_onnx": invalid is None,
             # fp16: a deterministic cast of the base's weights. int8: the scales are float32
             # results of ONNX Runtime calibration runs, which can differ across CPUs.
-            "reproducible_bytes": bool(base.get("reproducible_bytes")) and precision == "fp16",
-            "embeds_source_paths": bool(base.get("embeds_source_paths")),
+            # fp16-native: measured by exporting a second time, as the base's exporter is.
+            "reproducible_bytes": reproducible
+            if native
+            else bool(base.get("reproducible_bytes")) and precision == "fp16",
+            "embeds_source_paths": embeds_source_paths(path)
+            if native
+            else bool(base.get("embeds_source_paths")),
         }
     )
     if precision == "int8":
@@ -235,9 +281,13 @@ def derive_artifact(
     findings: list[dict[str, Any]] = []
     if invalid:
         findings.append(
-            converter_finding(
-                "invalid-onnx", f"onnx.checker (full_check) rejects the artifact: {invalid[:500]}"
-            )
+            {
+                **finding(
+                    "invalid-onnx",
+                    f"onnx.checker (full_check) rejects the artifact: {invalid[:500]}",
+                ),
+                "attributed_to": blame,
+            }
         )
     graph_inputs = [
         i for i in model.graph.input if i.name not in {t.name for t in model.graph.initializer}
@@ -262,7 +312,7 @@ def derive_artifact(
         precision,
     )
     for found in fidelity_findings:
-        found["attributed_to"] = "converter"
+        found["attributed_to"] = blame
     return {**record, "findings": findings + fidelity_findings}
 
 
@@ -341,20 +391,25 @@ def io_dtype_findings(
     base: dict[str, Any], record: dict[str, Any], variant: str
 ) -> list[dict[str, Any]]:
     """An input or output whose dtype is not what the conversion promised: the base's for
-    fp16 (keep_io_types) and int8, float16 for each float32 one of the base's for fp16-io."""
+    fp16 (keep_io_types) and int8, float16 for each float32 one of the base's for fp16-io and
+    fp16-native."""
     wrong = []
     for key in ("inputs", "outputs"):
         for was, now in zip(base[key], record[key]):
-            want = "float16" if variant == "fp16-io" and was["dtype"] == "float32" else was["dtype"]
+            io16 = variant in FLOAT16_IO and was["dtype"] == "float32"
+            want = "float16" if io16 else was["dtype"]
             if now["dtype"] != want:
                 wrong.append(f"{key[:-1]} {now['name']} is {now['dtype']}, not {want}")
     if not wrong:
         return []
     return [
-        converter_finding(
-            "io-mismatch",
-            f"the {variant} conversion changed the artifact's interface: " + "; ".join(wrong),
-        )
+        {
+            **finding(
+                "io-mismatch",
+                f"the {variant} conversion changed the artifact's interface: " + "; ".join(wrong),
+            ),
+            "attributed_to": "exporter" if variant == "fp16-native" else "converter",
+        }
     ]
 
 

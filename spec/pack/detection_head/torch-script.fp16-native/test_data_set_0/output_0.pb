@@ -1,0 +1,3 @@
+@
+BboxesJ€pÄ£=KE/6‰¾y=¯Gë;
+Ã>Bw,@¾³>m:ÊÂ63~CEœAQ¦Ð>Z:Q9È8Aó8Fÿ7”?ª9[¿áA©?K>mÀ˜BœAB8C=0Aª=-B°ˆB€D-?:Dš?LD“:k?lÂ]8=CkA66(LAFý8=N;b»w´D1§DpÅ@D <Ñ5@1DAmD~­ñ;ÿ6é<kÃQF<<ÆDCæHz>í?¥AÜDÒA}4 Ec@]Kž>:¼r@÷CHEO9™@ì=íDå@ª´ø=ZAÚ<>D°E8CzE@D)@w>¶=G7=À@\EtAž=B8¬DŸ´’8Ú<›¿ËDD @¡Á¡En5â:ó´5HBHe>.òHSD9@\DVDuBß>¥C®Cç;r=“DEÃA0?QEšH”@ÎA“ÁLDß<5;GÂ1)IeDÃõ5œ?@2¶|ExG²5œ9DÚ:±D„»âAÕ6DIì6Hè?	F®FëE$@ûB(¾H>[7¥ºðD:9©?c®DGZFI8Ü='EBŸ6§B+IQ?t=çC¢GRH=fCÀGN<Ž9¶EÓC?­E;¿F\=ªD?8E=¦7Ð@-GæB©:ØÀíGÚ4tBSD¢H­?BVAcH)7;ZBHÿ?xDˆGÉGøAE

@@ -1,0 +1,4 @@
+
+B
+top_logitsJ
+;JfI2IIBH

@@ -1,0 +1,3 @@
+
+B
+top_logitsJBX$UîTÁTrTýTÞTÄTWTT

@@ -1,0 +1,2 @@
+
+BprobabilityJä0 -52Á1
