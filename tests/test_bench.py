@@ -776,3 +776,45 @@ def test_the_tools_real_output_is_parsed(pack, tmp_path):
         "[ INFO ]    Median:        31.02 us\n[ INFO ] Throughput:   26775.94 FPS"
     )
     assert parsed.median_ms == pytest.approx(0.03102) and parsed.throughput_fps == 26775.94
+
+
+def test_offlines_requests_hold_the_preset_batches_and_answer_as_the_sync_run(pack):
+    """Each request of OpenVINO's Offline ring is filled once with its own batch (slot i:
+    batch i % len(feeds)) and only restarted: after a timed series every request still holds
+    that batch and its outputs are the synchronous run's on it; the batches are distinct, so a
+    request restarted on another slot's batch (or on stale inputs) fails here."""
+    from conformance.bench.offline_api import OpenVinoQueue, runner_for
+    from conformance.bench.rules import SeriesRules
+    from conformance.targets import get_target
+
+    target = get_target("openvino:cpu")
+    if reason := target.unavailable_reason():
+        pytest.skip(reason)
+    case = plan_cases(pack, ["openvino:cpu"], ["mlp"], ["torch-script"], load_rules("dev"))[0]
+    pool = sample_pool(Path(case.artifact_dir), case.data_set, 8, 0.05, seed=3)
+    session = target.load(Path(case.model_path))
+    queue = runner_for(session, target, Path(case.model_path))
+    assert isinstance(queue, OpenVinoQueue)
+    try:
+        for batch in (3, 5):  # a second batch size reshapes the pre-set tensors
+            feeds = batched(pool, batch, max(2, queue.requests))
+            series = queue.series(feeds, SeriesRules(2, 20, 0.0, 5.0))
+            assert len(series.latencies_s) >= 20
+            assert queue.api["infer_requests"] == queue.requests == len(queue.ring)
+            outputs = []
+            for slot, request in enumerate(queue.ring):
+                feed = feeds[slot % len(feeds)]
+                assert queue.loaded[slot] is feed
+                for index, name in enumerate(session.input_names):
+                    assert np.array_equal(request.get_input_tensor(index).data, feed[name])
+                expected = dict(session.run(feed))
+                for index, port in enumerate(queue.compiled.outputs):
+                    got = np.array(request.get_output_tensor(index).data)
+                    want = expected[port.get_any_name()]
+                    assert got.shape == want.shape and got.shape[0] == batch
+                    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+                outputs.append(got)
+            if len(outputs) > 1:
+                assert not np.allclose(outputs[0], outputs[1])  # distinct batches per request
+    finally:
+        queue.close()

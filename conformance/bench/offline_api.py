@@ -15,7 +15,6 @@ batch size, ``api`` says (for the record's ``offline_api``) which API and settin
 
 from __future__ import annotations
 
-import itertools
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -59,10 +58,13 @@ def _ort_settings(session: Session) -> dict[str, Any]:
 
 class OpenVinoQueue:
     """OPTIMAL_NUMBER_OF_INFER_REQUESTS requests of the artifact compiled for throughput, kept
-    full: each one, in turn, is waited for, gets the next batch copied into its own input
-    tensors (inside the timed region) and is started again. This is AsyncInferQueue's pattern
-    without a Python callback: with AsyncInferQueue's callback, one `conformance bench` in six
-    here hung in wait_all."""
+    full. Offline sends the same few batches again and again, so each request's input tensors
+    are filled ONCE, before the clock (request i holds batch ``i % len(feeds)``; they are never
+    replaced: OpenVINO's CPU plugin with dynamic shapes once wrote a next input into a previous
+    shared buffer, and a fresh Tensor per call crashed), and inside the clock a finished request
+    is only restarted, ``start_async()`` with no arguments, its outputs left uncopied, as
+    benchmark_app does. No AsyncInferQueue Python callback: with it, one `conformance bench` in
+    six here hung in wait_all."""
 
     def __init__(self, target: Any, model_path: Path, input_names: list[str]) -> None:
         import openvino
@@ -73,41 +75,52 @@ class OpenVinoQueue:
         self.compiled = core.compile_model(core.read_model(str(model_path)), "CPU", config)
         self.requests = int(self.compiled.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS"))
         self.ring = [self.compiled.create_infer_request() for _ in range(self.requests)]
-        self.ports = list(self.compiled.inputs)
         self.input_names = list(input_names)  # the session's, in compiled.inputs order
         self.in_flight: int | None = self.requests
+        self.loaded: list[Feeds] = []  # the batch each request holds, by slot
         self.api = {
             "api": "openvino InferRequest.start_async/wait over a ring of "
-            "OPTIMAL_NUMBER_OF_INFER_REQUESTS requests",
+            "OPTIMAL_NUMBER_OF_INFER_REQUESTS requests, inputs pre-set once per request",
             "performance_hint": "THROUGHPUT",
             "infer_requests": self.requests,
+            "inputs": "each request's own input tensors filled once before the clock; "
+            "start_async() without inputs; outputs not copied",
             "num_streams": _property(self.compiled, "NUM_STREAMS"),
             "inference_num_threads": _property(self.compiled, "INFERENCE_NUM_THREADS"),
             "inference_precision": _property(self.compiled, "INFERENCE_PRECISION_HINT"),
         }
 
-    def _run(self, feeds: list[Feeds], queries: int) -> tuple[list[float], float]:
-        """``queries`` batches through the ring; each request's own latency (OpenVINO's, from
-        start to completion) and the wall time of the whole."""
-        latencies: list[float] = []
-        busy = [False] * self.requests
-        rotation = itertools.cycle(feeds)
-        started = time.perf_counter_ns()
-        for index in range(queries):
-            slot = index % self.requests
-            request = self.ring[slot]
-            if busy[slot]:
-                request.wait()
-                latencies.append(request.latency * 1e-3)
-            feed = next(rotation)
-            for index, name in enumerate(self.input_names):  # into the request's own tensors
+    def preset(self, feeds: list[Feeds]) -> None:
+        """Request i's input tensors get batch ``feeds[i % len(feeds)]``, copied into the
+        request's own tensors (reshaped first where the batch differs); untimed."""
+        for request in self.ring:
+            request.wait()
+        self.loaded = []
+        for slot, request in enumerate(self.ring):
+            feed = feeds[slot % len(feeds)]
+            for index, name in enumerate(self.input_names):
                 tensor, array = request.get_input_tensor(index), feed[name]
                 if tuple(tensor.shape) != array.shape:
                     tensor.shape = array.shape
                 tensor.data[...] = array
+            self.loaded.append(feed)
+
+    def _run(self, queries: int) -> tuple[list[float], float]:
+        """``queries`` restarts through the ring; each request's own latency (OpenVINO's, from
+        start to completion) and the wall time of the whole."""
+        latencies: list[float] = []
+        ring, requests = self.ring, self.requests
+        busy = [False] * requests
+        started = time.perf_counter_ns()
+        for index in range(queries):
+            slot = index % requests
+            request = ring[slot]
+            if busy[slot]:
+                request.wait()
+                latencies.append(request.latency * 1e-3)
             request.start_async()
             busy[slot] = True
-        for slot, request in enumerate(self.ring):
+        for slot, request in enumerate(ring):
             if busy[slot]:
                 request.wait()
                 latencies.append(request.latency * 1e-3)
@@ -116,23 +129,25 @@ class OpenVinoQueue:
     def series(
         self, feeds: list[Feeds], rules: SeriesRules, benchmark: Any = None, name: str = ""
     ) -> Series:
-        """Warm up, then blocks of queries until min_queries and min_duration_s are reached
-        (max_duration_s stops it); the wall time is the timed blocks' sum."""
+        """Inputs pre-set, warm up, then blocks of queries until min_queries and min_duration_s
+        are reached (max_duration_s stops it); the wall time is the timed blocks' sum."""
+        self.preset(feeds)
         warmup = max(rules.warmup_queries, 2 * self.requests)
-        _, warm_s = self._run(feeds, warmup)
+        _, warm_s = self._run(warmup)
         per_query_s = max(warm_s / warmup, 1e-7)
         block = max(2 * self.requests, int(0.05 / per_query_s))
         latencies: list[float] = []
         wall_s = 0.0
         while len(latencies) < rules.min_queries or wall_s < rules.min_duration_s:
-            more, took_s = self._run(feeds, block)
+            more, took_s = self._run(block)
             latencies += more
             wall_s += took_s
             if wall_s >= rules.max_duration_s:
                 break
         engine = (
-            f"openvino start_async/wait, {self.requests} requests in flight; per-request "
-            "latency InferRequest.latency, throughput over time.perf_counter_ns wall time"
+            f"openvino start_async/wait, {self.requests} requests in flight, inputs pre-set; "
+            "per-request latency InferRequest.latency, throughput over time.perf_counter_ns "
+            "wall time"
         )
         return Series(tuple(latencies), wall_s, engine, len(latencies), warmup)
 
