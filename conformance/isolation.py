@@ -31,7 +31,7 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
-from conformance.targets.interface import AdapterError, Outputs, TargetError
+from conformance.targets.interface import AdapterError, Outputs, TargetError, TargetInfo
 
 # No fork of the parent: runtimes hold threads. A fork server, started once per parent
 # process before any runtime is imported there, has numpy and the suite imported: each child
@@ -203,7 +203,8 @@ def _child_main(
 
 
 def _serve(conn: Connection, target_name: str) -> None:
-    """Child main for a target: ("load", path) loads an artifact, ("run", feeds) runs it."""
+    """Child main for a target: ("load", path) loads an artifact, ("run", feeds) runs it,
+    ("describe", None) answers (unavailable reason, None) or (None, the checked TargetInfo)."""
     from conformance.targets import get_target
 
     try:
@@ -222,6 +223,9 @@ def _serve(conn: Connection, target_name: str) -> None:
             return dict(facts) if isinstance(facts, dict) else {}
         if request == "run" and sessions:
             return sessions[0].run(payload)
+        if request == "describe":
+            reason = target.availability()
+            return (reason, None) if reason else (None, target.info())
         raise TargetError(
             f"unexpected request {request!r}" if request != "run" else "no model loaded"
         )
@@ -369,12 +373,20 @@ class IsolatedTarget:
         self.load_facts: dict[str, Any] = {}
         self.compile_cache_counts: dict[str, int] = {}
 
-    def _ask(self, request: str, payload: Any) -> Any:
+    def _ask(self, request: str, payload: Any, timeout_s: float | None = None) -> Any:
         if self._child is None or not self._child.alive:
             self._loaded = None
             self._replace_child()
         assert self._child is not None
-        return self._child.ask(request, payload, self.timeout_s)
+        return self._child.ask(request, payload, self.timeout_s if timeout_s is None else timeout_s)
+
+    def describe(self) -> tuple[str | None, TargetInfo | None]:
+        """Asked in the target's child (starting it): why the target is unavailable here, or
+        its checked ``info()``. The runtime is imported there, in the process that runs the
+        checks, not in the parent; the import is start-up, bounded like it (TargetError, or
+        AdapterError for an adapter's broken describe(), as in the parent)."""
+        reason, info = self._ask("describe", None, max(self.timeout_s, STARTUP_TIMEOUT_S))
+        return reason, info
 
     def _replace_child(self) -> None:
         if self._child is not None:

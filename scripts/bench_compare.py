@@ -2,13 +2,16 @@
 `polygraphy run` (when installed), and localisation of a 500-node model on ORT (wall, peak RSS).
 
     .venv/bin/python scripts/bench_compare.py [--repeats 5] [--figures 1,2,3] [--out DIR]
+        [--against CHECKOUT]
 
 Each figure is the median of --repeats runs, measured side by side (paired). `compare` runs as a
 user types it (the `conformance` console script). Figure 3's model has activations worth
 localising (500 nodes, 256 x 256 values: 0.5 MB each in float64) and the peak is that of the
 largest single process (the parent: the float64 reference; the child: the marked runs) against
-the model's own load + run in a fresh process. The machine may be shared with other work:
-figures are leads, not limits (`uptime` is printed with them).
+the model's own load + run in a fresh process. With --against CHECKOUT (another checkout of the
+suite, e.g. a git worktree of an earlier commit), figure 1 also times that checkout's compare
+(PYTHONPATH=CHECKOUT), alternating with this one's, run for run. The machine may be shared
+with other work: figures are leads, not limits (`uptime` is printed with them).
 """
 
 from __future__ import annotations
@@ -105,6 +108,9 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--figures", default="1,2,3", help="which figures: 1, 2, 3")
     parser.add_argument("--out", type=Path, default=Path("/tmp/bench-compare"))
+    parser.add_argument(
+        "--against", type=Path, default=None, help="another checkout for figure 1, paired"
+    )
     args = parser.parse_args()
     out = args.out
     shutil.rmtree(out, ignore_errors=True)
@@ -116,15 +122,16 @@ def main() -> None:
     )
     figures = {f.strip() for f in args.figures.split(",")}
     if "1" in figures:
-        speed(out, args.repeats)
+        speed(out, args.repeats, args.against)
     if "2" in figures:
         against_polygraphy(out, args.repeats)
     if "3" in figures:
         localisation(out)
 
 
-def speed(out: Path, repeats: int) -> None:
-    """1. a 100-node model on 4 CPU targets: compare's wall vs the targets' own load + run"""
+def speed(out: Path, repeats: int, against: Path | None = None) -> None:
+    """1. a 100-node model on 4 CPU targets: compare's wall vs the targets' own load + run
+    (and, with ``against``, that checkout's compare, alternating run for run)"""
     model = chain(out / "chain100.onnx", 100)
     x = np.random.default_rng(1).standard_normal((4, 64)).astype(np.float32)
     np.save(out / "x.npy", x)
@@ -132,8 +139,9 @@ def speed(out: Path, repeats: int) -> None:
     from conformance.targets import get_target
 
     targets = [t for t in TARGETS if get_target(t).unavailable_reason() is None]
-    walls, owns, processes, checks = [], [], [], []
-    for k in range(repeats):
+    walls, owns, processes, checks, others = [], [], [], [], []
+
+    def compare(folder: Path, env: dict[str, str] | None = None) -> float:
         wall, _, text = timed(
             [
                 *COMPARE,
@@ -142,10 +150,17 @@ def speed(out: Path, repeats: int) -> None:
                 str(out / "x.npz"),
                 *[a for t in targets for a in ("--target", t)],
                 "--out",
-                str(out / f"c{k}"),
-            ]
+                str(folder),
+            ],
+            env,
         )
         assert "conforms" in text, text[-2000:]
+        return wall
+
+    for k in range(repeats):
+        if against is not None:
+            others.append(compare(out / f"a{k}", {"PYTHONPATH": str(against.resolve())}))
+        wall = compare(out / f"c{k}")
         document = json.loads((out / f"c{k}" / "results.json").read_text())
         checks.append(sum(c["duration_s"] for c in document["checks"]))
         own = process = 0.0
@@ -170,6 +185,13 @@ def speed(out: Path, repeats: int) -> None:
         f"the checks' own durations (child start, load, runs: determinism, batch invariance) "
         f"sum to {c:.2f} s"
     )
+    if others:
+        a = statistics.median(others)
+        print(
+            f"  against {against}: its compare {a:.2f} s (ratio {a / o:.2f}x), this checkout's "
+            f"{w:.2f} s: {w / a:.2f}x of it (paired: {', '.join(f'{x:.2f}' for x in others)} vs "
+            f"{', '.join(f'{x:.2f}' for x in walls)})"
+        )
 
 
 def against_polygraphy(out: Path, repeats: int) -> None:

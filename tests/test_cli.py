@@ -319,3 +319,34 @@ def test_compile_cache_serves_the_second_run_and_no_compile_cache_reaches_the_ch
     assert "off (1 loads compiled afresh)" in lines[2], lines
     assert options == ["on", "on", "off"]
     assert not cache.exists() or not any(cache.rglob("*.bin"))
+
+
+LAZY_IMPORTS = """
+import json, sys
+import conformance.cli as cli
+heavy = ("conformance.bench", "conformance.certify", "conformance.ops", "conformance.usermodel")
+def loaded():
+    return sorted(m for m in sys.modules if m.startswith(heavy))
+at_start, names = loaded(), sorted(cli.main.commands)
+ops = cli.main.commands["ops"]
+print(json.dumps({"at_start": at_start, "names": names, "ops": [ops.name, loaded()]}))
+"""
+
+
+def test_the_cli_imports_a_subcommands_modules_when_the_command_is_looked_up():
+    """issue 12 (compare's start-up): importing the CLI (as every command, and the children's
+    fork server, do) lists every command but imports none of bench's, certify's, ops' or
+    compare's modules; looking one up imports it."""
+    result = subprocess.run(
+        [sys.executable, "-c", LAZY_IMPORTS], capture_output=True, text=True, check=True
+    )
+    seen = json.loads(result.stdout)
+    assert seen["at_start"] == []
+    assert {"compare", "bench", "certify", "verify", "ops", "report", "run"} <= set(seen["names"])
+    name, modules = seen["ops"]
+    assert name == "ops" and "conformance.ops.command" in modules
+    assert not [m for m in modules if m.startswith(("conformance.bench", "conformance.certify"))]
+    help_text = subprocess.run(
+        [*CLI, "compare", "--help"], capture_output=True, text=True, check=True
+    ).stdout
+    assert "--tolerance-class" in help_text

@@ -587,3 +587,18 @@ def test_an_overflowed_output_has_an_infinite_margin() -> None:
     assert stats.worst_elements[0]["abs_error"] == np.inf
     assert stats.as_dict()["margin"] is None
     assert margin_and_max_abs(np.array([np.nan]), np.array([1.0]), tolerance) == (np.inf, np.inf)
+
+
+def test_the_report_templates_are_compiled_while_the_checks_run():
+    """issue 12 (compare's speed): compare compiles the report's templates in a thread while it
+    waits on the targets' children; the report at the end finds them compiled (the process's
+    environment keeps them)."""
+    from conformance.report.html import environment
+    from conformance.usermodel.comparison import warm_report_templates
+
+    env = environment()
+    names = env.list_templates(filter_func=lambda n: n.endswith(".j2"))
+    warm_report_templates().join(timeout=120)
+    assert names and env.cache is not None
+    compiled = {key[1] for key in env.cache.keys()}
+    assert set(names) <= compiled, (names, compiled)

@@ -578,3 +578,61 @@ def test_targets_side_by_side_give_the_results_of_one_after_the_other(tmp_path):
         for check in document["checks"]:
             check.pop("stderr", None)  # the crash's own stack dump names its process
     assert differences(serial, parallel) == []
+
+
+# -- issue 12 (compare's speed): the targets' children describe them, the session adopts them ---
+
+STARTED_TARGETS = """
+import json, sys
+from pathlib import Path
+from conformance.pack.load import Pack
+from conformance.run.plan import plan_checks
+from conformance.run.session import (
+    RunRequest, RunSession, StartedTargets, choose_targets, describe_targets,
+)
+from conformance.spec import PACK_DIR
+
+names, run_dir = ["ort:cpu", "openvino:gpu"], Path(sys.argv[1])
+started = StartedTargets(names, run_dir)
+described = started.described()
+imported = [m for m in ("onnxruntime", "openvino") if m in sys.modules]
+child = started.runners["ort:cpu"]
+pid = child._child._process.pid
+request = RunRequest(PACK_DIR, run_dir, targets=tuple(names), models=("mlp",), verify=False)
+with RunSession.open(request, started=started) as session:
+    runner = session.runner("ort:cpu")
+    plan = next(p for p in session.plans if p.target == "ort:cpu")
+    record = session.check(plan)
+    same_child = runner is child and runner._child._process.pid == pid
+    section = session.document["targets"]
+left = {n: r._child is not None and r._child.alive for n, r in started.runners.items()}
+started.close()
+print(json.dumps({
+    "described": described, "imported": imported, "same_child": same_child,
+    "verdict": record.verdict, "section": section, "left": left,
+    "in_parent": describe_targets(choose_targets(names)),
+}))
+"""
+
+
+def test_started_targets_are_described_by_their_children_whose_checks_run_there(tmp_path):
+    """compare starts its targets' children first: each describes its target there (the runtime
+    is imported in the child, not in the parent), as the parent would have, and the session runs
+    its checks in those same children (no second start); an unavailable target's child is
+    left to ``close()``."""
+    result = subprocess.run(
+        [sys.executable, "-c", STARTED_TARGETS, str(tmp_path / "run")],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    seen = json.loads(result.stdout.strip().splitlines()[-1])
+    assert seen["imported"] == [], "the parent imported a runtime to describe a target"
+    assert seen["described"] == seen["in_parent"] == seen["section"]
+    assert seen["described"]["ort:cpu"]["available"] and seen["same_child"]
+    assert seen["verdict"] == "passed"
+    assert "ort:cpu" not in seen["left"]  # adopted (and closed by the session)
+    available_gpu = seen["described"]["openvino:gpu"]["available"]
+    assert seen["left"] == ({} if available_gpu else {"openvino:gpu": True})

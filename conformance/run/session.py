@@ -14,6 +14,7 @@ from __future__ import annotations
 import enum
 import os
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import cached_property
@@ -56,12 +57,19 @@ from conformance.run.plan import (
 )
 from conformance.targets import Target, TargetError
 from conformance.targets import choose_targets as choose_named_targets
-from conformance.targets.interface import ARTIFACTS_ENV
+from conformance.targets.interface import ARTIFACTS_ENV, TargetInfo
 
 if TYPE_CHECKING:
     from conformance.bench.records import BenchRecord
 
-__all__ = ["REPORTS_DIR", "RunInputError", "RunRequest", "RunSession", "check_timeout_s"]
+__all__ = [
+    "REPORTS_DIR",
+    "RunInputError",
+    "RunRequest",
+    "RunSession",
+    "StartedTargets",
+    "check_timeout_s",
+]
 
 REPORTS_DIR = Path("reports")  # where run folders go by default (relative to the working folder)
 ARTIFACTS_DIR = "artifacts"  # in the run folder: what targets keep of a failure
@@ -116,11 +124,15 @@ def choose_targets(names: Sequence[str], live: bool = False) -> list[Target]:
 
 def describe_target(target: Target) -> TargetDescription:
     reason = target.availability()
-    if reason:
-        return TargetDescription.unavailable(target.name, reason)
-    info = target.info()
+    return description_of(target.name, reason, None if reason else target.info())
+
+
+def description_of(name: str, reason: str | None, info: TargetInfo | None) -> TargetDescription:
+    """A target's description from its availability and (when available) its info()."""
+    if reason or info is None:
+        return TargetDescription.unavailable(name, reason or "unknown")
     return TargetDescription(
-        target.name,
+        name,
         True,
         runtime=info.runtime,
         version=info.version,
@@ -130,9 +142,49 @@ def describe_target(target: Target) -> TargetDescription:
     )
 
 
-def describe_targets(targets: Sequence[Target]) -> dict[str, Any]:
-    """The results file's "targets" section: what each target is, or why it is unavailable."""
-    return {t.name: describe_target(t).as_dict() for t in targets}
+def describe_targets(
+    targets: Sequence[Target], started: StartedTargets | None = None
+) -> dict[str, Any]:
+    """The results file's "targets" section: what each target is, or why it is unavailable
+    (asked of its started child when ``started`` has one, else in this process)."""
+    described = started.described() if started is not None else {}
+    return {t.name: described.get(t.name) or describe_target(t).as_dict() for t in targets}
+
+
+class StartedTargets:
+    """Targets' child processes, started now and asked to describe their target (availability,
+    ``info()``) in the background, one thread each, side by side. The runtimes are imported in
+    the children that will run the checks (not a second time in the parent), while the caller
+    does its own work (compare: the float64 reference). ``RunSession.open(request,
+    started=...)`` adopts the children of the targets it runs; ``close()`` ends the others (and
+    all of them when no session opens)."""
+
+    def __init__(self, names: Sequence[str], run_dir: Path, timeout_s: float | None = None):
+        timeout = valid_timeout(timeout_s)  # RunInputError, before any child starts
+        os.environ[ARTIFACTS_ENV] = str((Path(run_dir) / ARTIFACTS_DIR).resolve())
+        self.runners = {name: IsolatedTarget(name, timeout) for name in dict.fromkeys(names)}
+        self._pool = ThreadPoolExecutor(
+            max_workers=max(1, len(self.runners)), thread_name_prefix="describe-target"
+        )
+        self._futures = {n: self._pool.submit(r.describe) for n, r in self.runners.items()}
+
+    def described(self) -> dict[str, dict[str, Any]]:
+        """Every target's description (waits for them); TargetError as describe() raises it."""
+        return {
+            name: description_of(name, *future.result()).as_dict()
+            for name, future in self._futures.items()
+        }
+
+    def adopt(self, name: str) -> IsolatedTarget | None:
+        """The started child of ``name`` (now the caller's to close), or None."""
+        return self.runners.pop(name, None)
+
+    def close(self) -> None:
+        """End the children nobody adopted (once their describes are answered)."""
+        self._pool.shutdown(wait=True)  # a child still starting is closed once it has started
+        runners, self.runners = self.runners, {}
+        for runner in runners.values():
+            runner.close()
 
 
 @dataclass(frozen=True)
@@ -166,8 +218,12 @@ class RunSession:
 
     # ---- opening -------------------------------------------------------------------------
     @classmethod
-    def open(cls, request: RunRequest, message: Message = ignore) -> RunSession:
-        """Validate every input and open the results document; raises RunInputError."""
+    def open(
+        cls, request: RunRequest, message: Message = ignore, started: StartedTargets | None = None
+    ) -> RunSession:
+        """Validate every input and open the results document; raises RunInputError. With
+        ``started``, the targets it started are described by their children, which the
+        session adopts (the caller still closes ``started``: the children left over)."""
         start_children_early()  # the fork server starts while the pack is verified
         timeout_s = valid_timeout(request.timeout_s)
         precision_error = check_precision_error(request.precision)
@@ -182,7 +238,7 @@ class RunSession:
             chosen = (
                 [] if request.mode is Mode.RESUME else choose_targets(request.targets, request.live)
             )
-            described = describe_targets(chosen)
+            described = describe_targets(chosen, started)
         except TargetError as error:  # a bad name or option (InvalidTargetError), an adapter
             raise RunInputError(str(error)) from error  # whose describe() fails (AdapterError)
         verification = verified_pack(request.pack_dir) if request.verify else None
@@ -195,7 +251,14 @@ class RunSession:
         except (PackManifestError, LiveModeError, TargetError) as error:
             raise RunInputError(str(error)) from error
         warning = pin_warning(Pack(request.pack_dir)) if request.live else pin_warning(pack)
-        return cls(request, pack, writer, verification, warning, timeout_s, created)
+        session = cls(request, pack, writer, verification, warning, timeout_s, created)
+        for target in chosen:
+            available = described[target.name]["available"]
+            runner = started.adopt(target.name) if started is not None and available else None
+            if runner is not None:
+                runner.timeout_s = timeout_s
+                session._runners[target.name] = runner
+        return session
 
     @staticmethod
     def _open_pack(request: RunRequest, message: Message) -> Pack:
