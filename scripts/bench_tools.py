@@ -1,7 +1,7 @@
 """The suite's runtime latency against the runtimes' own benchmark tools, alternating pairs.
 
     .venv/bin/python scripts/bench_tools.py [--model M ...] [--target T ...] [--pairs 3]
-        [--offline-batch 8] [--no-offline] [--json OUT.json]
+        [--offline-batch 8] [--offline-seconds 2] [--no-offline | --offline-only] [--json OUT.json]
 
 For every pack model (its first default exporter that loads) on ort:cpu, openvino:cpu and
 iree:llvm-cpu, in the case's own child process (the tools run as its children: one process
@@ -15,6 +15,7 @@ and the end-to-end p50 beside them.
 Offline (``--offline-batch`` B): the suite's Offline on openvino:cpu at batch B through its
 asynchronous requests against ``benchmark_app -api async -hint throughput`` on the same shape,
 both at the runtime's default threads (benchmark_app refuses -nthreads with a hint), alternating.
+``--offline-only`` measures only this (openvino:cpu), no SingleStream pairs.
 
 Nothing is asserted: the figures are printed (goals: SingleStream ratio <= 1.10, Offline >= 0.9x
 the tool's), with the load average before and after.
@@ -90,11 +91,20 @@ def single_stream_pairs(
 
 
 def offline_pairs(
-    case: BenchCase, rules: BenchRules, batch: int, pairs: int, folder: Path
+    case: BenchCase,
+    rules: BenchRules,
+    batch: int,
+    pairs: int,
+    folder: Path,
+    seconds: float = 2.0,
 ) -> dict[str, Any]:
     """The suite's Offline at ``batch`` (runtime default threads) against benchmark_app's
-    throughput hint, alternating, both from this script's process group."""
-    offline_rules = replace(rules, threads=0, offline=replace(rules.offline, batch_sizes=(batch,)))
+    throughput hint, alternating, both from this script's process group, each for about
+    ``seconds`` (the dev rules' 0.15 s series is too short to compare with the tool's)."""
+    timed = replace(
+        rules.offline, batch_sizes=(batch,), min_duration_s=seconds, max_duration_s=2 * seconds
+    )
+    offline_rules = replace(rules, threads=0, offline=timed)
     worker = BenchWorker(case, offline_rules)
     pool = sample_pool(Path(case.artifact_dir), case.data_set, 8, rules.perturbation, rules.seed)
     feeds = batched(pool, batch, 1)[0]
@@ -115,7 +125,7 @@ def offline_pairs(
                     api = dict(part.api or {})
                 else:
                     fps, command = tools.benchmark_app_throughput(
-                        Path(case.model_path), feeds, folder / f"offline{pair}", seconds=2
+                        Path(case.model_path), feeds, folder / f"offline{pair}", seconds=seconds
                     )
                     tool.append(fps)
     finally:
@@ -125,6 +135,7 @@ def offline_pairs(
         "model": case.model,
         "exporter": case.exporter,
         "batch": batch,
+        "seconds": seconds,
         "suite_samples_per_s": ours,
         "tool_samples_per_s": theirs,
         "ratio": ours / theirs,
@@ -135,6 +146,8 @@ def offline_pairs(
 
 
 def _print_single(rows: list[dict[str, Any]]) -> None:
+    if not rows:
+        return
     print(
         "\nSingleStream, batch 1, dev rules (1 thread), f32: suite runtime p50 vs the runtime's "
         "own tool (median of the pairs); ratio = suite / tool"
@@ -163,14 +176,16 @@ def _print_offline(rows: list[dict[str, Any]]) -> None:
         "\nOffline on openvino:cpu, runtime default threads: suite (async requests) vs "
         "benchmark_app -api async -hint throughput; ratio = suite / tool"
     )
-    print(f"{'model/exporter':34s} {'batch':>5s} {'suite/s':>10s} {'tool/s':>10s} {'ratio':>6s}")
+    head = f"{'model/exporter':34s} {'batch':>5s} {'suite/s':>10s} {'tool/s':>10s} {'ratio':>6s}"
+    print(f"{head}  pairs")
     for r in rows:
         if "error" in r:
             print(f"{r['model'] + '/' + r['exporter']:34s} {r['error']}")
             continue
         print(
             f"{r['model'] + '/' + r['exporter']:34s} {r['batch']:5d} "
-            f"{r['suite_samples_per_s']:10.0f} {r['tool_samples_per_s']:10.0f} {r['ratio']:6.2f}"
+            f"{r['suite_samples_per_s']:10.0f} {r['tool_samples_per_s']:10.0f} {r['ratio']:6.2f}  "
+            + " ".join(f"{x:.2f}" for x in r["pair_ratios"])
         )
 
 
@@ -181,6 +196,8 @@ def main() -> None:
     parser.add_argument("--pairs", type=int, default=3)
     parser.add_argument("--offline-batch", type=int, default=8)
     parser.add_argument("--no-offline", action="store_true")
+    parser.add_argument("--offline-only", action="store_true")
+    parser.add_argument("--offline-seconds", type=float, default=2.0)
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args()
     rules = load_rules("dev")
@@ -189,13 +206,15 @@ def main() -> None:
     print(f"load average before: {os.getloadavg()}, cpus {os.cpu_count()}")
     single: list[dict[str, Any]] = []
     offline: list[dict[str, Any]] = []
-    for group in plan_groups(pack, args.target or TARGETS, args.model, (), rules):
+    targets = ["openvino:cpu"] if args.offline_only else args.target or TARGETS
+    for group in plan_groups(pack, targets, args.model, (), rules):
         case, worker, opened = open_first(group, rules, print)
         where = folder / f"{case.model}-{case.exporter}-{case.target.replace(':', '_')}"
         try:
             if isinstance(opened, TargetError):
                 raise opened
-            single.append(single_stream_pairs(worker, case, args.pairs, where))
+            if not args.offline_only:
+                single.append(single_stream_pairs(worker, case, args.pairs, where))
         except TargetError as error:
             single.append({**_case(case), "error": f"not measured: {str(error)[:100]}"})
         finally:
@@ -203,7 +222,11 @@ def main() -> None:
         print(f"done {case.key}", flush=True)
         if case.target == "openvino:cpu" and not args.no_offline:
             try:
-                offline.append(offline_pairs(case, rules, args.offline_batch, args.pairs, where))
+                offline.append(
+                    offline_pairs(
+                        case, rules, args.offline_batch, args.pairs, where, args.offline_seconds
+                    )
+                )
             except TargetError as error:
                 offline.append({**_case(case), "error": f"not measured: {str(error)[:100]}"})
     _print_single(single)
