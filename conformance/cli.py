@@ -13,6 +13,8 @@ from typing import TYPE_CHECKING, NoReturn
 
 import click
 
+# First: under `conformance compare`, the targets' fork server starts beside these imports.
+import conformance.usermodel.early  # noqa: F401 - its import starts it
 from conformance import __version__
 from conformance.options import click_options, jobs_option, no_compile_cache_option
 from conformance.pack.hashing import PackManifestError, verify_pack

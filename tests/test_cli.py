@@ -324,7 +324,7 @@ def test_compile_cache_serves_the_second_run_and_no_compile_cache_reaches_the_ch
 LAZY_IMPORTS = """
 import json, sys
 import conformance.cli as cli
-heavy = ("conformance.bench", "conformance.certify", "conformance.ops", "conformance.usermodel")
+heavy = ("conformance.bench", "conformance.certify", "conformance.ops", "conformance.usermodel.c")
 def loaded():
     return sorted(m for m in sys.modules if m.startswith(heavy))
 at_start, names = loaded(), sorted(cli.main.commands)
@@ -350,3 +350,31 @@ def test_the_cli_imports_a_subcommands_modules_when_the_command_is_looked_up():
         [*CLI, "compare", "--help"], capture_output=True, text=True, check=True
     ).stdout
     assert "--tolerance-class" in help_text
+
+
+EARLY_START = """
+import json, sys
+sys.argv = [sys.argv[1], *sys.argv[2:]]
+import conformance.cli
+from multiprocessing import forkserver
+print(json.dumps(forkserver._forkserver._forkserver_pid is not None))
+"""
+
+
+@pytest.mark.parametrize(
+    "argv, started",
+    [
+        (["/venv/bin/conformance", "compare", "model.onnx"], True),
+        (["/src/conformance/__main__.py", "compare"], True),
+        (["/venv/bin/conformance", "report", "results.json"], False),
+        (["/venv/bin/pytest", "compare"], False),
+    ],
+)
+def test_compare_starts_its_childrens_fork_server_with_the_clis_imports(argv, started):
+    """issue 12 (compare's start-up): under `conformance compare` the fork server of the
+    targets' children starts as the CLI is imported (its start-up overlaps the CLI's); under
+    any other command or program that imports the CLI, nothing starts."""
+    result = subprocess.run(
+        [sys.executable, "-c", EARLY_START, *argv], capture_output=True, text=True, check=True
+    )
+    assert json.loads(result.stdout) is started
