@@ -32,12 +32,12 @@ from pathlib import Path
 from typing import Any
 
 from conformance.targets.interface import AdapterError, Outputs, TargetError, TargetInfo
+from conformance.usermodel.early import start_fork_server
 
 # No fork of the parent: runtimes hold threads. A fork server, started once per parent
 # process before any runtime is imported there, has numpy and the suite imported: each child
 # is a fork of it (milliseconds) instead of a fresh interpreter (~0.2 s each).
 _CONTEXT = multiprocessing.get_context("forkserver")
-_PRELOAD = ["numpy", "conformance.isolation", "conformance.targets"]
 # Starting the child (Python, numpy, the runtime's import) is not the target's work: it gets
 # its own, generous bound, so a busy machine cannot turn start-up into a timed-out check.
 STARTUP_TIMEOUT_S = 120.0
@@ -52,19 +52,12 @@ ADAPTER_ERROR = "adapter-error"  # the answer's status when the adapter, not the
 _SGR = re.compile(r"\x1b\[[0-9;]*m")  # colour codes (ORT's red [E:onnxruntime:...] lines)
 
 
-def _preload() -> list[str]:
-    # A child runs the parent's main module again (multiprocessing's main fix-up): under the
-    # `conformance` command that imports the CLI, so the fork server has it imported already.
-    return [*_PRELOAD, "conformance.cli"] if "conformance.cli" in sys.modules else _PRELOAD
-
-
 def start_children_early() -> None:
     """Start the fork server now, in the background (it returns at once), so its start-up
-    overlaps with the caller's own work; the first child then forks at once. Idempotent."""
-    from multiprocessing import forkserver
-
-    _CONTEXT.set_forkserver_preload(_preload())
-    forkserver.ensure_running()
+    overlaps with the caller's own work; the first child then forks at once. Idempotent.
+    (conformance.usermodel.early holds the server's preload list: `conformance compare`
+    starts it from there before this module is imported.)"""
+    start_fork_server()
 
 
 @contextlib.contextmanager

@@ -6,6 +6,10 @@ targets' children (conformance.isolation) starts now, in the background, so its 
 (a fresh interpreter, numpy, the suite) overlaps the CLI's imports instead of following them
 (~0.2-0.3 s of a small model's wall). Any other command, and any other program that imports
 the CLI, starts nothing here.
+
+The fork server is started from here with the standard library only (its preload list lives
+here, conformance.isolation uses the same): importing conformance.isolation first would import
+the suite's targets (onnx among them) in this process before the server could start.
 """
 
 from __future__ import annotations
@@ -15,6 +19,26 @@ from collections.abc import Sequence
 from pathlib import Path
 
 COMMAND_FILES = ("conformance", "__main__.py")  # the console script, python -m conformance
+# What the fork server imports before it forks any child: numpy and the suite's targets.
+FORK_SERVER_PRELOAD = ("numpy", "conformance.isolation", "conformance.targets")
+
+
+def fork_server_preload() -> list[str]:
+    """The fork server's preload. A child runs the parent's main module again
+    (multiprocessing's main fix-up): under the `conformance` command that imports the CLI, so
+    the fork server has it imported already."""
+    cli = ["conformance.cli"] if "conformance.cli" in sys.modules else []
+    return [*FORK_SERVER_PRELOAD, *cli]
+
+
+def start_fork_server() -> None:
+    """Start the children's fork server now, in the background (it returns at once);
+    idempotent. Standard library only: nothing of the suite is imported here."""
+    import multiprocessing
+    from multiprocessing import forkserver
+
+    multiprocessing.get_context("forkserver").set_forkserver_preload(fork_server_preload())
+    forkserver.ensure_running()
 
 
 def compare_is_starting(argv: Sequence[str]) -> bool:
@@ -26,9 +50,7 @@ def start_if_compare(argv: Sequence[str] | None = None) -> bool:
     """Start the children's fork server when the command line is compare's; True if so."""
     if not compare_is_starting(sys.argv if argv is None else argv):
         return False
-    from conformance.isolation import start_children_early
-
-    start_children_early()
+    start_fork_server()
     return True
 
 
