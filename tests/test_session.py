@@ -307,6 +307,10 @@ def test_sigterm_records_interrupted_says_how_to_resume_and_exits_quietly(tmp_pa
             "torch-script",
             "--timeout",
             "60",
+            # one target after the other: ort:cpu's checks are finished when the hang starts
+            # (side by side, SIGTERM could come while they still run)
+            "--jobs",
+            "1",
             "--out",
             str(run_dir),
         ],
