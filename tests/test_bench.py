@@ -779,10 +779,12 @@ def test_the_tools_real_output_is_parsed(pack, tmp_path):
 
 
 def test_offlines_requests_hold_the_preset_batches_and_answer_as_the_sync_run(pack):
-    """Each request of OpenVINO's Offline ring is filled once with its own batch (slot i:
-    batch i % len(feeds)) and only restarted: after a timed series every request still holds
-    that batch and its outputs are the synchronous run's on it; the batches are distinct, so a
-    request restarted on another slot's batch (or on stale inputs) fails here."""
+    """Each request of OpenVINO's Offline ring is filled with its own batch outside the clock
+    (moved on by one ring's worth of batches between timed blocks) and only restarted inside
+    it: after a timed series every request still holds the batch it was given, its outputs are
+    the synchronous run's on that batch, the requests hold distinct batches and the blocks sent
+    every rotating batch, so a request restarted on another batch, on stale inputs or on fewer
+    batches than the series has fails here."""
     from conformance.bench.offline_api import OpenVinoQueue, runner_for
     from conformance.bench.rules import SeriesRules
     from conformance.targets import get_target
@@ -795,16 +797,18 @@ def test_offlines_requests_hold_the_preset_batches_and_answer_as_the_sync_run(pa
     session = target.load(Path(case.model_path))
     queue = runner_for(session, target, Path(case.model_path))
     assert isinstance(queue, OpenVinoQueue)
+    queue.block_s = 0.0  # blocks of two rings: 20 queries take several blocks
     try:
         for batch in (3, 5):  # a second batch size reshapes the pre-set tensors
-            feeds = batched(pool, batch, max(2, queue.requests))
+            feeds = batched(pool, batch, queue.requests + 2)
             series = queue.series(feeds, SeriesRules(2, 20, 0.0, 5.0))
             assert len(series.latencies_s) >= 20
             assert queue.api["infer_requests"] == queue.requests == len(queue.ring)
+            assert queue.sent == set(range(len(feeds)))
+            held = [next(k for k, f in enumerate(feeds) if f is feed) for feed in queue.loaded]
+            assert len(set(held)) == len(held) == queue.requests
             outputs = []
-            for slot, request in enumerate(queue.ring):
-                feed = feeds[slot % len(feeds)]
-                assert queue.loaded[slot] is feed
+            for request, feed in zip(queue.ring, queue.loaded):
                 for index, name in enumerate(session.input_names):
                     assert np.array_equal(request.get_input_tensor(index).data, feed[name])
                 expected = dict(session.run(feed))

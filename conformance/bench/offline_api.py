@@ -59,7 +59,9 @@ def _ort_settings(session: Session) -> dict[str, Any]:
 class OpenVinoQueue:
     """OPTIMAL_NUMBER_OF_INFER_REQUESTS requests of the artifact compiled for throughput, kept
     full. Offline sends the same few batches again and again, so each request's input tensors
-    are filled ONCE, before the clock (request i holds batch ``i % len(feeds)``; they are never
+    are filled before the clock and between timed blocks, never inside them (before block k,
+    request i holds batch ``(i + k * requests) % len(feeds)``, so every rotating batch is sent
+    even with fewer requests than batches; the request's own tensors are written, never
     replaced: OpenVINO's CPU plugin with dynamic shapes once wrote a next input into a previous
     shared buffer, and a fresh Tensor per call crashed), and inside the clock a finished request
     is only restarted, ``start_async()`` with no arguments, its outputs left uncopied, as
@@ -78,32 +80,38 @@ class OpenVinoQueue:
         self.input_names = list(input_names)  # the session's, in compiled.inputs order
         self.in_flight: int | None = self.requests
         self.loaded: list[Feeds] = []  # the batch each request holds, by slot
+        self.sent: set[int] = set()  # which of the series' batches the timed blocks sent
+        self.block_s = 0.05  # a timed block's planned length (its queries: at least 2 rings)
         self.api = {
             "api": "openvino InferRequest.start_async/wait over a ring of "
-            "OPTIMAL_NUMBER_OF_INFER_REQUESTS requests, inputs pre-set once per request",
+            "OPTIMAL_NUMBER_OF_INFER_REQUESTS requests, inputs pre-set outside the clock",
             "performance_hint": "THROUGHPUT",
             "infer_requests": self.requests,
-            "inputs": "each request's own input tensors filled once before the clock; "
-            "start_async() without inputs; outputs not copied",
+            "inputs": "each request's own input tensors filled before the clock and between "
+            "timed blocks (rotating batches), never inside them; start_async() without inputs; "
+            "outputs not copied",
             "num_streams": _property(self.compiled, "NUM_STREAMS"),
             "inference_num_threads": _property(self.compiled, "INFERENCE_NUM_THREADS"),
             "inference_precision": _property(self.compiled, "INFERENCE_PRECISION_HINT"),
         }
 
-    def preset(self, feeds: list[Feeds]) -> None:
-        """Request i's input tensors get batch ``feeds[i % len(feeds)]``, copied into the
-        request's own tensors (reshaped first where the batch differs); untimed."""
+    def preset(self, feeds: list[Feeds], first: int = 0) -> list[int]:
+        """Request i's input tensors get batch ``feeds[(first + i) % len(feeds)]``, copied
+        into the request's own tensors (reshaped first where the batch differs); untimed, with
+        no request in flight. Returns the batches' indices, by slot."""
         for request in self.ring:
             request.wait()
         self.loaded = []
+        chosen = [(first + slot) % len(feeds) for slot in range(self.requests)]
         for slot, request in enumerate(self.ring):
-            feed = feeds[slot % len(feeds)]
+            feed = feeds[chosen[slot]]
             for index, name in enumerate(self.input_names):
                 tensor, array = request.get_input_tensor(index), feed[name]
                 if tuple(tensor.shape) != array.shape:
                     tensor.shape = array.shape
                 tensor.data[...] = array
             self.loaded.append(feed)
+        return chosen
 
     def _run(self, queries: int) -> tuple[list[float], float]:
         """``queries`` restarts through the ring; each request's own latency (OpenVINO's, from
@@ -130,15 +138,20 @@ class OpenVinoQueue:
         self, feeds: list[Feeds], rules: SeriesRules, benchmark: Any = None, name: str = ""
     ) -> Series:
         """Inputs pre-set, warm up, then blocks of queries until min_queries and min_duration_s
-        are reached (max_duration_s stops it); the wall time is the timed blocks' sum."""
+        are reached (max_duration_s stops it), the inputs moved on by one ring's worth of
+        batches between blocks; the wall time is the timed blocks' sum."""
         self.preset(feeds)
+        self.sent = set()
         warmup = max(rules.warmup_queries, 2 * self.requests)
         _, warm_s = self._run(warmup)
         per_query_s = max(warm_s / warmup, 1e-7)
-        block = max(2 * self.requests, int(0.05 / per_query_s))
+        block = max(2 * self.requests, int(self.block_s / per_query_s))
         latencies: list[float] = []
         wall_s = 0.0
+        blocks = 0
         while len(latencies) < rules.min_queries or wall_s < rules.min_duration_s:
+            self.sent.update(self.preset(feeds, blocks * self.requests))
+            blocks += 1
             more, took_s = self._run(block)
             latencies += more
             wall_s += took_s
