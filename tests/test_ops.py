@@ -771,3 +771,15 @@ def test_bad_ops_input_is_one_line_and_exit_2(tmp_path, cache, args, first_words
     assert result.returncode == 2
     assert result.stderr.strip().splitlines()[-1].startswith(first_words), result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_the_case_cache_key_follows_the_ml_dtypes_version(monkeypatch):
+    # onnx 1.23.2 generates its int2/int4 Cast cases through ml_dtypes: 0.7.0 gives 60 other cases
+    # than 0.6.0, so a set cached under one version must not be served under another
+    import ml_dtypes
+
+    from conformance.ops.cases import source_fingerprint
+
+    installed = source_fingerprint()
+    monkeypatch.setattr(ml_dtypes, "__version__", "0.7.0-other")
+    assert source_fingerprint() != installed

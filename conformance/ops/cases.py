@@ -289,12 +289,14 @@ def onnx_dirs() -> tuple[Path, Path]:
 
 
 def source_fingerprint() -> str:
-    """What the generated cases depend on: onnx and numpy versions, onnx's case sources and
-    its on-disk sets. Equal fingerprints give equal case sets (the digest says so)."""
+    """What the generated cases depend on: onnx, numpy and ml_dtypes versions (onnx casts to
+    int2/int4 through ml_dtypes), onnx's case sources and its on-disk sets. Equal fingerprints
+    give equal case sets (the digest says so)."""
     import onnx
 
     case_dir, data_dir = onnx_dirs()
-    digest = hashlib.sha256(f"onnx {onnx.__version__} numpy {np.__version__}\n".encode())
+    versions = f"onnx {onnx.__version__} numpy {np.__version__} ml_dtypes {_ml_dtypes_version()}"
+    digest = hashlib.sha256(f"{versions}\n".encode())
     files = sorted(case_dir.rglob("*.py")) + sorted(
         p for s in DISK_SETS for p in (data_dir / s).rglob("*") if p.is_file()
     )
@@ -302,6 +304,12 @@ def source_fingerprint() -> str:
         digest.update(str(path.relative_to(case_dir.parent)).encode() + b"\0")
         digest.update(hashlib.sha256(path.read_bytes()).digest())
     return digest.hexdigest()
+
+
+def _ml_dtypes_version() -> str:
+    import ml_dtypes
+
+    return str(ml_dtypes.__version__)
 
 
 def load_case_set(cache_dir: Path | None = None) -> CaseSet:
@@ -653,6 +661,7 @@ def write_case_set(cache_dir: Path) -> CaseSet:
         "manifest_version": MANIFEST_VERSION,
         "onnx_version": onnx.__version__,
         "numpy_version": np.__version__,
+        "ml_dtypes_version": _ml_dtypes_version(),
         "digest": set_digest,
         "rule": {"rtol": RULE_RTOL, "atol": RULE_ATOL},
         "cases": cases,
