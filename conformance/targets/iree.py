@@ -282,9 +282,13 @@ class IreeTarget(Target):
             message = message.replace(str(mlir), str(kept))
         except OSError as copy_error:
             kept, where = None, f"its input could not be kept: {copy_error}"
-        if recorded:
-            where += " (as the compile cache recorded it: --no-compile-cache compiles again)"
-        return TargetError(f"iree-compile failed: {first_diagnostic(message)}; {where}\n{message}")
+        # The note goes last: the first line stays the one a fresh compile gives, so the summary
+        # groups an artifact's data sets (one compile, then recorded failures) into one line.
+        note = "\n(as the compile cache recorded it: --no-compile-cache compiles again)"
+        return TargetError(
+            f"iree-compile failed: {first_diagnostic(message)}; {where}\n{message}"
+            + (note if recorded else "")
+        )
 
     def _load(self, model_path: Path) -> Session:
         workdir = Path(tempfile.mkdtemp(prefix="conformance-iree-"))
