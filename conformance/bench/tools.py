@@ -133,7 +133,7 @@ def benchmark_app_command(
     """SingleStream: sync, one stream, ``threads`` (0: the runtime's default), inference only,
     the suite's input. ``throughput``: async with the throughput hint (benchmark_app then
     refuses -nthreads/-nstreams: the runtime's default threads), the suite's batch, inputs set
-    once (the suite copies each batch into its request inside the clock)."""
+    once (the suite's Offline pre-sets its requests' inputs the same way)."""
     files = _npy_inputs(feeds, folder)
     command = [tool_path("benchmark_app"), "-m", str(model_path), "-d", "CPU"]
     command += ["-data_shape", ",".join(f"{n}{_shape(a)}" for n, a in feeds.items())]
