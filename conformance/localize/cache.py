@@ -39,6 +39,7 @@ from typing import Any
 import numpy as np
 
 from conformance.compare.tolerance import Tolerance
+from conformance.pack.hashing import arrays_digest
 from conformance.targets import compile_cache
 
 FOLDER = "localize"
@@ -70,15 +71,6 @@ def code_digest() -> str:
     return digest.hexdigest()
 
 
-def _arrays_digest(sample: Mapping[str, np.ndarray]) -> str:
-    digest = hashlib.sha256()
-    for name in sorted(sample):
-        array = np.ascontiguousarray(sample[name])
-        digest.update(f"{name}|{array.dtype.str}|{array.shape}|".encode())
-        digest.update(array.tobytes())
-    return digest.hexdigest()
-
-
 def cache_key(
     artifact_path: Path,
     target: Mapping[str, Any],
@@ -94,7 +86,7 @@ def cache_key(
         "code": code_digest(),
         "artifact": compile_cache.artifact_digest(artifact_path),
         "target": described,
-        "inputs": _arrays_digest(sample),
+        "inputs": arrays_digest(sample),
         "tolerance": [tolerance.atol, tolerance.rtol],
         "failure": failure,
     }

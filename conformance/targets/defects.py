@@ -64,7 +64,6 @@ must never be what excuses the defect.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import time
 from collections.abc import Mapping
@@ -72,6 +71,7 @@ from pathlib import Path
 
 import numpy as np
 
+from conformance.pack.hashing import arrays_digest
 from conformance.targets.interface import (
     InvalidTargetError,
     Outputs,
@@ -113,16 +113,6 @@ MARKERS_ENV = "CONFORMANCE_DEFECT_MARKERS"
 
 def _is_float(array: np.ndarray) -> bool:
     return np.issubdtype(array.dtype, np.floating)
-
-
-def _input_key(inputs: dict[str, np.ndarray]) -> str:
-    """The identity of an input: same names, dtypes, shapes and bytes give the same key."""
-    digest = hashlib.sha256()
-    for name in sorted(inputs):
-        array = np.ascontiguousarray(inputs[name])
-        digest.update(f"{name}|{array.dtype.str}|{array.shape}|".encode())
-        digest.update(array.tobytes())
-    return digest.hexdigest()
 
 
 def _mark_running(kind: str) -> None:
@@ -212,7 +202,7 @@ class DefectSession(Session):
             time.sleep(3600)
 
     def _repeat_ulp(self, inputs: dict[str, np.ndarray]) -> Outputs:
-        key = _input_key(inputs)
+        key = arrays_digest(inputs)
         self._runs_of[key] = self._runs_of.get(key, 0) + 1
         outputs = self._honest(inputs)
         if self._runs_of[key] == 1:

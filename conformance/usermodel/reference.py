@@ -11,7 +11,6 @@ the reference records which nodes ran in what precision: it says what the refere
 from __future__ import annotations
 
 import copy
-import hashlib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -20,6 +19,7 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
+from conformance.pack.hashing import arrays_digest
 from conformance.usermodel.evaluate import NodeError, NodeStream
 
 FLOAT64 = "float64"
@@ -126,7 +126,7 @@ class Reference:
                 ) from error
             assert isinstance(result, dict)
             return {k: np.asarray(v) for k, v in result.items() if v is not None}
-        key = _inputs_digest(inputs)
+        key = arrays_digest(inputs)
         if self._last is not None and self._last[0] == key:
             return dict(self._last[1])
         try:
@@ -140,15 +140,6 @@ class Reference:
         result = {name: np.asarray(outputs[name]) for name in names if name in outputs}
         self._last = (key, result)  # the check run of reference_for is the first golden
         return dict(result)
-
-
-def _inputs_digest(inputs: Mapping[str, np.ndarray]) -> str:
-    digest = hashlib.sha256()
-    for name in sorted(inputs):
-        array = np.ascontiguousarray(inputs[name])
-        digest.update(f"{name}|{array.dtype.str}|{array.shape}|".encode())
-        digest.update(array.tobytes())
-    return digest.hexdigest()
 
 
 # ---- the rewrite -----------------------------------------------------------------------------
