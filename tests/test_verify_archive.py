@@ -220,7 +220,10 @@ def test_no_mutated_bundle_ends_in_a_traceback_or_verifies(signed, context, tmp_
         else:
             path.write_bytes(_mutate_bytes(source.read_bytes(), rng))
         verification = check(path, context, public_key)
-        if path.read_bytes() != source.read_bytes():
-            assert verification.verdict != VERIFIED, case
+        if verification.verdict == VERIFIED:
+            # Only bytes that mean nothing may differ: a deflate stream's last byte can carry
+            # padding bits after its end-of-block code, which decode to the same member (seen:
+            # signature.json's last byte 0x00 -> 0x1a). Every member must read as the genuine one.
+            assert members(path) == genuine, case
         text = "\n".join(render_verification(verification))
         assert not any(c in text for c in "\x1b\r"), case
