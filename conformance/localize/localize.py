@@ -170,33 +170,19 @@ def _row(
     total = [_worst(values[n], expected[n], tolerance) for n in outputs if n in expected]
     total_margin = max((m for m, _ in total), default=None)
     total_abs = max((a for _, a in total), default=None)
+
+    def not_introduced(note: str) -> NodeError:  # the inherited error only, and why
+        return NodeError(index, label, node.op_type, total_margin, total_abs, None, None, note)
+
     feeds = {}
     for name in node_inputs(node):
         if name not in values:
-            return NodeError(
-                index,
-                label,
-                node.op_type,
-                total_margin,
-                total_abs,
-                None,
-                None,
-                f"input {name} not available",
-            )
+            return not_introduced(f"input {name} not available")
         feeds[name] = as64(values[name])
     try:
         produced = evaluate_node(float64_reference_node(node), feeds, opsets, model.functions)
     except Exception as error:  # noqa: BLE001 - the evaluator cannot take this node alone
-        return NodeError(
-            index,
-            label,
-            node.op_type,
-            total_margin,
-            total_abs,
-            None,
-            None,
-            f"not evaluated alone: {type(error).__name__}",
-        )
+        return not_introduced(f"not evaluated alone: {type(error).__name__}")
     introduced = [_worst(values[n], produced[n], tolerance) for n in outputs if n in produced]
     shapes = [
         f"{n}: shape {list(np.shape(values[n]))} where the node gives {list(np.shape(produced[n]))}"

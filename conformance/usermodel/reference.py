@@ -201,7 +201,7 @@ def double_refused(node: onnx.NodeProto, opsets: Mapping[str, int], floats: set[
     return ""
 
 
-def _lift_attributes(node: onnx.NodeProto, rewrite_graph: Any) -> None:
+def _lift_attributes(node: onnx.NodeProto) -> None:
     for attribute in node.attribute:
         if attribute.name in _DTYPE_ATTRIBUTES and attribute.type == onnx.AttributeProto.INT:
             if attribute.i in LIFTED:
@@ -213,10 +213,10 @@ def _lift_attributes(node: onnx.NodeProto, rewrite_graph: Any) -> None:
             del attribute.tensors[:]
             attribute.tensors.extend(lifted)
         elif attribute.type == onnx.AttributeProto.GRAPH:
-            rewrite_graph(attribute.g)
+            _lift_graph(attribute.g)
         elif attribute.type == onnx.AttributeProto.GRAPHS:
             for graph in attribute.graphs:
-                rewrite_graph(graph)
+                _lift_graph(graph)
 
 
 Dims = list[int | str | None]  # a size, a symbol, or None (unknown)
@@ -284,16 +284,6 @@ def float64_reference(
     opsets = _opsets(model)
     forced = dict(float32_nodes or {})
 
-    def rewrite_graph(graph: onnx.GraphProto) -> None:
-        for values in (graph.input, graph.output, graph.value_info):
-            for value in values:
-                _lift_value_info(value)
-        lifted = [_lift_tensor(t) for t in graph.initializer]
-        del graph.initializer[:]
-        graph.initializer.extend(lifted)
-        for node in graph.node:
-            _lift_attributes(node, rewrite_graph)
-
     precisions: list[NodePrecision] = []
     nodes: list[onnx.NodeProto] = []
     for index, node in enumerate(model.graph.node):
@@ -304,7 +294,7 @@ def float64_reference(
             nodes.extend(wrapped)
             precisions.append(NodePrecision(label, node.op_type, FLOAT32, why))
         else:
-            _lift_attributes(node, rewrite_graph)
+            _lift_attributes(node)
             nodes.append(node)
             precisions.append(NodePrecision(label, node.op_type, FLOAT64))
     for values in (model.graph.input, model.graph.output, model.graph.value_info):
@@ -318,7 +308,7 @@ def float64_reference(
     model.graph.node.extend(nodes)
     for function in model.functions:
         for node in function.node:
-            _lift_attributes(node, rewrite_graph)
+            _lift_attributes(node)
     return Reference(source, model, precisions, types, dims)
 
 
@@ -356,20 +346,21 @@ def _single_node_failures(reference: Reference, inputs: Mapping[str, np.ndarray]
     return failures
 
 
+def _lift_graph(graph: onnx.GraphProto) -> None:
+    """A subgraph (If/Loop/Scan body) in float64: its values, initializers and nodes."""
+    for values in (graph.input, graph.output, graph.value_info):
+        for value in values:
+            _lift_value_info(value)
+    tensors = [_lift_tensor(t) for t in graph.initializer]
+    del graph.initializer[:]
+    graph.initializer.extend(tensors)
+    for inner in graph.node:
+        _lift_attributes(inner)
+
+
 def float64_reference_node(node: onnx.NodeProto) -> onnx.NodeProto:
     lifted = copy.deepcopy(node)
-
-    def rewrite_graph(graph: onnx.GraphProto) -> None:
-        for values in (graph.input, graph.output, graph.value_info):
-            for value in values:
-                _lift_value_info(value)
-        tensors = [_lift_tensor(t) for t in graph.initializer]
-        del graph.initializer[:]
-        graph.initializer.extend(tensors)
-        for inner in graph.node:
-            _lift_attributes(inner, rewrite_graph)
-
-    _lift_attributes(lifted, rewrite_graph)
+    _lift_attributes(lifted)
     return lifted
 
 
