@@ -378,3 +378,23 @@ def test_compare_starts_its_childrens_fork_server_with_the_clis_imports(argv, st
         [sys.executable, "-c", EARLY_START, *argv], capture_output=True, text=True, check=True
     )
     assert json.loads(result.stdout) is started
+
+
+@pytest.mark.parametrize(
+    "args, named",
+    [
+        (("run", "--jobs", "0"), "--jobs"),
+        (("run", "--jobs", "x"), "--jobs"),
+        (("run", "--profile", "fp8"), "--profile"),
+        (("calibrate", "--precision", "fp8"), "--precision"),
+        (("run", "--target", "iree:llvm-cpu:threads=-1"), "threads"),
+        (("run", "--target", "iree:llvm-cpu:driver=../x"), "driver"),
+        (("run", "--target", "openvino:cpu:model_cache=maybe"), "model_cache"),
+        (("run", "--target", "ort:cuda:tf32=2"), "tf32"),
+    ],
+)
+def test_hostile_values_of_the_new_options_are_one_line_and_exit_2(tmp_path, args, named):
+    result = conformance(*args, "--out", str(tmp_path / "run"))
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert named in result.stderr and "Traceback" not in result.stderr
+    assert not (tmp_path / "run").exists()  # refused before any run folder is made
