@@ -251,11 +251,18 @@ class ChildProcess:
             args=(serve, capture_path, os.getpid(), pdeathsig, dict(os.environ), child, *args),
             daemon=True,
         )
+        # The pipe and the capture file are shared by the thread that asks and any thread that
+        # closes (Ctrl-C closes every child while workers wait on theirs): the lock orders them.
+        # A pipe in use is closed by its asker when it wakes (the child's death wakes it), never
+        # under it: a descriptor closed under a waiting thread may be reused by another pipe.
+        self._lock = threading.Lock()
         self._conn: Connection | None = parent
+        self._asking = False
+        self._closed = False
         try:
             self._process.start()
             child.close()
-            self._answer(STARTUP_TIMEOUT_S, "start-up")
+            self._answer(parent, STARTUP_TIMEOUT_S, "start-up")
         except BaseException:  # a failed start-up, or Ctrl-C during it: no child left behind
             self.close()
             raise
@@ -264,29 +271,39 @@ class ChildProcess:
 
     @property
     def alive(self) -> bool:
-        return self._conn is not None and self._process.is_alive()
+        return not self._closed and self._process.is_alive()
 
     def ask(self, request: str, payload: Any, timeout_s: float) -> Any:
-        assert self._conn is not None, "the child was closed"
+        with self._lock:
+            conn = self._conn
+            if self._closed or conn is None:
+                raise ChildCrashed("the process was closed")
+            self._asking = True
         try:
-            self._conn.send((request, payload))
-        except (BrokenPipeError, ConnectionResetError) as error:
-            raise self._crashed() from error
-        return self._answer(timeout_s, request)
+            try:
+                conn.send((request, payload))
+            except (BrokenPipeError, ConnectionResetError) as error:
+                raise self._crashed() from error
+            return self._answer(conn, timeout_s, request)
+        finally:
+            with self._lock:
+                self._asking = False
+                if self._closed:
+                    self._close_pipe()
 
-    def _answer(self, timeout_s: float, what: str) -> Any:
-        assert self._conn is not None
+    def _answer(self, conn: Connection, timeout_s: float, what: str) -> Any:
         try:
-            if not self._conn.poll(timeout_s):
+            if not conn.poll(timeout_s):
                 self._dump_stacks()
                 self.close()
                 raise ChildTimedOut(
                     f"no answer to {what} within {timeout_s:g} s; the process was killed"
                 )
-            status, value = self._conn.recv()
+            status, value = conn.recv()
         except (EOFError, BrokenPipeError, ConnectionResetError) as error:
             raise self._crashed() from error
-        self._drain()  # keeps the capture file small when nobody takes it (benchmarks)
+        with self._lock:
+            self._drain()  # keeps the capture file small when nobody takes it (benchmarks)
         if status == ADAPTER_ERROR:
             raise AdapterError(value)
         if status == "error":
@@ -299,7 +316,7 @@ class ChildProcess:
         check's record says where it hung. Best effort, a bounded wait."""
         if STACK_SIGNAL is None or not self._process.is_alive() or self._process.pid is None:
             return
-        before = os.fstat(self._capture.fileno()).st_size
+        before = self._capture_size()
         try:
             os.kill(self._process.pid, STACK_SIGNAL)
         except OSError:
@@ -307,10 +324,14 @@ class ChildProcess:
         deadline, size = time.monotonic() + STACK_DUMP_WAIT_S, before
         while time.monotonic() < deadline:
             time.sleep(0.05)
-            grown = os.fstat(self._capture.fileno()).st_size
-            if grown > before and grown == size:  # written, and no longer growing
+            grown = self._capture_size()
+            if grown < 0 or (grown > before and grown == size):  # closed; or written, not growing
                 return
             size = grown
+
+    def _capture_size(self) -> int:
+        with self._lock:
+            return -1 if self._capture.closed else os.fstat(self._capture.fileno()).st_size
 
     def _crashed(self) -> ChildCrashed:
         self._process.join(timeout=5)
@@ -321,8 +342,9 @@ class ChildProcess:
     def take_stderr(self) -> str:
         """What the child wrote (stderr and stdout) since the last call, colour codes removed;
         at most the last STDERR_LIMIT_CHARS characters."""
-        self._drain()
-        text, self._taken = self._taken, ""
+        with self._lock:
+            self._drain()
+            text, self._taken = self._taken, ""
         return text
 
     def _drain(self) -> None:
@@ -341,15 +363,22 @@ class ChildProcess:
         self._taken = (self._taken + text)[-STDERR_LIMIT_CHARS:]
 
     def close(self) -> None:
+        """Kill the child and close what it used; safe from any thread, any number of times."""
         if self._process.is_alive():
             self._process.kill()
         if self._process.pid is not None:  # started
             self._process.join(timeout=5)
+        with self._lock:
+            self._closed = True
+            if not self._asking:  # else the asker closes the pipe as it wakes
+                self._close_pipe()
+            self._drain()  # what a crashed or killed child said stays available to take_stderr
+            self._capture.close()
+
+    def _close_pipe(self) -> None:
         if self._conn is not None:
             self._conn.close()
         self._conn = None
-        self._drain()  # what a crashed or killed child said stays available to take_stderr
-        self._capture.close()
 
 
 class IsolatedTarget:
@@ -411,7 +440,7 @@ class IsolatedTarget:
         return self._ask("run", feeds)
 
     def close(self) -> None:
-        if self._child is not None:
-            self._child.close()
-            self._stderr = (self._stderr + self._child.take_stderr())[-STDERR_LIMIT_CHARS:]
-        self._child, self._loaded = None, None
+        child, self._child, self._loaded = self._child, None, None  # a worker may close it too
+        if child is not None:
+            child.close()
+            self._stderr = (self._stderr + child.take_stderr())[-STDERR_LIMIT_CHARS:]

@@ -440,3 +440,53 @@ def test_children_take_the_parents_environment_as_it_is_when_they_start(tmp_path
     out, err = parent.communicate(timeout=BOUND_S)
     assert parent.returncode == 0, err[-3000:]
     assert out.strip() == "('first', []) ('second', [])", out
+
+
+def test_a_child_closed_from_two_threads_at_once_closes_once(tmp_path):
+    """Ctrl-C while checks run side by side: the main thread closes every child while the
+    worker waiting on it wakes to the death and closes it too (seen in CI: EBADF from the
+    second close of the pipe, exit 1 instead of 130). Either order, no error; the pipe's
+    descriptor is closed once (a second close could hit a descriptor reused meanwhile)."""
+    parent = run_script(
+        tmp_path,
+        """
+        import json, threading, time
+        from conformance.isolation import ChildProcess, serve_requests
+        from conformance.targets.interface import TargetError
+
+        def hang(conn):
+            serve_requests(conn, lambda request, payload: time.sleep(3600))
+
+        def main():
+            unexpected = []
+            for _ in range(12):
+                child = ChildProcess(hang, ())
+                def ask():
+                    try:
+                        child.ask("hang", None, 600)
+                    except TargetError:
+                        pass  # the child died under it: the worker's expected answer
+                    except BaseException as error:
+                        unexpected.append(f"worker: {type(error).__name__}: {error}")
+                worker = threading.Thread(target=ask)
+                worker.start()
+                time.sleep(0.2)  # the worker waits on the pipe now
+                closers = [threading.Thread(target=child.close) for _ in range(3)]
+                try:
+                    for closer in closers:
+                        closer.start()
+                    child.close()
+                except BaseException as error:
+                    unexpected.append(f"main: {type(error).__name__}: {error}")
+                for thread in (*closers, worker):
+                    thread.join(60)
+            print(json.dumps(unexpected))
+
+        if __name__ == "__main__":
+            main()
+        """,
+    )
+    out, err = parent.communicate(timeout=BOUND_S * 3)
+    assert parent.returncode == 0, err[-3000:]
+    assert json.loads(out) == [], out
+    assert "Traceback" not in err, err[-3000:]  # a closer thread's error lands on stderr

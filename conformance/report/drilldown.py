@@ -13,6 +13,9 @@ from conformance.results.records import PASSED, CheckRecord
 
 PROBLEMS_SHOWN = 12
 STDERR_CHARS = 20_000  # the tail of what the target wrote on stderr (the results file has it all)
+# Past the first DETAILED_CHECKS checks that did not pass, a shorter tail: a crashing runtime's
+# stack dump repeats in every such check, and the page must stay bounded in a run of thousands.
+BRIEF_STDERR_CHARS = 1_000
 
 
 @dataclass(frozen=True)
@@ -31,13 +34,13 @@ def problem_view(message: str) -> ProblemView:
     return ProblemView(informative(message), message[:FULL_CHARS], len(message) > FULL_CHARS)
 
 
-def stderr_of(record: CheckRecord) -> tuple[str, bool]:
-    """The check's captured stderr (optional field; results files before it have none): its tail
-    and whether it was cut."""
+def stderr_of(record: CheckRecord, limit: int = STDERR_CHARS) -> tuple[str, bool]:
+    """The check's captured stderr (optional field; results files before it have none): its
+    last ``limit`` characters and whether it was cut."""
     text = getattr(record, "stderr", "") or ""
     if not isinstance(text, str):
         return "", False
-    return (text[-STDERR_CHARS:], True) if len(text) > STDERR_CHARS else (text, False)
+    return (text[-limit:], True) if len(text) > limit else (text, False)
 
 
 @dataclass(frozen=True)
@@ -105,7 +108,7 @@ def output_view(name: str, stats: dict[str, Any] | None, full: bool) -> OutputVi
 
 def check_view(record: CheckRecord, anchor: str, detailed: bool = True) -> CheckView:
     full = record.verdict != PASSED
-    stderr, stderr_cut = stderr_of(record)
+    stderr, stderr_cut = stderr_of(record, STDERR_CHARS if detailed else BRIEF_STDERR_CHARS)
     return CheckView(
         anchor=anchor,
         record=record,
