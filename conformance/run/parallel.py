@@ -122,6 +122,8 @@ def run_side_by_side(
                 thread.join(timeout=STOP_WAIT_S)
             session.close_runners()  # any child a worker started meanwhile
     order = {plan.check_id: index for index, plan in enumerate(session.plans)}
+    for plan in plans:  # plans of the caller's own (compare's) keep the order they were given
+        order.setdefault(plan.check_id, len(order))
     checks = session.document["checks"]
     checks.sort(key=lambda check: order.get(check.get("id"), len(order)))
     session.writer.flush()

@@ -409,10 +409,12 @@ class RunSession:
         self,
         plans: Sequence[CheckPlan] | None = None,
         on_record: Callable[[CheckRecord], None] = lambda record: None,
+        keep_runners: bool = False,
     ) -> list[CheckRecord]:
         """Run every plan (default: the session's) not already in the results; each record is
         written as it comes. Targets run side by side (conformance.run.parallel: one worker
-        per core, each target's checks in order); the targets' processes are closed at the end."""
+        per core, each target's checks in order); the targets' processes are closed at the end
+        unless ``keep_runners`` (compare localises a failure in the child that ran it)."""
         from conformance.run.parallel import check_workers, run_side_by_side
 
         todo = [
@@ -430,8 +432,12 @@ class RunSession:
                 done.append(record)
                 on_record(record)
             return done
+        except BaseException:
+            self.close_runners()  # a worker waiting on a child is released by the child's end
+            raise
         finally:
-            self.close_runners()
+            if not keep_runners:
+                self.close_runners()
 
     def bench(
         self,

@@ -361,7 +361,6 @@ def _compare(
     started: StartedTargets,
 ) -> CompareOutcome:
     from conformance.run.session import RunInputError, RunRequest, RunSession
-    from conformance.usermodel.checks import run_plans
 
     reference = float64_reference(model, samples)
     targets = list(started.runners)
@@ -384,11 +383,15 @@ def _compare(
         for target in session.targets
         for data_set in sets
     ]
+    order = {plan.check_id: index for index, plan in enumerate(plans)}
     with session:
         for name, reason in session.unavailable.items():
             message(f"{name}: unavailable, its checks are skipped ({reason})")
         warm_report_templates()  # compiled in this process while it waits on the children
-        records = run_plans(session, plans, message)  # side by side where it can
+        records = session.run_checks(  # side by side; the children stay for localisation
+            plans, on_record=lambda r: message(f"{r.check_id}: {r.verdict}"), keep_runners=True
+        )
+        records.sort(key=lambda record: order[record.check_id])
         outcome = CompareOutcome(
             run_dir,
             session.path,
