@@ -108,6 +108,134 @@ def test_reference_lifts_cast_targets_and_falls_back_where_double_is_not_allowed
     assert reference.as_dict()["fallbacks"][0]["node"] == "ln"
 
 
+def loop_model(per_iteration: list[int]) -> onnx.ModelProto:
+    """Loop 3 times; the body's scan output is ``x`` (of shape ``per_iteration``) times the
+    iteration number."""
+    body = helper.make_graph(
+        [
+            helper.make_node("Identity", ["cond_in"], ["cond_out"]),
+            helper.make_node("Cast", ["i"], ["fi"], to=TensorProto.FLOAT),
+            helper.make_node("Mul", ["x", "fi"], ["scan"]),
+        ],
+        "body",
+        [
+            helper.make_tensor_value_info("i", TensorProto.INT64, []),
+            helper.make_tensor_value_info("cond_in", TensorProto.BOOL, []),
+        ],
+        [
+            helper.make_tensor_value_info("cond_out", TensorProto.BOOL, []),
+            helper.make_tensor_value_info("scan", TensorProto.FLOAT, per_iteration),
+        ],
+    )
+    graph = helper.make_graph(
+        [helper.make_node("Loop", ["trips", "cond"], ["y"], body=body)],
+        "loop",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, per_iteration)],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+        [
+            numpy_helper.from_array(np.array(3, np.int64), "trips"),
+            numpy_helper.from_array(np.array(True), "cond"),
+        ],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    return model
+
+
+def gather_elements_model(data: list[int], index: list[int], axis: int) -> onnx.ModelProto:
+    graph = helper.make_graph(
+        [helper.make_node("GatherElements", ["data", "index"], ["y"], axis=axis)],
+        "gather",
+        [
+            helper.make_tensor_value_info("data", TensorProto.FLOAT, data),
+            helper.make_tensor_value_info("index", TensorProto.INT64, index),
+        ],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, index)],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    return model
+
+
+def correction_cases() -> dict[str, list[tuple[onnx.ModelProto, dict[str, np.ndarray]]]]:
+    """Per corrected op, models on which onnx.reference as it is was seen wrong."""
+    rng = np.random.default_rng(0)
+    loops = [
+        (loop_model(shape), {"x": rng.standard_normal(shape).astype(np.float32)})
+        for shape in ([1, 10], [])  # rank 2: vstack joins; rank 0: vstack adds an axis
+    ]
+    gathers = []
+    for data, index, axis in (([70, 3], [5, 3], 0), ([3, 4], [2, 2], 1)):
+        feeds = {
+            "data": rng.standard_normal(data).astype(np.float32),
+            "index": rng.integers(-data[axis], data[axis], index).astype(np.int64),
+        }
+        gathers.append((gather_elements_model(data, index, axis), feeds))
+    return {"Loop": loops, "GatherElements": gathers}
+
+
+def test_each_reference_correction_is_still_needed_and_agrees_with_onnxruntime() -> None:
+    """Every correction in spec/reference-corrections.json: onnx.reference as installed is
+    still wrong on a case (a wrong shape or no answer), and the corrected evaluator agrees with
+    ONNX Runtime, an independent implementation, to float32 rounding."""
+    import onnxruntime as ort
+    from onnx.reference import ReferenceEvaluator
+
+    from conformance.usermodel.corrected import corrections, reference_evaluator
+
+    in_force = [entry["op_type"] for entry in corrections()]
+    assert sorted(in_force) == ["GatherElements", "Loop"]  # for onnx 1.23.2, the pinned one
+    cases = correction_cases()
+    for op_type in in_force:
+        still_wrong = 0
+        for model, feeds in cases[op_type]:
+            expected = ort.InferenceSession(model.SerializeToString()).run(None, feeds)[0]
+            (corrected,) = reference_evaluator(model).run(None, feeds)
+            assert corrected.shape == expected.shape, (op_type, corrected.shape, expected.shape)
+            scale = max(1.0, float(np.abs(expected).max()))
+            assert np.abs(corrected - expected).max() <= 1e-6 * scale, op_type
+            try:
+                (plain,) = ReferenceEvaluator(model).run(None, feeds)
+                still_wrong += plain.shape != expected.shape
+            except Exception:  # noqa: BLE001 - no answer is a wrong one (ValueError, IndexError)
+                still_wrong += 1
+        assert still_wrong, f"onnx.reference now gets {op_type} right: drop its correction"
+
+
+@pytest.mark.parametrize(
+    ("model_name", "exporter"), [("gru", "tf2onnx"), ("detection_head", "torch-script")]
+)
+def test_pack_models_that_onnx_reference_gets_wrong_have_a_right_reference(
+    model_name: str, exporter: str, tmp_path: Path
+) -> None:
+    """gru/tf2onnx (a Loop) got a reference of another shape, so compare blamed an honest ORT;
+    detection_head/torch-script (GatherElements over 64 boxes) got none (exit 2). Now both
+    references agree with the pack's float64 golden, and compare says ORT conforms."""
+    model = Pack(PACK_DIR).model(model_name)
+    artifact = next(a for a in model.artifacts if a.exporter == exporter)
+    feeds = dict(artifact.inputs(1))
+    reference = reference_for(onnx.load(str(artifact.path)), [feeds])
+    out = reference.run(feeds)
+    for expected in model.expected(artifact, 1):
+        assert out[expected.name].shape == expected.golden.shape, expected.name
+        scale = max(1.0, float(np.abs(expected.golden).max()))
+        # the file folds constants in float32: agreement to float32 rounding, not to float64's
+        assert np.abs(out[expected.name] - expected.golden).max() <= 1e-6 * scale, expected.name
+    assert "corrected: spec/reference-corrections.json" in reference.describe()
+    result = compare(
+        str(artifact.path),
+        "--inputs",
+        str(artifact.directory / "test_data_set_1"),
+        "--target",
+        "ort:cpu",
+        "--out",
+        str(tmp_path / "run"),
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    document = load_document(tmp_path / "run" / "results.json")
+    assert document["usermodel"]["reference"]["corrected_ops"] == ["Loop", "GatherElements"]
+
+
 # ---- 2. compare through the run session -----------------------------------------------------
 def test_compare_a_pack_artifact_on_ort_conforms_with_every_check(tmp_path: Path) -> None:
     artifact = Pack(PACK_DIR).model("cnn").artifacts[1]  # torch-script: batch is dynamic

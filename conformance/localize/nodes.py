@@ -101,12 +101,13 @@ def evaluate_node(
     opsets: Mapping[str, int],
     functions: Sequence[onnx.FunctionProto] = (),
 ) -> dict[str, np.ndarray]:
-    """Run one node on the ONNX reference evaluator with the given input values."""
-    from onnx.reference import ReferenceEvaluator
+    """Run one node on the ONNX reference evaluator (its known errors corrected) with the
+    given input values."""
+    from conformance.usermodel.corrected import reference_evaluator
 
     model = single_node_model(node, values, opsets, functions)
     feeds = {n: values[n] for n in node_inputs(node)}
-    results = ReferenceEvaluator(model).run(None, feeds)
+    results = reference_evaluator(model).run(None, feeds)
     names = [n for n in node.output if n]
     return {n: np.asarray(v) for n, v in zip(names, results)}
 
@@ -117,13 +118,13 @@ def evaluate_nodes(
     opsets: Mapping[str, int],
     functions: Sequence[onnx.FunctionProto] = (),
 ) -> dict[str, np.ndarray]:
-    """Run consecutive nodes on the ONNX reference evaluator (one evaluator for all of them);
-    every value they give, by name."""
-    from onnx.reference import ReferenceEvaluator
+    """Run consecutive nodes on the ONNX reference evaluator (one evaluator for all of them,
+    its known errors corrected); every value they give, by name."""
+    from conformance.usermodel.corrected import reference_evaluator
 
     model = nodes_model(nodes, values, opsets, functions)
     feeds = {n: values[n] for n in outside_inputs(nodes)}
-    results = ReferenceEvaluator(model).run(None, feeds, intermediate=True)
+    results = reference_evaluator(model).run(None, feeds, intermediate=True)
     assert isinstance(results, dict)
     given = {n for node in nodes for n in node.output if n}
     return {n: np.asarray(v) for n, v in results.items() if n in given and v is not None}

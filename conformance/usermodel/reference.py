@@ -20,6 +20,7 @@ import onnx
 from onnx import TensorProto, helper, numpy_helper
 
 from conformance.pack.hashing import arrays_digest
+from conformance.usermodel.corrected import corrections, describe_corrections
 from conformance.usermodel.evaluate import NodeError, NodeStream
 
 FLOAT64 = "float64"
@@ -67,7 +68,8 @@ class Reference:
         """One line for the terminal and the report: what the reference was."""
         total = len(self.precisions)
         low = self.fallbacks
-        text = f"onnx.reference {onnx.__version__}, the model rewritten to float64"
+        evaluator = f"onnx.reference {onnx.__version__}{describe_corrections()}"
+        text = f"{evaluator}, the model rewritten to float64"
         if not low:
             return f"{text} ({total} of {total} nodes in float64)"
         names = ", ".join(f"{p.node} ({p.op_type}: {p.why})" for p in low[:5])
@@ -77,6 +79,7 @@ class Reference:
     def as_dict(self) -> dict[str, Any]:
         return {
             "evaluator": f"onnx.reference {onnx.__version__}",
+            "corrected_ops": [e["op_type"] for e in corrections()],
             "rewrite": FLOAT64,
             "description": self.describe(),
             "nodes": {
@@ -90,9 +93,9 @@ class Reference:
         }
 
     def evaluator(self) -> Any:
-        from onnx.reference import ReferenceEvaluator
+        from conformance.usermodel.corrected import reference_evaluator
 
-        return ReferenceEvaluator(self.model)
+        return reference_evaluator(self.model)
 
     def feeds(self, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         """The user's inputs as the rewritten model takes them (float inputs as float64)."""
