@@ -40,6 +40,7 @@ import numpy as np
 
 from conformance.compare.tolerance import Tolerance
 from conformance.pack.hashing import arrays_digest
+from conformance.spec import SPEC_DIR
 from conformance.targets import compile_cache
 
 FOLDER = "localize"
@@ -50,7 +51,13 @@ FORMAT = 1
 RUN_DIR = "${RUN_DIR}"  # the run folder's place in a stored entry's paths
 MAX_REPRO_BYTES = 64 * 1024 * 1024  # a bigger reproducer is not worth keeping twice
 _PACKAGE = Path(__file__).resolve().parent.parent
-_CODE = ("localize", "usermodel/reference.py", "compare")
+_CODE = (
+    "localize",
+    "usermodel/reference.py",
+    "usermodel/evaluate.py",
+    "usermodel/corrected.py",
+    "compare",
+)
 
 
 def enabled() -> bool:
@@ -68,6 +75,8 @@ def code_digest() -> str:
         for file in sorted(path.rglob("*.py")) if path.is_dir() else [path]:
             digest.update(file.relative_to(_PACKAGE).as_posix().encode())
             digest.update(file.read_bytes())
+    # the reference's corrections are data: they change what it computes too
+    digest.update((SPEC_DIR / "reference-corrections.json").read_bytes())
     return digest.hexdigest()
 
 

@@ -20,7 +20,7 @@ from onnx.reference.ops.op_loop import Loop as _Loop
 
 from conformance.spec import load_json
 
-CORRECTIONS_FILE = "reference-corrections.json"
+CORRECTIONS_FILE = "reference-corrections.json"  # localize/cache.py hashes it by this name too
 
 
 class Loop(_Loop):
