@@ -1,4 +1,4 @@
-from conformance.cli import main
+from conformance.cli import console
 
 if __name__ == "__main__":
-    main()
+    console()

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, NoReturn
 import click
 
 # First: under `conformance compare`, the targets' fork server starts beside these imports.
-import conformance.usermodel.early  # noqa: F401 - its import starts it
+import conformance.usermodel.early as early  # its import starts it
 from conformance import __version__
 from conformance.options import click_options, jobs_option, no_compile_cache_option
 from conformance.pack.hashing import PackManifestError, verify_pack
@@ -34,6 +34,18 @@ def fail(message: str, code: int = 2) -> NoReturn:
 @click.version_option(__version__, prog_name="conformance")
 def main() -> None:
     """Conformance and interoperability suite for ML inference runtimes."""
+
+
+def console() -> None:
+    """The `conformance` console script (and ``python -m conformance``): main(); compare, whose
+    small runs are timed against the runtimes' own load and run, leaves without the
+    interpreter's teardown once it is done (conformance.usermodel.early.exit_now)."""
+    try:
+        main()
+    except SystemExit as done:
+        if early.compare_is_starting(sys.argv):
+            early.exit_now(done.code)
+        raise
 
 
 # Subcommands whose modules are imported when the command is looked up (run, help), not at

@@ -9,6 +9,7 @@ fi
 python3.11 -m venv .venv
 .venv/bin/pip install -q --upgrade pip
 .venv/bin/pip install -q -e '.[frameworks,runtimes,test]'
+.venv/bin/python -m compileall -q conformance  # what pip does for a non-editable install
 # The gate: lint (line length 100) and types over the code, before the tests.
 LINTED=(conformance tests reference_models scripts examples)
 .venv/bin/ruff check "${LINTED[@]}"

@@ -9,9 +9,12 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
+import onnx
 import pytest
+from onnx import TensorProto, helper
 
 from conformance.results.document import load_document, validate_document
 from conformance.targets.defects import MARKERS_ENV
@@ -398,3 +401,59 @@ def test_hostile_values_of_the_new_options_are_one_line_and_exit_2(tmp_path, arg
     assert result.returncode == 2, result.stdout + result.stderr
     assert named in result.stderr and "Traceback" not in result.stderr
     assert not (tmp_path / "run").exists()  # refused before any run folder is made
+
+
+def wait_until_none(found: Callable[[], list[int]], bound_s: float = 10.0) -> bool:
+    deadline = time.monotonic() + bound_s
+    while found() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return not found()
+
+
+def processes_marked(mark: str) -> list[int]:
+    """Processes whose environment holds ``CONFORMANCE_TEST_MARK=mark``."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                environ = (entry / "environ").read_bytes()
+            except OSError:
+                continue
+            if f"CONFORMANCE_TEST_MARK={mark}".encode() in environ.split(b"\0"):
+                found.append(int(entry.name))
+    return found
+
+
+@pytest.mark.parametrize(
+    ("target", "code", "last"),
+    [("ort:cpu", 0, "report: "), ("defect:noise", 1, "report: "), ("nope", 2, "error: ")],
+)
+def test_compare_leaves_at_once_with_its_exit_code_every_line_and_no_process(
+    tmp_path, target, code, last
+):
+    """The console script's compare skips the interpreter's teardown and ends the fork server
+    (issue 12's speed): what it printed still all arrives, the exit code is compare's, and no
+    process of its own (server, children) is left once its output is closed."""
+    model = tmp_path / "m.onnx"
+    graph = helper.make_graph(
+        [helper.make_node("Tanh", ["x"], ["y"])],
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 3])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2, 3])],
+    )
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(model))
+    mark = f"{os.getpid()}-{target}"
+    result = subprocess.run(
+        [*CLI, "compare", str(model), "--target", target, "--out", str(tmp_path / "run")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "CONFORMANCE_TEST_MARK": mark},
+    )
+    assert result.returncode == code, result.stdout + result.stderr
+    lines = (result.stdout if code < 2 else result.stderr).splitlines()
+    assert lines and lines[-1].startswith(last), result.stdout + result.stderr
+    if code < 2:
+        assert (tmp_path / "run" / "report.html").stat().st_size > 0
+        assert load_document(tmp_path / "run" / "results.json")["run"]["status"] == "complete"
+    assert wait_until_none(lambda: processes_marked(mark)), processes_marked(mark)

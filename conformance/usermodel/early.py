@@ -14,9 +14,12 @@ the suite's targets (onnx among them) in this process before the server could st
 
 from __future__ import annotations
 
+import os
+import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import NoReturn
 
 COMMAND_FILES = ("conformance", "__main__.py")  # the console script, python -m conformance
 # What the fork server imports before it forks any child: numpy and the suite's targets.
@@ -52,6 +55,37 @@ def start_if_compare(argv: Sequence[str] | None = None) -> bool:
         return False
     start_fork_server()
     return True
+
+
+def exit_now(code: object) -> NoReturn:
+    """Leave with a SystemExit's ``code`` without the interpreter's teardown. Once compare has
+    written its results and report and ended its children, the teardown only frees memory:
+    69 ms of a 100-node model's 0.7 s wall, measured (strace: last write to exit_group)."""
+    if isinstance(code, str):  # what SystemExit does with a message: print it, exit 1
+        print(code, file=sys.stderr)
+        code = 1
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):  # a closed pipe: nothing more can reach it
+            pass
+    stop_fork_server()
+    os._exit(code if isinstance(code, int) else 0)
+
+
+def stop_fork_server() -> None:
+    """End the children's fork server now, without its teardown (it would end on its own once
+    we are gone, ~25 ms later, holding our stdout and stderr open until then: a caller that
+    reads them waits for it). Its children, if any were left, die with it (parent-death
+    signal)."""
+    from multiprocessing import forkserver
+
+    pid = getattr(forkserver._forkserver, "_forkserver_pid", None)  # noqa: SLF001 - stdlib's
+    if isinstance(pid, int) and pid > 0:
+        try:
+            os.kill(pid, signal.SIGTERM)  # the server sets no handler: it ends at once
+        except OSError:
+            pass
 
 
 start_if_compare()
