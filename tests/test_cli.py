@@ -356,11 +356,12 @@ def test_the_cli_imports_a_subcommands_modules_when_the_command_is_looked_up():
 
 
 EARLY_START = """
-import json, sys
+import json, os, sys
 sys.argv = [sys.argv[1], *sys.argv[2:]]
 import conformance.cli
 from multiprocessing import forkserver
 print(json.dumps(forkserver._forkserver._forkserver_pid is not None))
+print(json.dumps(os.environ.get("OPENBLAS_NUM_THREADS")))
 """
 
 
@@ -373,14 +374,25 @@ print(json.dumps(forkserver._forkserver._forkserver_pid is not None))
         (["/venv/bin/pytest", "compare"], False),
     ],
 )
-def test_compare_starts_its_childrens_fork_server_with_the_clis_imports(argv, started):
+@pytest.mark.parametrize("blas", [None, "3"])
+def test_compare_starts_its_childrens_fork_server_with_the_clis_imports(argv, started, blas):
     """issue 12 (compare's start-up): under `conformance compare` the fork server of the
-    targets' children starts as the CLI is imported (its start-up overlaps the CLI's); under
-    any other command or program that imports the CLI, nothing starts."""
+    targets' children starts as the CLI is imported (its start-up overlaps the CLI's) and
+    numpy's BLAS gets one thread unless the user set it; under any other command or program
+    that imports the CLI, nothing starts and nothing is set."""
+    env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_NUM_THREADS"}
+    if blas is not None:
+        env["OPENBLAS_NUM_THREADS"] = blas
     result = subprocess.run(
-        [sys.executable, "-c", EARLY_START, *argv], capture_output=True, text=True, check=True
+        [sys.executable, "-c", EARLY_START, *argv],
+        capture_output=True,
+        text=True,
+        check=True,
+        env=env,
     )
-    assert json.loads(result.stdout) is started
+    server, threads = (json.loads(line) for line in result.stdout.splitlines())
+    assert server is started
+    assert threads == (blas or ("1" if started else None))
 
 
 @pytest.mark.parametrize(

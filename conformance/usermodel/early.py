@@ -49,10 +49,21 @@ def compare_is_starting(argv: Sequence[str]) -> bool:
     return len(argv) > 1 and argv[1] == "compare" and Path(argv[0]).name in COMMAND_FILES
 
 
+# numpy's OpenBLAS starts a thread per core as numpy is imported, each spinning a while: ~50 ms
+# of CPU in every process that imports it (here: this one and the fork server, whose children
+# inherit it). Under compare the cores belong to the targets' children, so BLAS gets one
+# thread unless the user says otherwise (measured on 2 cores, the 100-node model on 4 targets:
+# 0.61 s -> 0.56 s wall).
+BLAS_THREADS = {"OPENBLAS_NUM_THREADS": "1"}
+
+
 def start_if_compare(argv: Sequence[str] | None = None) -> bool:
-    """Start the children's fork server when the command line is compare's; True if so."""
+    """Under compare's command line: one BLAS thread (unless set), then the children's fork
+    server; True if so. Before numpy is imported anywhere."""
     if not compare_is_starting(sys.argv if argv is None else argv):
         return False
+    for name, value in BLAS_THREADS.items():
+        os.environ.setdefault(name, value)
     start_fork_server()
     return True
 
