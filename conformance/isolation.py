@@ -362,10 +362,15 @@ class ChildProcess:
         text = _SGR.sub("", data.decode("utf-8", errors="replace"))
         self._taken = (self._taken + text)[-STDERR_LIMIT_CHARS:]
 
-    def close(self) -> None:
-        """Kill the child and close what it used; safe from any thread, any number of times."""
+    def kill(self) -> None:
+        """Signal the child to die, without waiting: closing many children, signal them all
+        first, then close each (its wait then overlaps the others')."""
         if self._process.is_alive():
             self._process.kill()
+
+    def close(self) -> None:
+        """Kill the child and close what it used; safe from any thread, any number of times."""
+        self.kill()
         if self._process.pid is not None:  # started
             self._process.join(timeout=5)
         with self._lock:
@@ -438,6 +443,12 @@ class IsolatedTarget:
     def run(self, feeds: dict) -> Outputs:
         assert self._loaded is not None, "load() first"
         return self._ask("run", feeds)
+
+    def kill(self) -> None:
+        """Signal the child to die, without waiting (close() waits)."""
+        child = self._child
+        if child is not None:
+            child.kill()
 
     def close(self) -> None:
         child, self._child, self._loaded = self._child, None, None  # a worker may close it too

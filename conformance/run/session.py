@@ -476,6 +476,8 @@ class RunSession:
 
     def close_runners(self) -> None:
         runners, self._runners = self._runners, {}
+        for runner in runners.values():  # every child signalled first: their ends overlap
+            runner.kill()
         for name, runner in runners.items():
             counts = self.compile_cache_loads.setdefault(name, {})
             for outcome, count in runner.compile_cache_counts.items():
