@@ -20,7 +20,6 @@ import onnx
 from onnx import TensorProto, helper, numpy_helper
 
 from conformance.pack.hashing import arrays_digest
-from conformance.usermodel.corrected import corrections, describe_corrections
 from conformance.usermodel.evaluate import NodeError, NodeStream
 
 FLOAT64 = "float64"
@@ -68,6 +67,8 @@ class Reference:
         """One line for the terminal and the report: what the reference was."""
         total = len(self.precisions)
         low = self.fallbacks
+        from conformance.usermodel.corrected import describe_corrections
+
         evaluator = f"onnx.reference {onnx.__version__}{describe_corrections()}"
         text = f"{evaluator}, the model rewritten to float64"
         if not low:
@@ -77,6 +78,8 @@ class Reference:
         return f"{text} ({total - len(low)} of {total} nodes in float64; float32: {names}{more})"
 
     def as_dict(self) -> dict[str, Any]:
+        from conformance.usermodel.corrected import corrections
+
         return {
             "evaluator": f"onnx.reference {onnx.__version__}",
             "corrected_ops": [e["op_type"] for e in corrections()],
