@@ -47,11 +47,19 @@ SHARED_OPTIONS = (
 )
 
 
-def _bypass_compile_cache(ctx: click.Context, param: click.Parameter, value: bool) -> None:
-    if value:  # the environment reaches the isolated children, which do the compiling
-        from conformance.targets.compile_cache import NO_CACHE_ENV
+def _compile_cache_settings(ctx: click.Context, param: click.Parameter, value: bool) -> None:
+    """--no-compile-cache; else the cache's settings, checked before anything runs."""
+    from conformance.targets import compile_cache
 
-        os.environ[NO_CACHE_ENV] = "1"
+    if value:  # the environment reaches the isolated children, which do the compiling
+        os.environ[compile_cache.NO_CACHE_ENV] = "1"
+        return
+    problem = compile_cache.settings_problem()
+    if problem:
+        raise click.UsageError(problem, ctx)
+    unwritable = compile_cache.unwritable_reason()
+    if unwritable:
+        click.echo(f"warning: {unwritable}", err=True)
 
 
 def no_compile_cache_option(command: Callable[..., Any]) -> Callable[..., Any]:
@@ -62,7 +70,7 @@ def no_compile_cache_option(command: Callable[..., Any]) -> Callable[..., Any]:
         is_flag=True,
         expose_value=False,
         is_eager=True,
-        callback=_bypass_compile_cache,
+        callback=_compile_cache_settings,
         help="Compile every model afresh: do not read or write the compile caches "
         "(same as CONFORMANCE_NO_COMPILE_CACHE=1).",
     )(command)

@@ -17,6 +17,7 @@ import pytest
 from onnx import TensorProto, helper
 
 from conformance.results.document import load_document, validate_document
+from conformance.spec import PACK_DIR
 from conformance.targets.defects import MARKERS_ENV
 from tests.conftest import needs_frameworks
 
@@ -469,3 +470,46 @@ def test_compare_leaves_at_once_with_its_exit_code_every_line_and_no_process(
         assert (tmp_path / "run" / "report.html").stat().st_size > 0
         assert load_document(tmp_path / "run" / "results.json")["run"]["status"] == "complete"
     assert wait_until_none(lambda: processes_marked(mark)), processes_marked(mark)
+
+
+PACK_MLP = PACK_DIR / "mlp" / "torch-script" / "model.onnx"
+
+
+@pytest.mark.parametrize("command", ["run", "compare", "ops", "bench"])
+def test_a_malformed_cache_bound_is_refused_before_anything_runs(tmp_path, command):
+    """CONFORMANCE_CACHE_MAX_MB=abc used to be ignored in silence (the default bound held)."""
+    model = PACK_MLP if command == "compare" else None
+    args = [command, *([str(model)] if model else []), "--target", "ort:cpu"]
+    result = conformance(
+        *args,
+        "--out",
+        str(tmp_path / "run"),
+        env={**os.environ, "CONFORMANCE_CACHE_MAX_MB": "abc"},
+    )
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "CONFORMANCE_CACHE_MAX_MB must be a whole number of megabytes, not abc" in result.stderr
+    assert "Traceback" not in result.stderr and not (tmp_path / "run").exists()
+
+
+def test_an_unwritable_cache_folder_is_said_and_the_run_goes_on(tmp_path):
+    """An unwritable CONFORMANCE_CACHE_DIR used to compile without the cache in silence."""
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    result = conformance(
+        "run",
+        "--target",
+        "ort:cpu",
+        "--model",
+        "mlp",
+        "--exporter",
+        "torch-script",
+        "--out",
+        str(tmp_path / "run"),
+        env={**os.environ, "CONFORMANCE_CACHE_DIR": str(blocker / "cache")},
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert (
+        f"warning: the compile cache folder {blocker / 'cache'} cannot be written (Not a "
+        "directory): every model is compiled afresh" in result.stderr
+    )
+    assert load_document(tmp_path / "run" / "results.json")["run"]["status"] == "complete"

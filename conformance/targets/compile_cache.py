@@ -31,6 +31,8 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from conformance.untrusted import printable
+
 CACHE_ENV = "CONFORMANCE_CACHE_DIR"
 NO_CACHE_ENV = "CONFORMANCE_NO_COMPILE_CACHE"
 MAX_MB_ENV = "CONFORMANCE_CACHE_MAX_MB"
@@ -69,8 +71,37 @@ def max_bytes() -> int:
     try:
         megabytes = int(raw) if raw.strip() else DEFAULT_MAX_MB
     except ValueError:
-        megabytes = DEFAULT_MAX_MB  # a malformed bound must not stop a run; the default holds
+        # refused at the command line (settings_problem); a child must not fail a load on it
+        megabytes = DEFAULT_MAX_MB
     return max(megabytes, 0) * 1024 * 1024
+
+
+def settings_problem() -> str | None:
+    """What is wrong with the cache's settings in the environment, or None: said once, before
+    anything runs, instead of a default quietly taking over."""
+    raw = os.environ.get(MAX_MB_ENV, "").strip()
+    if raw and not raw.isdigit():
+        return f"{MAX_MB_ENV} must be a whole number of megabytes, not {printable(raw, 40)}"
+    return None
+
+
+def unwritable_reason() -> str | None:
+    """Why the cache folder cannot be written, or None. Loads still work without it (each
+    compiles afresh), so this is a warning, never a reason to stop."""
+    if not enabled():
+        return None
+    root = cache_root()
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=root, prefix=".probe-"):
+            pass
+    except OSError as error:
+        why = error.strerror or type(error).__name__
+        return (
+            f"the compile cache folder {printable(str(root), 300)} cannot be written ({why}): "
+            "every model is compiled afresh"
+        )
+    return None
 
 
 def _sha256_file(path: Path, digest: hashlib._Hash | None = None) -> hashlib._Hash:
