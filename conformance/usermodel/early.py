@@ -1,11 +1,12 @@
-"""`conformance compare` starts its targets' fork server as the CLI's first act.
+"""`conformance compare`'s start and end: its targets' fork server starts as the CLI's first
+act, and it leaves at once when it is done (``exit_now``, from conformance.cli.console).
 
 Imported by conformance.cli before anything else: when the process is `conformance compare`
 (the console script, or ``python -m conformance compare``), the fork server that makes the
 targets' children (conformance.isolation) starts now, in the background, so its own start-up
 (a fresh interpreter, numpy, the suite) overlaps the CLI's imports instead of following them
-(~0.2-0.3 s of a small model's wall). Any other command, and any other program that imports
-the CLI, starts nothing here.
+(~0.2-0.3 s of a small model's wall); numpy's BLAS is given one thread first. Any other
+command, and any other program that imports the CLI, starts and sets nothing here.
 
 The fork server is started from here with the standard library only (its preload list lives
 here, conformance.isolation uses the same): importing conformance.isolation first would import
