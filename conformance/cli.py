@@ -128,6 +128,19 @@ def pack_build(out: Path, models: tuple[str, ...], exporters: tuple[str, ...]) -
     unknown = [m for m in models if m not in FAMILIES]
     if unknown:
         fail(f"unknown model(s) {', '.join(unknown)}; known: {', '.join(FAMILIES)}")
+    from conformance.pack.build import left_out
+    from conformance.spec import load_json
+    from conformance.untrusted import printable
+
+    lost = left_out(
+        out, list(models or FAMILIES), list(exporters or load_json("spec.json")["exporters"])
+    )
+    if lost:
+        fail(
+            f"the pack in {printable(out, 300)} also holds {printable(', '.join(lost), 300)}, "
+            "which this build leaves out, and a build replaces the whole folder: build the "
+            "selection into another folder (--out)"
+        )
     started = time.perf_counter()
     manifest = build_pack(out, list(models) or None, list(exporters) or None, progress=click.echo)
     click.echo(

@@ -882,3 +882,29 @@ def test_a_non_finite_quantisation_scale_is_a_recorded_converter_finding(pack):
             assert found[0]["evidence"]["scales"] == scales
             flagged.add(model.name)
     assert flagged == {"padding_traps"}
+
+
+def test_a_partial_build_never_replaces_a_pack_holding_more(tmp_path):
+    """`conformance pack build --model gru` (default --out: the committed pack) used to write a
+    pack of gru alone over it, deleting every other model. It is refused now, before any
+    export, saying what would be lost; the pack is untouched."""
+    from conformance.pack.build import left_out
+
+    result = subprocess.run(
+        [sys.executable, "-m", "conformance", "pack", "build", "--model", "gru"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert f"the pack in {PACK_DIR} also holds mlp, cnn," in result.stderr, result.stderr
+    assert "Traceback" not in result.stderr
+    untouched = verify_pack(PACK_DIR)
+    assert untouched.ok and untouched.digest == load_json("spec.json")["pinned_packs"]["0.1.0"]
+    (tmp_path / "pack.json").write_text(json.dumps({"models": ["a", "b"], "exporters": ["x"]}))
+    assert left_out(tmp_path, ["a"], ["x"]) == ["b"]
+    assert left_out(tmp_path, ["a", "b"], ["y"]) == ["x"]
+    assert left_out(tmp_path, ["b", "a"], ["x"]) == []  # the same selection rebuilds in place
+    assert left_out(tmp_path / "none", ["a"], ["x"]) == []
+    (tmp_path / "pack.json").write_text("[not a manifest")
+    assert left_out(tmp_path, ["a"], ["x"]) == []

@@ -391,6 +391,20 @@ def reproducibility_notes(out_dir: Path, models: list[str]) -> list[str]:
     return notes
 
 
+def left_out(out_dir: Path, models: list[str], exporters: list[str]) -> list[str]:
+    """What the pack already in ``out_dir`` holds that a build of these models and exporters
+    would not (a build replaces the whole folder): models, then exporters, by name."""
+    try:
+        held = json.loads((Path(out_dir) / MANIFEST).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return []  # no pack there (or not a readable one): nothing of one to lose
+    if not isinstance(held, dict):
+        return []
+    lost = [m for m in held.get("models") or [] if isinstance(m, str) and m not in models]
+    lost += [e for e in held.get("exporters") or [] if isinstance(e, str) and e not in exporters]
+    return lost
+
+
 def build_pack(
     out_dir: Path,
     models: list[str] | None = None,
