@@ -28,7 +28,9 @@ CORRECTIONS_FILE = "reference-corrections.json"  # localize/cache.py hashes it b
 class Loop(_Loop):
     """onnx.reference 1.23's Loop with each scan output stacked along a new first axis (as
     ONNX's shape inference and ONNX Runtime have it) instead of ``np.vstack``-ed, which joins
-    per-iteration [1, 10] values into [n, 10] and scalars into [n, 1]. Otherwise the same."""
+    per-iteration [1, 10] values into [n, 10] and scalars into [n, 1]. Otherwise the same:
+    ``_run`` is adapted from onnx/reference/ops/op_loop.py (Apache-2.0, ONNX Project
+    Contributors)."""
 
     def _run(  # onnx's signature
         self,
