@@ -28,8 +28,8 @@ import time
 from pathlib import Path
 
 import numpy as np
-import onnx
-from onnx import TensorProto, helper, numpy_helper
+
+from conformance.localize.controls import chain_model
 
 CONSOLE = Path(sys.executable).with_name("conformance")
 COMPARE = (
@@ -46,29 +46,6 @@ session = get_target(sys.argv[1]).load(sys.argv[2])
 session.run({"x": np.load(sys.argv[3])})
 print(time.perf_counter() - t)
 """
-
-
-def chain(path: Path, nodes: int, width: int = 64) -> Path:
-    """x[N, width] through nodes/2 (MatMul, Tanh) pairs: a model of ``nodes`` nodes."""
-    rng = np.random.default_rng(0)
-    graph_nodes, inits, current = [], [], "x"
-    for i in range(nodes // 2):
-        w = (rng.standard_normal((width, width)) / np.sqrt(width)).astype(np.float32)
-        inits.append(numpy_helper.from_array(w, f"w{i}"))
-        graph_nodes.append(helper.make_node("MatMul", [current, f"w{i}"], [f"m{i}"], name=f"mm{i}"))
-        graph_nodes.append(helper.make_node("Tanh", [f"m{i}"], [f"t{i}"], name=f"tanh{i}"))
-        current = f"t{i}"
-    graph = helper.make_graph(
-        graph_nodes,
-        "chain",
-        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", width])],
-        [helper.make_tensor_value_info(current, TensorProto.FLOAT, ["N", width])],
-        inits,
-    )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    model.ir_version = 8
-    onnx.save(model, str(path))
-    return path
 
 
 def timed(command: list[str], env: dict[str, str] | None = None) -> tuple[float, int, str]:
@@ -132,7 +109,7 @@ def main() -> None:
 def speed(out: Path, repeats: int, against: Path | None = None) -> None:
     """1. a 100-node model on 4 CPU targets: compare's wall vs the targets' own load + run
     (and, with ``against``, that checkout's compare, alternating run for run)"""
-    model = chain(out / "chain100.onnx", 100)
+    model = chain_model(out / "chain100.onnx", 100, width=64)
     x = np.random.default_rng(1).standard_normal((4, 64)).astype(np.float32)
     np.save(out / "x.npy", x)
     np.savez(out / "x.npz", x=x)
@@ -248,7 +225,7 @@ def against_polygraphy(out: Path, repeats: int) -> None:
 
 def localisation(out: Path) -> None:
     """3. localisation of a 500-node model on ORT: wall and peak RSS vs the model's own run"""
-    big = chain(out / "chain500.onnx", 500, width=256)
+    big = chain_model(out / "chain500.onnx", 500, width=256)
     x = np.random.default_rng(1).standard_normal((256, 256)).astype(np.float32)
     np.save(out / "x500.npy", x)
     np.savez(out / "x500.npz", x=x)

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conformance.localize.controls import NODE_DEFECT_ENV
+from conformance.localize.controls import NODE_DEFECT_ENV, chain_model
 from tests.conftest import needs_frameworks
 from tests.test_compare import compare, mlp
 
@@ -388,32 +388,6 @@ def test_a_damaged_localisation_entry_is_a_miss_and_removed(tmp_path: Path) -> N
     assert not list(store.folder.rglob(".*-*")), "a temporary folder was left behind"
 
 
-def _chain(path: Path, nodes: int, width: int = 16) -> Path:
-    """x[N, width] through nodes/2 (MatMul, Tanh) pairs, named mm<i> and tanh<i>."""
-    import onnx
-    from onnx import TensorProto, helper, numpy_helper
-
-    rng = np.random.default_rng(0)
-    graph_nodes, weights, current = [], [], "x"
-    for i in range(nodes // 2):
-        w = (rng.standard_normal((width, width)) / np.sqrt(width)).astype(np.float32)
-        weights.append(numpy_helper.from_array(w, f"w{i}"))
-        graph_nodes.append(helper.make_node("MatMul", [current, f"w{i}"], [f"m{i}"], name=f"mm{i}"))
-        graph_nodes.append(helper.make_node("Tanh", [f"m{i}"], [f"t{i}"], name=f"tanh{i}"))
-        current = f"t{i}"
-    graph = helper.make_graph(
-        graph_nodes,
-        "chain",
-        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", width])],
-        [helper.make_tensor_value_info(current, TensorProto.FLOAT, ["N", width])],
-        weights,
-    )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    model.ir_version = 8
-    onnx.save(model, str(path))
-    return path
-
-
 def test_the_float64_reference_holds_only_the_values_still_needed(tmp_path: Path) -> None:
     """The reference is evaluated node by node (the whole-graph evaluator keeps every
     intermediate value until it returns): a 60-node chain never holds more than the input,
@@ -423,7 +397,7 @@ def test_the_float64_reference_holds_only_the_values_still_needed(tmp_path: Path
 
     from conformance.usermodel.reference import reference_for
 
-    model = onnx.load(str(_chain(tmp_path / "chain.onnx", 60)))
+    model = onnx.load(str(chain_model(tmp_path / "chain.onnx", 60)))
     x = np.random.default_rng(1).standard_normal((3, 16)).astype(np.float32)
     reference = reference_for(model, [{"x": x}])
     stream = reference.stream({"x": x})
@@ -447,7 +421,7 @@ def test_localisation_in_small_chunks_gives_the_same_table(
     from conformance.localize import marking as loc
     from conformance.usermodel import compare as check
 
-    model = _chain(tmp_path / "chain.onnx", 20)
+    model = chain_model(tmp_path / "chain.onnx", 20)
     x = np.random.default_rng(2).standard_normal((2, 16)).astype(np.float32)
     monkeypatch.setenv(NODE_DEFECT_ENV, "tanh6")
     tables = []
@@ -471,7 +445,7 @@ def test_every_chunk_gets_the_reference_values_of_all_its_tensors(
     from conformance.localize import marking
     from conformance.usermodel.reference import reference_for
 
-    model = onnx.load(str(_chain(tmp_path / "chain.onnx", 40)))
+    model = onnx.load(str(chain_model(tmp_path / "chain.onnx", 40)))
     x = np.random.default_rng(3).standard_normal((2, 16)).astype(np.float32)
     reference = reference_for(model, [{"x": x}])
     inputs = {i.name for i in model.graph.input} | {t.name for t in model.graph.initializer}

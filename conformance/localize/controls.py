@@ -11,6 +11,7 @@ known in advance, so a test can ask localisation to name it.
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -19,6 +20,32 @@ from onnx.backend.base import Backend, BackendRep
 
 NODE_DEFECT_ENV = "CONFORMANCE_NODE_DEFECT"
 NODE_DEFECT_SCALE = 1e-2  # 100x the fp32 rtol: far out of tolerance wherever the value is not ~0
+
+
+def chain_model(path: Path, nodes: int, width: int = 16) -> Path:
+    """x[N, width] through nodes/2 (MatMul, Tanh) pairs named mm<i> and tanh<i>, saved at
+    ``path``: a model of ``nodes`` nodes whose every node the control can perturb by name."""
+    import onnx
+
+    rng = np.random.default_rng(0)
+    graph_nodes, weights, current = [], [], "x"
+    for i in range(nodes // 2):
+        w = (rng.standard_normal((width, width)) / np.sqrt(width)).astype(np.float32)
+        weights.append(numpy_helper.from_array(w, f"w{i}"))
+        graph_nodes.append(helper.make_node("MatMul", [current, f"w{i}"], [f"m{i}"], name=f"mm{i}"))
+        graph_nodes.append(helper.make_node("Tanh", [f"m{i}"], [f"t{i}"], name=f"tanh{i}"))
+        current = f"t{i}"
+    graph = helper.make_graph(
+        graph_nodes,
+        "chain",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", width])],
+        [helper.make_tensor_value_info(current, TensorProto.FLOAT, ["N", width])],
+        weights,
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.save(model, str(path))
+    return path
 
 
 def perturb(model: Any, wanted: str) -> Any:
