@@ -62,7 +62,8 @@ def run_side_by_side(
     workers: int,
 ) -> list[CheckRecord]:
     """Measure ``plans`` (none already written) with ``workers`` threads, one target each at a
-    time; write and report each record in the calling thread. The caller closes the runners."""
+    time; write and report each record in the calling thread; return them in plan order. The
+    caller closes the runners."""
     by_target: dict[str, list[CheckPlan]] = {}
     for plan in plans:
         by_target.setdefault(plan.target, []).append(plan)
@@ -127,4 +128,4 @@ def run_side_by_side(
     checks = session.document["checks"]
     checks.sort(key=lambda check: order.get(check.get("id"), len(order)))
     session.writer.flush()
-    return done
+    return sorted(done, key=lambda record: order[record.check_id])  # plan order, as written

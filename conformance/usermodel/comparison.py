@@ -383,7 +383,6 @@ def _compare(
         for target in session.targets
         for data_set in sets
     ]
-    order = {plan.check_id: index for index, plan in enumerate(plans)}
     with session:
         for name, reason in session.unavailable.items():
             message(f"{name}: unavailable, its checks are skipped ({reason})")
@@ -391,7 +390,6 @@ def _compare(
         records = session.run_checks(  # side by side; the children stay for localisation
             plans, on_record=lambda r: message(f"{r.check_id}: {r.verdict}"), keep_runners=True
         )
-        records.sort(key=lambda record: order[record.check_id])
         outcome = CompareOutcome(
             run_dir,
             session.path,
